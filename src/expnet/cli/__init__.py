@@ -1,0 +1,1 @@
+"""The ``expnet`` command line; one module per subcommand."""

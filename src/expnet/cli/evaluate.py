@@ -1,0 +1,99 @@
+"""expnet evaluate: plausibility and speed of explainers against human rationales."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from expnet.cli.common import add_data_dir, add_device, add_seed, load_limited, positive_int, start
+from expnet.data import load_examples, rationale_rate, task_name
+from expnet.data.errors import DataError
+from expnet.errors import ExpnetError
+from expnet.evaluation import evaluate
+from expnet.explainers import get_explainer
+from expnet.explainers.learned import ExpNetExplainer
+from expnet.io import atomic_write_json, atomic_write_text
+from expnet.models.classifier import Classifier
+from expnet.report.pages import evaluation_page
+from expnet.report.tables import print_results
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("evaluate", help="score explainers against human rationales (F1, AUROC, AUPRC, speed)")
+    parser.add_argument("--classifier", required=True, help="classifier folder or Hugging Face name")
+    parser.add_argument("--data", required=True, help="hatexplain, sst2, movies, cola or a JSONL file")
+    add_data_dir(parser)
+    parser.add_argument("--split", default=None, help="split to evaluate (default: the task's evaluation split)")
+    parser.add_argument("--explainers", required=True, help="comma-separated explainer names and/or ExpNet folders")
+    parser.add_argument("--out", required=True, help="results JSON file")
+    parser.add_argument("--max-examples", type=positive_int, default=None)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority")
+    parser.add_argument(
+        "--rationale-rate",
+        type=float,
+        default=None,
+        help="share of words the top-k binarisation selects (default: the rationale rate of the task's explainer-training split)",
+    )
+    parser.add_argument("--html", default=None, help="also write an HTML page with highlighted examples here")
+    parser.add_argument("--html-examples", type=positive_int, default=8, help="examples shown in the HTML page (default 8)")
+    add_seed(parser)
+    add_device(parser)
+    parser.set_defaults(func=run)
+
+
+def default_rate(task: str, data_dir, gold_rule: str, evaluated) -> tuple[float, str]:
+    """The top-k rate: the task's explainer-training rationales, else the evaluated data's own."""
+    try:
+        return rationale_rate(load_examples(task, None, data_dir, purpose="explainer_train"), gold_rule), "explainer-training split"
+    except DataError:
+        return rationale_rate(evaluated, gold_rule), "evaluated split"
+
+
+def check_labels(classifier: Classifier, examples) -> None:
+    for example in examples:
+        if not 0 <= example.label < classifier.num_labels:
+            raise ExpnetError(
+                f"example {example.id} has label {example.label}, outside this classifier's "
+                f"{classifier.num_labels} classes; evaluate it with a classifier fine-tuned on this task"
+            )
+
+
+def build_explainers(spec: str, batch_size: int, seed: int) -> dict:
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if not names:
+        raise ExpnetError("--explainers is empty: give names like expnet_dir,raw_attention,random")
+    return {name: get_explainer(name, batch_size=batch_size, seed=seed) for name in names}
+
+
+def run(args) -> int:
+    start(args)
+    classifier = Classifier.load(args.classifier, device=args.device)
+    explainers = build_explainers(args.explainers, args.batch_size, args.seed)
+    examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
+    check_labels(classifier, examples)
+    if args.rationale_rate is not None:
+        if not 0 < args.rationale_rate <= 1:
+            raise ExpnetError(f"--rationale-rate {args.rationale_rate} must be in (0, 1]")
+        rate, source = args.rationale_rate, "--rationale-rate"
+    else:
+        rate, source = default_rate(args.data, args.data_dir, args.gold_rule, examples)
+    result = evaluate(classifier, examples, explainers, rate, args.gold_rule, args.batch_size, progress=True)
+    result.settings = {
+        "classifier": str(args.classifier),
+        "data": task_name(args.data),
+        "split": args.split or "default evaluation split",
+        "gold_rule": args.gold_rule,
+        "rationale_rate_source": source,
+        "batch_size": args.batch_size,
+        "device": str(classifier.device),
+        "max_length": classifier.max_length,
+        "seed": args.seed,
+        "expnet_rationale": {n: "threshold" for n, e in explainers.items() if isinstance(e, ExpNetExplainer)},
+    }
+    data = result.to_dict()
+    atomic_write_json(args.out, data)
+    print_results(data, f"{task_name(args.data)}: {len(examples)} examples")
+    if args.html:
+        atomic_write_text(args.html, evaluation_page(result, examples, args.gold_rule, f"expnet evaluation: {task_name(args.data)}", args.html_examples))
+    print(Path(args.out))
+    return 0

@@ -1,0 +1,91 @@
+"""expnet explain: word-level explanations of texts, as text, JSON or an HTML page."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from expnet.cli.common import add_device, add_seed, positive_int, start
+from expnet.errors import ExpnetError
+from expnet.explainers import get_explainer
+from expnet.explainers.base import Explanation
+from expnet.io import atomic_write_text
+from expnet.models.classifier import Classifier
+from expnet.report import html
+from expnet.words import split_text
+
+logger = logging.getLogger("expnet")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("explain", help="explain texts (arguments, or one per line on stdin)")
+    parser.add_argument("--classifier", required=True, help="classifier folder or Hugging Face name")
+    parser.add_argument("--explainer", required=True, help="an ExpNet folder or an explainer name (see 'expnet explainers')")
+    parser.add_argument("--format", choices=("text", "json", "html"), default="text")
+    parser.add_argument("--out", default=None, help="write here instead of stdout (written atomically)")
+    parser.add_argument("--target", default=None, help="class to explain, index or name (default: the predicted class)")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to explain; none: read one per line from stdin")
+    add_seed(parser)
+    add_device(parser)
+    parser.set_defaults(func=run)
+
+
+def read_texts(args) -> list[list[str]]:
+    texts = args.texts if args.texts else [line.rstrip("\n") for line in sys.stdin]
+    if not texts:
+        raise ExpnetError("no text to explain: give TEXT arguments or lines on stdin")
+    words = []
+    for number, text in enumerate(texts, 1):
+        if not text.strip():
+            raise ExpnetError(f"text {number} is empty or blank: give at least one word to explain")
+        words.append(split_text(text))
+    return words
+
+
+def render_text(explanations: list[Explanation]) -> str:
+    lines = []
+    for explanation in explanations:
+        lines.append(
+            f"[{explanation.explainer}] predicted {explanation.prediction_name} "
+            f"(p={explanation.probabilities[explanation.prediction]:.3f}), explaining {explanation.target_name}"
+        )
+        parts = []
+        for i, word in enumerate(explanation.words):
+            score = "cut" if not explanation.scored[i] else f"{explanation.scores[i]:.3f}"
+            mark = "*" if explanation.rationale is not None and explanation.rationale[i] else ""
+            parts.append(f"{word}{mark}({score})")
+        lines.append("  " + " ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def render(explanations: list[Explanation], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([e.to_dict() for e in explanations], indent=2) + "\n"
+    if fmt == "html":
+        body = "".join(html.explanation_block(e) for e in explanations)
+        return html.page("expnet explanations", body)
+    return render_text(explanations)
+
+
+def run(args) -> int:
+    start(args)
+    words = read_texts(args)
+    classifier = Classifier.load(args.classifier, device=args.device)
+    explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed)
+    targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
+    explanations = explainer.explain(classifier, words, targets)
+    for number, explanation in enumerate(explanations, 1):
+        if explanation.truncated:
+            unscored = int((~explanation.scored).sum())
+            logger.warning(
+                "text %d is longer than the classifier's %d-token limit: explained after truncation, "
+                "%d word(s) not scored", number, classifier.max_length, unscored,
+            )
+    output = render(explanations, args.format)
+    if args.out:
+        atomic_write_text(args.out, output)
+    else:
+        sys.stdout.write(output)
+    return 0

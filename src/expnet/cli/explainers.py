@@ -1,0 +1,30 @@
+"""expnet explainers: the registry as a table."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from expnet.explainers import list_explainers
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("explainers", help="list the registered explainers")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    infos = list_explainers()
+    if args.json:
+        print(json.dumps([vars(i) for i in infos], indent=2))
+        return 0
+    table = Table(title="explainers (plus any ExpNet folder made by 'expnet train')")
+    for column in ("name", "family", "cost per text", "default budget", "signed", "explains"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(info.name, info.family, info.cost, info.default_budget, "yes" if info.signed else "no", info.explains)
+    Console().print(table)
+    return 0

@@ -1,0 +1,53 @@
+"""expnet finetune: fine-tune a sequence classifier on a task's labels."""
+
+from __future__ import annotations
+
+import json
+
+from expnet.cli.common import add_data_dir, add_device, add_seed, load_limited, positive_int, require_new_or_dir, start
+from expnet.data import load_examples, task_name
+from expnet.models.classifier import default_backbone
+from expnet.models.finetune import FinetuneSettings, finetune
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("finetune", help="fine-tune a classifier and save it as a Hugging Face folder")
+    parser.add_argument("--task", required=True, help="hatexplain, sst2, movies, cola or a JSONL file")
+    add_data_dir(parser)
+    parser.add_argument("--out", required=True, help="folder to write the classifier to")
+    parser.add_argument("--backbone", default=None, help="model name or folder (default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--max-examples", type=positive_int, default=None, help="use at most N training examples")
+    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--max-length", type=positive_int, default=128, help="tokens per text (default 128)")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    add_seed(parser)
+    add_device(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    start(args)
+    out = require_new_or_dir(args.out)
+    train = load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
+    dev = load_examples(args.task, None, args.data_dir, purpose="classifier_dev")
+    settings = FinetuneSettings(
+        epochs=args.epochs,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_examples=args.max_examples,
+    )
+    metrics = finetune(
+        args.backbone or default_backbone(),
+        train,
+        dev,
+        train[0].label_names,
+        out,
+        settings,
+        seed=args.seed,
+        device=args.device,
+    )
+    metrics["task"] = task_name(args.task)
+    print(json.dumps({k: metrics[k] for k in ("task", "dev_accuracy", "dev_examples", "train_examples", "train_seconds")}))
+    return 0

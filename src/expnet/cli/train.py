@@ -1,0 +1,65 @@
+"""expnet train: train ExpNet on the rationales of one or more tasks, each with its classifier."""
+
+from __future__ import annotations
+
+import json
+
+from expnet.cli.common import add_data_dir, add_device, add_seed, load_limited, positive_int, require_new_or_dir, start
+from expnet.errors import ExpnetError
+from expnet.models.classifier import Classifier
+from expnet.network.training import ExpNetSettings, train_expnet
+
+
+def parse_task_pairs(pairs: list[str]) -> list[tuple[str, str]]:
+    parsed = []
+    for pair in pairs:
+        task, sep, classifier = pair.partition("=")
+        if not sep or not task or not classifier:
+            raise ExpnetError(f"--task {pair!r} must be TASK=CLASSIFIER_DIR, e.g. --task sst2=runs/clf-sst2")
+        parsed.append((task, classifier))
+    return parsed
+
+
+def parse_layers(text: str) -> str | list[int]:
+    if text in ("last", "all"):
+        return text
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ExpnetError(f"--layers {text!r}: use 'last', 'all' or comma-separated layer indices like 4,5") from None
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train an ExpNet on human rationales")
+    parser.add_argument("--task", action="append", required=True, metavar="TASK=CLF_DIR", help="a rationale task and the classifier fine-tuned on it (repeatable)")
+    add_data_dir(parser)
+    parser.add_argument("--out", required=True, help="folder to save the ExpNet to (config.json + safetensors)")
+    parser.add_argument("--split", default=None, help="rationale split to train on (default: each task's explainer-training split)")
+    parser.add_argument("--max-examples", type=positive_int, default=None, help="at most N examples per task")
+    parser.add_argument("--layers", default="last", help="attention layers for features: last (paper), all, or indices like 4,5")
+    parser.add_argument("--include-wrong", action="store_true", help="also train on examples the classifier gets wrong")
+    parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority", help="how annotator masks combine (default majority)")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    add_seed(parser)
+    add_device(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    start(args)
+    out = require_new_or_dir(args.out)
+    settings = ExpNetSettings(
+        layers=parse_layers(args.layers),
+        only_correct=not args.include_wrong,
+        gold_rule=args.gold_rule,
+        feature_batch_size=args.batch_size,
+    )
+    sources = []
+    for task, classifier_dir in parse_task_pairs(args.task):
+        classifier = Classifier.load(classifier_dir, device=args.device)
+        examples = load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
+        sources.append((classifier, examples))
+    explainer = train_expnet(sources, settings, seed=args.seed)
+    explainer.save_pretrained(out)
+    print(json.dumps({"out": str(out), **explainer.history}))
+    return 0

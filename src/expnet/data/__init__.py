@@ -1,0 +1,168 @@
+"""Rationale datasets: one entry point, ``load_examples``, for the built-in tasks and JSONL files.
+
+A data directory holds one folder a task, laid out like the upstream releases (see
+``expnet/samples/README.md``). Without one, the small samples shipped inside the package are
+used, so every command works on a fresh install; point ``--data-dir`` or ``EXPNET_DATA`` at the
+full data for real numbers.
+
+Each task has a default split for each purpose, so callers say what the data is for rather
+than knowing every dataset's split names:
+
+==============  ================  ==============  ===============  ==========
+task            classifier_train  classifier_dev  explainer_train  evaluation
+==============  ================  ==============  ===============  ==========
+hatexplain      train             validation      validation       test
+sst2            train             dev             train_trees      dev
+movies          train             val             train            test
+cola            train             dev             (none: error)    dev
+==============  ================  ==============  ===============  ==========
+
+HateXplain's training posts carry no rationales, so its explainer trains on validation and is
+evaluated on test. SST-2's GLUE test labels are hidden, so GLUE dev is the evaluation split and
+the explainer trains on the treebank's train sentences. CoLA has no word rationales: evaluating
+on it is allowed (faithfulness needs none) but its examples carry no gold masks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from . import cola, hatexplain, jsonl, movies, sst2
+from .errors import DataError
+from .records import GoldRule, RationaleExample
+
+__all__ = [
+    "TASKS", "PURPOSES", "DataError", "RationaleExample", "resolve_data_dir", "load_examples",
+    "task_name", "task_splits", "default_split", "label_names", "rationale_rate", "samples_dir",
+]
+
+TASKS = ("hatexplain", "sst2", "movies", "cola")
+PURPOSES = ("classifier_train", "classifier_dev", "explainer_train", "evaluation")
+ENV_VAR = "EXPNET_DATA"
+
+_MODULES = {"hatexplain": hatexplain, "sst2": sst2, "movies": movies, "cola": cola}
+_DEFAULT_SPLITS = {  # in PURPOSES order; None = the task cannot serve that purpose
+    "hatexplain": ("train", "validation", "validation", "test"),
+    "sst2": ("train", "dev", "train_trees", "dev"),
+    "movies": ("train", "val", "train", "test"),
+    "cola": ("train", "dev", None, "dev"),
+}
+_NO_EXPLAINER_TRAIN = {
+    "cola": "CoLA has no public word rationales; train the explainer on hatexplain, sst2, movies "
+    "or a JSONL file",
+}
+
+
+def samples_dir() -> Path:
+    """The small data samples shipped inside the package (``expnet/samples``)."""
+    return Path(__file__).resolve().parent.parent / "samples"
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
+    """The argument, else ``$EXPNET_DATA``, else the shipped samples; it must be a directory."""
+    if data_dir is not None and str(data_dir) != "":
+        path, source = Path(data_dir).expanduser(), "--data-dir"
+    elif os.environ.get(ENV_VAR):
+        path, source = Path(os.environ[ENV_VAR]).expanduser(), ENV_VAR
+    else:
+        path, source = samples_dir(), "the shipped samples"
+    if not path.is_dir():
+        raise DataError(
+            f"{path}: data directory not found (from {source}); pass --data-dir or set {ENV_VAR} "
+            "to a folder holding hatexplain/, sst2/, movies/ or cola/"
+        )
+    return path
+
+
+def _is_jsonl(task: str | Path) -> bool:
+    text = str(task)
+    return text not in TASKS and (text.endswith(".jsonl") or Path(text).is_file())
+
+
+def _check_task(task: str | Path) -> str:
+    if _is_jsonl(task):
+        return str(task)
+    if task not in TASKS:
+        raise DataError(
+            f"unknown task {str(task)!r}; use one of {', '.join(TASKS)} or a path to a .jsonl file"
+        )
+    return task
+
+
+def task_name(task: str | Path) -> str:
+    """The task's name in reports: itself, or the file stem for a JSONL path."""
+    task = _check_task(task)
+    return Path(task).stem if _is_jsonl(task) else task
+
+
+def task_splits(task: str | Path) -> tuple[str, ...]:
+    """The split names ``load_examples`` accepts for a task (none for a JSONL file)."""
+    task = _check_task(task)
+    return () if _is_jsonl(task) else _MODULES[task].SPLITS
+
+
+def label_names(task: str | Path, data_dir: str | Path | None = None) -> tuple[str, ...]:
+    """Class names, index = label id. A JSONL file is read to find them; built-ins are fixed."""
+    task = _check_task(task)
+    if _is_jsonl(task):
+        return jsonl.label_names(task)
+    return _MODULES[task].LABEL_NAMES
+
+
+def default_split(task: str, purpose: str) -> str:
+    """The split a built-in task uses for ``purpose`` (see the table in this module's docstring)."""
+    if purpose not in PURPOSES:
+        raise DataError(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
+    split = _DEFAULT_SPLITS[task][PURPOSES.index(purpose)]
+    if split is None:
+        raise DataError(_NO_EXPLAINER_TRAIN[task])
+    return split
+
+
+def load_examples(
+    task: str | Path,
+    split: str | None = None,
+    data_dir: str | Path | None = None,
+    purpose: str = "evaluation",
+) -> list[RationaleExample]:
+    """Load a task's split; ``split=None`` takes the default split for ``purpose``.
+
+    ``task`` is one of ``TASKS`` or a path to a JSONL file (which every purpose uses whole).
+    Blank words are dropped with their mask entries, so every word is a non-empty string.
+    """
+    task = _check_task(task)
+    if purpose not in PURPOSES:
+        raise DataError(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
+    if _is_jsonl(task):
+        if split is not None:
+            raise DataError(f"{task}: a JSONL file has no splits (got {split!r}); leave the split out")
+        examples = jsonl.load(task)
+    else:
+        if split is None:
+            split = default_split(task, purpose)
+        module = _MODULES[task]
+        if split not in module.SPLITS:
+            raise DataError(f"{task} has no split {split!r}; use one of {', '.join(module.SPLITS)}")
+        examples = module.load(resolve_data_dir(data_dir) / task, split)
+    cleaned = (_drop_blank_words(ex) for ex in examples)
+    return [ex for ex in cleaned if ex.words]  # a post of only blanks gives a model nothing
+
+
+def _drop_blank_words(ex: RationaleExample) -> RationaleExample:
+    keep = [i for i, w in enumerate(ex.words) if w.strip()]
+    if len(keep) == len(ex.words):
+        return ex
+    return replace(
+        ex,
+        words=[ex.words[i] for i in keep],
+        rationales=[[m[i] for i in keep] for m in ex.rationales],
+    )
+
+
+def rationale_rate(examples: list[RationaleExample], rule: GoldRule = "majority") -> float:
+    """Mean fraction of gold words per annotated example (NaN when none is annotated)."""
+    rates = [float(mask.mean()) for ex in examples if (mask := ex.gold_mask(rule)) is not None]
+    return sum(rates) / len(rates) if rates else math.nan

@@ -1,0 +1,116 @@
+"""Generic JSONL rationale data: one example a line, for datasets we do not ship a loader for.
+
+Format::
+
+    {"id": "a1", "tokens": ["so", "bad"], "label": 0, "rationales": [[0, 1], [1, 1]]}
+    {"id": "a2", "tokens": ["fine"], "label": 1, "rationale": [1], "label_names": ["neg", "pos"]}
+
+``rationales`` holds one 0/1 mask per annotator, ``rationale`` a single mask; both may be left
+out (the example is then unannotated). ``label_names`` is optional: the first line that gives it
+names the labels, else they are "0".."max label". Blank lines are skipped. The task name is the
+file stem. Every problem is a ``DataError`` that starts with ``path:line:`` so it can be fixed
+in an editor straight away.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from .errors import DataError, at, require_file
+from .records import RationaleExample
+
+REQUIRED = ("id", "tokens", "label")
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for each non-blank line; shared by the JSONL-based loaders."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(
+                    f"{at(path, lineno)}: not valid JSON ({err.msg} at column {err.colno}); "
+                    "write one JSON object a line"
+                ) from None
+            if not isinstance(obj, dict):
+                raise DataError(
+                    f"{at(path, lineno)}: expected a JSON object {{...}}, got {type(obj).__name__}"
+                )
+            yield lineno, obj
+
+
+def check_mask(mask, n_tokens: int, where: str, what: str = "mask") -> list[int]:
+    """Validate one 0/1 mask against the token count; returns it as a list of ints."""
+    if not isinstance(mask, list):
+        raise DataError(f"{where}: {what} must be a list of 0/1, got {type(mask).__name__}")
+    if len(mask) != n_tokens:
+        raise DataError(
+            f"{where}: {what} length {len(mask)} differs from {n_tokens} tokens; give one 0/1 per token"
+        )
+    bad = [v for v in mask if isinstance(v, bool) or v not in (0, 1)]
+    if bad:
+        raise DataError(f"{where}: {what} holds {bad[0]!r}; use only 0 and 1")
+    return [int(v) for v in mask]
+
+
+def load(path: str | Path) -> list[RationaleExample]:
+    """Read one JSONL file into examples (task = file stem)."""
+    path = Path(path)
+    require_file(path, "one JSON example a line")
+    raw: list[tuple[str, list[str], int, list[list[int]], int]] = []  # ..., line
+    names: tuple[str, ...] | None = None
+    for lineno, obj in iter_json_lines(path):
+        where = at(path, lineno)
+        missing = [k for k in REQUIRED if k not in obj]
+        if missing:
+            raise DataError(f"{where}: missing field {missing[0]!r}; each line needs {', '.join(REQUIRED)}")
+        tokens, label = obj["tokens"], obj["label"]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise DataError(f"{where}: 'tokens' must be a list of strings")
+        if not any(t.strip() for t in tokens):
+            raise DataError(f"{where}: 'tokens' is empty; give at least one non-blank token")
+        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+            raise DataError(f"{where}: 'label' must be an integer >= 0, got {label!r}")
+        if "rationale" in obj and "rationales" in obj:
+            raise DataError(f"{where}: give 'rationale' (one mask) or 'rationales' (a list), not both")
+        if "rationales" in obj:
+            masks = obj["rationales"]
+            if not isinstance(masks, list):
+                raise DataError(f"{where}: 'rationales' must be a list of masks")
+            masks = [check_mask(m, len(tokens), where, f"mask {i + 1}") for i, m in enumerate(masks)]
+        elif "rationale" in obj:
+            masks = [check_mask(obj["rationale"], len(tokens), where)]
+        else:
+            masks = []
+        if names is None and obj.get("label_names") is not None:
+            given = obj["label_names"]
+            if not isinstance(given, list) or not given or not all(isinstance(n, str) for n in given):
+                raise DataError(f"{where}: 'label_names' must be a non-empty list of strings")
+            names = tuple(given)
+        raw.append((str(obj["id"]), tokens, label, masks, lineno))
+    if not raw:
+        raise DataError(f"{path}: no examples (the file is empty); write one JSON example a line")
+    if names is None:
+        names = tuple(str(i) for i in range(max(r[2] for r in raw) + 1))
+    for _id, _tokens, label, _masks, lineno in raw:
+        if label >= len(names):
+            raise DataError(
+                f"{at(path, lineno)}: label {label} has no name in label_names {list(names)}; "
+                "add the name or fix the label"
+            )
+    return [
+        RationaleExample(id=i, task=path.stem, words=list(t), label=y, label_names=names, rationales=m)
+        for i, t, y, m, _ in raw
+    ]
+
+
+def label_names(path: str | Path) -> tuple[str, ...]:
+    """The label names ``load`` gives (reads and checks the whole file)."""
+    examples = load(path)
+    return examples[0].label_names

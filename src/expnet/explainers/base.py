@@ -1,0 +1,181 @@
+"""One interface for every explainer, and the result type they all return.
+
+Explainers follow scikit-learn's rule: the constructor only stores settings. ``explain`` takes a
+classifier and a batch of texts (raw strings or word lists), an optional target class per text
+(default: the predicted class), and returns one ``Explanation`` per text with one score per word.
+Subclasses implement ``explain_batch`` on an already encoded batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from expnet.models.classifier import Classifier
+from expnet.words import EncodedBatch, split_text
+
+TextLike = str | Sequence[str]
+
+
+@dataclass
+class Explanation:
+    """Word-level scores for one text.
+
+    ``scores`` has one float per word; words cut off by truncation have ``scored`` False and
+    score NaN. ``rationale`` is the explainer's own binary selection when it makes one (ExpNet),
+    else None.
+    """
+
+    words: list[str]
+    scores: np.ndarray
+    scored: np.ndarray
+    target: int
+    prediction: int
+    probabilities: np.ndarray
+    explainer: str
+    label_names: tuple[str, ...] = ()
+    rationale: np.ndarray | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return not bool(self.scored.all())
+
+    @property
+    def target_name(self) -> str:
+        return self.label_names[self.target] if self.label_names else str(self.target)
+
+    @property
+    def prediction_name(self) -> str:
+        return self.label_names[self.prediction] if self.label_names else str(self.prediction)
+
+    def to_dict(self) -> dict:
+        return {
+            "explainer": self.explainer,
+            "words": self.words,
+            "scores": [None if np.isnan(s) else float(s) for s in self.scores],
+            "scored": [bool(s) for s in self.scored],
+            "rationale": None if self.rationale is None else [int(r) for r in self.rationale],
+            "target": self.target,
+            "target_name": self.target_name,
+            "prediction": self.prediction,
+            "prediction_name": self.prediction_name,
+            "probabilities": [float(p) for p in self.probabilities],
+            "truncated": self.truncated,
+        }
+
+
+@dataclass
+class BatchAttribution:
+    """What ``explain_batch`` returns: word scores [B, W] and the logits [B, C] it saw."""
+
+    word_scores: torch.Tensor
+    logits: torch.Tensor
+    rationale: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class ExplainerInfo:
+    name: str
+    family: str
+    cost: str  # forward/backward passes per text, as a formula of the settings
+    signed: bool
+    explains: str  # the quantity attributed: attention, logit or probability
+    default_budget: str
+    settings: dict = field(default_factory=dict)
+
+
+class Explainer(ABC):
+    """Base class: subclasses set the class attributes and implement ``explain_batch``."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # attention | attention-gradient | gradient | perturbation | learned | baseline
+    cost: ClassVar[str] = "1 forward"
+    signed: ClassVar[bool] = False
+    explains: ClassVar[str] = "attention"
+    needs_attention: ClassVar[bool] = False
+    default_budget: ClassVar[str] = "-"
+
+    def __init__(self, batch_size: int = 16, seed: int = 0) -> None:
+        self.batch_size = batch_size
+        self.seed = seed
+
+    @classmethod
+    def info(cls) -> ExplainerInfo:
+        return ExplainerInfo(cls.name, cls.family, cls.cost, cls.signed, cls.explains, cls.default_budget)
+
+    def settings(self) -> dict:
+        return dict(vars(self))
+
+    @abstractmethod
+    def explain_batch(
+        self, classifier: Classifier, batch: EncodedBatch, targets: torch.Tensor | None
+    ) -> BatchAttribution:
+        """Word scores for an encoded batch; ``targets`` None means the predicted classes."""
+
+    def explain(
+        self,
+        classifier: Classifier,
+        texts: Sequence[TextLike],
+        targets: Sequence[int] | None = None,
+        progress: bool = False,
+    ) -> list[Explanation]:
+        """Explain texts (raw strings are split on whitespace) for target classes."""
+        all_words = [split_text(t) if isinstance(t, str) else list(t) for t in texts]
+        if targets is not None and len(targets) != len(all_words):
+            raise ValueError(f"{len(targets)} targets for {len(all_words)} texts")
+        results: list[Explanation] = []
+        starts = range(0, len(all_words), self.batch_size)
+        for start in tqdm(starts, desc=self.name, disable=not progress, leave=False):
+            chunk = all_words[start : start + self.batch_size]
+            batch = classifier.encode(chunk)
+            chunk_targets = None
+            if targets is not None:
+                chunk_targets = torch.tensor(
+                    [classifier.label_id(t) for t in targets[start : start + self.batch_size]],
+                    device=classifier.device,
+                )
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed + start)
+                attribution = self.explain_batch(classifier, batch, chunk_targets)
+            results.extend(self._unbatch(classifier, batch, attribution, chunk_targets))
+        return results
+
+    def _unbatch(self, classifier, batch, attribution, targets) -> list[Explanation]:
+        logits = attribution.logits.detach().float().cpu()
+        probabilities = logits.softmax(-1).numpy()
+        predictions = logits.argmax(-1).numpy()
+        chosen = predictions if targets is None else targets.cpu().numpy()
+        scores = attribution.word_scores.detach().float().cpu().numpy()
+        rationale = None if attribution.rationale is None else attribution.rationale.cpu().numpy()
+        out = []
+        for i, words in enumerate(batch.words):
+            scored = batch.word_scored[i]
+            word_scores = np.full(len(words), np.nan)
+            n = min(len(words), scores.shape[1])
+            word_scores[:n] = scores[i, :n]
+            word_scores[~scored] = np.nan
+            out.append(
+                Explanation(
+                    words=words,
+                    scores=word_scores,
+                    scored=scored,
+                    target=int(chosen[i]),
+                    prediction=int(predictions[i]),
+                    probabilities=probabilities[i],
+                    explainer=self.name,
+                    label_names=classifier.label_names,
+                    rationale=None if rationale is None else (rationale[i, : len(words)] * scored).astype(np.int8),
+                )
+            )
+        return out
+
+
+def resolve_targets(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    """The explicit targets, or the predicted class of each row."""
+    return logits.argmax(-1) if targets is None else targets

@@ -1,0 +1,120 @@
+"""ExpNet as an explainer: one forward pass with attentions, features, the MLP, a threshold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from expnet.errors import ExpnetError
+from expnet.explainers.base import BatchAttribution, Explainer
+from expnet.io import atomic_directory
+from expnet.models.classifier import Classifier
+from expnet.network.features import FeatureSpec, word_features
+from expnet.network.model import ExpNetModel
+from expnet.network.training import ExpNetSettings
+from expnet.words import EncodedBatch
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+class ExpNetExplainer(Explainer):
+    """A trained ExpNet. Scores are P(word is important) in [0, 1]; the binary rationale is
+    ``score >= threshold`` and, if no word passes, the single highest-scoring word."""
+
+    name = "expnet"
+    family = "learned"
+    cost = "1 forward (with attentions) + a tiny MLP"
+    signed = False
+    explains = "attention"
+    needs_attention = True
+
+    def __init__(
+        self,
+        model: ExpNetModel,
+        spec: FeatureSpec,
+        settings: ExpNetSettings | None = None,
+        history: dict | None = None,
+        threshold: float = 0.5,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.model = model
+        self.spec = spec
+        self.settings_used = settings or ExpNetSettings()
+        self.history = history or {}
+        self.threshold = threshold
+
+    def settings(self) -> dict:
+        return {"threshold": self.threshold, "batch_size": self.batch_size, "features": self.spec.to_dict()}
+
+    @property
+    def rationale_rate(self) -> float | None:
+        """Mean share of rationale words in the training data (used for fair top-k elsewhere)."""
+        return self.history.get("rationale_rate")
+
+    @torch.no_grad()
+    def explain_batch(self, classifier: Classifier, batch: EncodedBatch, targets) -> BatchAttribution:
+        self.spec.check_model(classifier.num_layers, classifier.num_heads)
+        output = classifier.forward(batch, output_attentions=True)
+        model = self.model.to(classifier.device)
+        features = word_features(output.attentions, batch, self.spec)
+        scores = torch.sigmoid(model(features.float()))
+        return BatchAttribution(scores, output.logits, self._rationale(scores, batch))
+
+    def _rationale(self, scores: torch.Tensor, batch: EncodedBatch) -> torch.Tensor:
+        valid = torch.zeros_like(scores, dtype=torch.bool)
+        for i, scored in enumerate(batch.word_scored):
+            valid[i, : len(scored)] = torch.from_numpy(scored).to(scores.device)
+        selected = (scores >= self.threshold) & valid
+        # Never an empty explanation: fall back to the top-scoring scored word.
+        best = scores.masked_fill(~valid, float("-inf")).argmax(-1)
+        empty = ~selected.any(-1)
+        selected[empty, best[empty]] = True
+        return selected.to(torch.int8)
+
+    # --- Hugging Face-style folder ---------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> Path:
+        config = {
+            "format": "expnet",
+            "format_version": FORMAT_VERSION,
+            "features": self.spec.to_dict(),
+            "feature_names": self.spec.names(),
+            "hidden_size": self.model.mlp[0].out_features,
+            "dropout": self.model.mlp[2].p,
+            "threshold": self.threshold,
+            "training": self.settings_used.to_dict(),
+            "history": self.history,
+        }
+        with atomic_directory(folder) as staging:
+            (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+            save_file(state, str(staging / WEIGHTS_NAME))
+        return Path(folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **overrides) -> ExpNetExplainer:
+        folder = Path(folder)
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        if not config_path.is_file() or not weights_path.is_file():
+            raise ExpnetError(f"{folder} is not an ExpNet folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); make one with 'expnet train'")
+        try:
+            config = json.loads(config_path.read_text())
+            if config.get("format") != "expnet":
+                raise ValueError("config.json is not an ExpNet config")
+            spec = FeatureSpec.from_dict(config["features"])
+            model = ExpNetModel(spec.dim, int(config["hidden_size"]), float(config["dropout"]))
+            model.load_state_dict(load_file(str(weights_path)))
+        except Exception as error:  # any parse/shape problem means the folder is unusable
+            raise ExpnetError(f"{folder} holds a corrupt or incompatible ExpNet ({type(error).__name__}: {str(error).splitlines()[0][:160]}); retrain it with 'expnet train'") from None
+        model.eval()
+        training = config.get("training", {})
+        known = {k: v for k, v in training.items() if k in ExpNetSettings.__dataclass_fields__}
+        settings = ExpNetSettings(**known)
+        threshold = overrides.pop("threshold", config.get("threshold", 0.5))
+        return cls(model, spec, settings, config.get("history", {}), threshold=threshold, **overrides)

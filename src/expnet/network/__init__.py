@@ -1,0 +1,7 @@
+"""ExpNet: the learned map from attention features to word importance."""
+
+from expnet.network.features import FeatureSpec, word_features
+from expnet.network.model import ExpNetModel
+from expnet.network.training import ExpNetSettings, train_expnet
+
+__all__ = ["ExpNetModel", "ExpNetSettings", "FeatureSpec", "train_expnet", "word_features"]

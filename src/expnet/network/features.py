@@ -1,0 +1,106 @@
+"""ExpNet's input: per-word attention features through the [CLS] token.
+
+For each chosen layer and head, two values per token (the paper's features): ``A[h, CLS, i]``
+(CLS attends to token i) and ``A[h, i, CLS]`` (token i attends to CLS). The classifier reads its
+decision from position 0 ([CLS] for BERT, <s> for RoBERTa), so position 0 plays the CLS role.
+
+Word pooling (not public in the paper; our choice): CLS->word is the *sum* over the word's
+pieces (the attention mass CLS gives the word), word->CLS is the *mean* (how much the word's
+pieces look at CLS on average). CLS->token attention is a distribution over all tokens, so its
+values shrink as texts grow; with ``length_scaled`` they are multiplied by the number of real
+tokens (1.0 = uniform attention), which makes features comparable between short tweets and long
+reviews — the cross-task setting depends on this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from expnet.errors import ExpnetError
+from expnet.words import EncodedBatch, pool_to_words
+
+DIRECTIONS = ("cls_to_token", "token_to_cls")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which attention values make a word's feature vector; saved with every ExpNet."""
+
+    layers: tuple[int, ...]
+    num_layers: int
+    num_heads: int
+    directions: tuple[str, ...] = DIRECTIONS
+    length_scaled: bool = True
+
+    @classmethod
+    def for_model(
+        cls,
+        num_layers: int,
+        num_heads: int,
+        layers: str | Sequence[int] = "last",
+        directions: Sequence[str] = DIRECTIONS,
+        length_scaled: bool = True,
+    ) -> FeatureSpec:
+        if layers == "last":
+            chosen = (num_layers - 1,)
+        elif layers == "all":
+            chosen = tuple(range(num_layers))
+        else:
+            chosen = tuple(sorted({int(i) % num_layers for i in layers}))
+        unknown = set(directions) - set(DIRECTIONS)
+        if unknown or not directions:
+            raise ExpnetError(f"unknown attention direction(s) {sorted(unknown)}: use {DIRECTIONS}")
+        return cls(chosen, num_layers, num_heads, tuple(directions), length_scaled)
+
+    @property
+    def dim(self) -> int:
+        return len(self.layers) * self.num_heads * len(self.directions)
+
+    def names(self) -> list[str]:
+        return [f"L{l}.h{h}.{d}" for l in self.layers for d in self.directions for h in range(self.num_heads)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureSpec:
+        return cls(
+            layers=tuple(data["layers"]),
+            num_layers=int(data["num_layers"]),
+            num_heads=int(data["num_heads"]),
+            directions=tuple(data["directions"]),
+            length_scaled=bool(data["length_scaled"]),
+        )
+
+    def check_model(self, num_layers: int, num_heads: int) -> None:
+        """Refuse a classifier whose attention layout differs from the one trained on."""
+        if (num_layers, num_heads) != (self.num_layers, self.num_heads):
+            raise ExpnetError(
+                f"this ExpNet was trained on a classifier with {self.num_layers} layers x "
+                f"{self.num_heads} heads, but this classifier has {num_layers} x {num_heads}; "
+                "train an ExpNet for it with 'expnet train'"
+            )
+
+
+def word_features(attentions: Sequence[torch.Tensor], batch: EncodedBatch, spec: FeatureSpec) -> torch.Tensor:
+    """Features [B, W, spec.dim] from a forward pass's attentions (one [B, H, T, T] per layer)."""
+    if not attentions:
+        raise ExpnetError("the classifier returned no attention weights; load it with attn_implementation='eager'")
+    mask = batch.attention_mask.to(attentions[0].dtype).to(attentions[0].device)
+    n_tokens = mask.sum(-1).view(-1, 1, 1)  # [B, 1, 1]
+    parts = []
+    for layer in spec.layers:
+        attention = attentions[layer]  # [B, H, T, T]
+        for direction in spec.directions:
+            if direction == "cls_to_token":
+                values = attention[:, :, 0, :].transpose(1, 2)  # [B, T, H]
+                if spec.length_scaled:
+                    values = values * n_tokens
+                parts.append(pool_to_words(values, batch, "sum"))
+            else:
+                values = attention[:, :, :, 0].transpose(1, 2)
+                parts.append(pool_to_words(values, batch, "mean"))
+    return torch.cat(parts, dim=-1)

@@ -1,0 +1,34 @@
+"""Reusable steps of multi-task workflows (the demo, the benchmark): cached classifiers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from expnet.data import load_examples
+from expnet.models.classifier import Classifier, default_backbone, read_metrics
+from expnet.models.finetune import FinetuneSettings, finetune
+
+
+def ensure_classifier(
+    task: str,
+    folder: str | Path,
+    settings: FinetuneSettings,
+    data_dir=None,
+    backbone: str | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[Classifier, dict]:
+    """Load the classifier in ``folder`` if it was made with these settings, else fine-tune it."""
+    backbone = backbone or default_backbone()
+    metrics = read_metrics(folder)
+    wanted = {"settings": asdict(settings), "seed": seed, "backbone": backbone}
+    if not metrics or any(metrics.get(key) != value for key, value in wanted.items()):
+        train = load_examples(task, None, data_dir, purpose="classifier_train")
+        dev = load_examples(task, None, data_dir, purpose="classifier_dev")
+        metrics = finetune(backbone, train, dev, train[0].label_names, folder, settings, seed, device, progress)
+        metrics["cached"] = False
+    else:
+        metrics["cached"] = True
+    return Classifier.load(folder, device=device), metrics

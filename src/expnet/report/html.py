@@ -1,0 +1,86 @@
+"""Self-contained HTML: words highlighted by score. Every shown string is escaped, because
+explained texts are untrusted input."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+
+from expnet.explainers.base import Explanation
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+.text{line-height:2;margin:.3em 0 1em}.w{padding:.1em .15em;border-radius:3px}
+.r{outline:2px solid #0a0;outline-offset:-1px}.cut{color:#999;text-decoration:line-through}
+.meta{color:#555;font-size:.9em}.legend span{margin-right:1em}
+"""
+
+
+def _colour(value: float, signed: bool) -> str:
+    """Red for positive importance, blue for negative; alpha is the normalised magnitude."""
+    if np.isnan(value):
+        return "transparent"
+    alpha = min(1.0, abs(value))
+    return f"rgba(220,40,40,{alpha:.2f})" if value >= 0 or not signed else f"rgba(40,90,220,{alpha:.2f})"
+
+
+def highlight(explanation: Explanation, gold: np.ndarray | None = None) -> str:
+    """One explained text as HTML spans: background = score (scaled per text), green outline =
+    the explainer's own rationale, underline = human rationale when given."""
+    scores = explanation.scores
+    finite = np.abs(scores[~np.isnan(scores)])
+    scale = finite.max() if finite.size and finite.max() > 0 else 1.0
+    signed = bool((scores[~np.isnan(scores)] < 0).any())
+    spans = []
+    for i, word in enumerate(explanation.words):
+        score = scores[i]
+        classes = ["w"]
+        if not explanation.scored[i]:
+            classes.append("cut")
+        if explanation.rationale is not None and explanation.rationale[i]:
+            classes.append("r")
+        style = f"background:{_colour(score / scale, signed)}"
+        if gold is not None and gold[i]:
+            style += ";text-decoration:underline 2px"
+        title = "not scored (truncated)" if np.isnan(score) else f"{score:.4f}"
+        spans.append(f'<span class="{" ".join(classes)}" style="{style}" title="{title}">{html.escape(word)}</span>')
+    return '<div class="text">' + " ".join(spans) + "</div>"
+
+
+def explanation_block(explanation: Explanation, gold: np.ndarray | None = None, heading: str | None = None) -> str:
+    probability = explanation.probabilities[explanation.prediction]
+    meta = (
+        f"{html.escape(explanation.explainer)} &middot; predicted <b>{html.escape(explanation.prediction_name)}</b> "
+        f"({probability:.2f}) &middot; explaining <b>{html.escape(explanation.target_name)}</b>"
+        + (" &middot; truncated: struck-out words were not seen" if explanation.truncated else "")
+    )
+    title = f"<h3>{html.escape(heading)}</h3>" if heading else ""
+    return f'{title}<div class="meta">{meta}</div>{highlight(explanation, gold)}'
+
+
+def page(title: str, body: str) -> str:
+    legend = (
+        '<p class="legend meta"><span>background: importance (red +, blue -)</span>'
+        '<span><span class="w r">outlined</span>: explainer\'s rationale</span>'
+        "<span><u>underlined</u>: human rationale</span></p>"
+    )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{legend}{body}</body></html>\n"
+    )
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "nan" if np.isnan(value) else f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)

@@ -1,0 +1,140 @@
+"""Words and subword tokens: encoding word lists and pooling token scores back to words.
+
+A text is a list of words. It is tokenised as a whole (the words joined by single spaces) by the
+fast tokenizer, and each subword token is mapped to the word its character offset falls in; words
+are never re-tokenised one at a time, so the pieces are exactly the ones the classifier sees.
+Special tokens belong to no word (index -1) and never get a score. A word none of whose pieces
+survived truncation is "unscored": it keeps its place, with ``scored`` False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+
+from expnet.errors import ExpnetError
+
+Pooling = Literal["sum", "mean", "max"]
+
+
+def split_text(text: str) -> list[str]:
+    """Words of a raw text: whitespace-separated, punctuation kept on its word."""
+    words = text.split()
+    if not words:
+        raise ExpnetError("empty text: give at least one non-blank word to explain")
+    return words
+
+
+@dataclass
+class EncodedBatch:
+    """A padded batch of word lists, tokenised, with the token -> word map."""
+
+    input_ids: torch.Tensor  # [B, T]
+    attention_mask: torch.Tensor  # [B, T]
+    token_word: torch.Tensor  # [B, T], word index of each token, -1 for special and padding
+    words: list[list[str]]
+    token_type_ids: torch.Tensor | None = None
+    word_scored: list[np.ndarray] = field(default_factory=list)  # per text, bool per word
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def max_words(self) -> int:
+        return max(len(w) for w in self.words)
+
+    @property
+    def word_tokens(self) -> torch.Tensor:
+        """[B, T] True where a token belongs to a word (not special, not padding)."""
+        return self.token_word >= 0
+
+    def truncated(self, index: int) -> bool:
+        return not bool(self.word_scored[index].all())
+
+    def to(self, device: torch.device | str) -> EncodedBatch:
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return replace(
+            self,
+            input_ids=move(self.input_ids),
+            attention_mask=move(self.attention_mask),
+            token_word=move(self.token_word),
+            token_type_ids=move(self.token_type_ids),
+        )
+
+
+def _word_starts(words: Sequence[str]) -> np.ndarray:
+    """Character offset of each word in ``" ".join(words)``."""
+    lengths = np.fromiter((len(w) + 1 for w in words), dtype=np.int64, count=len(words))
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]])
+
+
+def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: int) -> EncodedBatch:
+    """Tokenise whole texts once and map every subword token to its word by character offset."""
+    batch_words = [list(words) for words in batch_words]
+    for words in batch_words:
+        if not words or any(not w or w.isspace() for w in words):
+            raise ExpnetError("empty text or empty word: every text needs at least one non-blank word")
+    texts = [" ".join(words) for words in batch_words]
+    encoded = tokenizer(
+        texts,
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_tensors="pt",
+    )
+    offsets = encoded["offset_mapping"].numpy()
+    special = encoded["special_tokens_mask"].numpy().astype(bool)
+    mask = encoded["attention_mask"].numpy().astype(bool)
+    token_word = np.full(offsets.shape[:2], -1, dtype=np.int64)
+    word_scored = []
+    for row, words in enumerate(batch_words):
+        starts = _word_starts(words)
+        real = mask[row] & ~special[row] & (offsets[row, :, 1] > offsets[row, :, 0])
+        # The word a token belongs to is the last word starting at or before the token's start.
+        token_word[row, real] = np.searchsorted(starts, offsets[row, real, 0], side="right") - 1
+        scored = np.zeros(len(words), dtype=bool)
+        scored[token_word[row, real]] = True
+        word_scored.append(scored)
+    return EncodedBatch(
+        input_ids=encoded["input_ids"],
+        attention_mask=encoded["attention_mask"],
+        token_word=torch.from_numpy(token_word),
+        words=batch_words,
+        token_type_ids=encoded.get("token_type_ids"),
+        word_scored=word_scored,
+    )
+
+
+def pool_to_words(token_scores: torch.Tensor, batch: EncodedBatch, how: Pooling = "sum") -> torch.Tensor:
+    """Pool token scores [B, T] or token vectors [B, T, F] into word scores [B, W(, F)].
+
+    ``sum`` suits additive attributions (a word's share is the sum of its pieces' shares),
+    ``mean`` suits per-token rates, ``max`` "important if any piece is". Words with no token
+    get 0 here; callers mark them unscored through ``batch.word_scored``.
+    """
+    squeeze = token_scores.dim() == 2
+    values = token_scores.unsqueeze(-1) if squeeze else token_scores
+    batch_size, _, width = values.shape
+    index = batch.token_word.to(values.device).clamp(min=0)
+    keep = batch.word_tokens.to(values.device).unsqueeze(-1)
+    num_words = batch.max_words
+    index = index.unsqueeze(-1).expand(-1, -1, width)
+    fill = {"sum": 0.0, "mean": 0.0, "max": float("-inf")}[how]
+    source = torch.where(keep, values, torch.full_like(values, fill))
+    out = torch.full((batch_size, num_words, width), fill, dtype=values.dtype, device=values.device)
+    reduce = {"sum": "sum", "mean": "sum", "max": "amax"}[how]
+    out = out.scatter_reduce(1, index, source, reduce=reduce, include_self=True)
+    if how == "mean":
+        counts = torch.zeros((batch_size, num_words, 1), dtype=values.dtype, device=values.device)
+        counts = counts.scatter_add(1, index[..., :1], keep.to(values.dtype))
+        out = out / counts.clamp(min=1)
+    if how == "max":
+        out = torch.where(torch.isinf(out), torch.zeros_like(out), out)
+    return out.squeeze(-1) if squeeze else out

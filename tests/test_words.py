@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+import torch
+
+from expnet.errors import ExpnetError
+from expnet.words import encode_words, pool_to_words, split_text
+
+
+def test_subwords_map_to_their_word_and_specials_to_none(tiny_classifier):
+    batch = encode_words(tiny_classifier.tokenizer, [["Unbelievable", "movie."], ["good"]], 32)
+    tokens = tiny_classifier.tokenizer.convert_ids_to_tokens(batch.input_ids[0])
+    mapping = dict(zip(tokens, batch.token_word[0].tolist()))
+    assert mapping["[CLS]"] == -1 and mapping["[SEP]"] == -1
+    assert mapping["un"] == 0 and mapping["##believ"] == 0 and mapping["##able"] == 0
+    assert mapping["movie"] == 1 and mapping["."] == 1  # punctuation stays on its word
+    assert batch.token_word[1].tolist().count(0) == 1
+    assert all(s.all() for s in batch.word_scored)
+
+
+def test_truncated_words_are_marked_unscored(tiny_classifier):
+    words = ["good"] * 20
+    batch = encode_words(tiny_classifier.tokenizer, [words], max_length=8)
+    scored = batch.word_scored[0]
+    assert scored[:6].all() and not scored[6:].any()
+    assert batch.truncated(0)
+
+
+def test_pooling_sum_mean_max_by_hand(tiny_classifier):
+    batch = encode_words(tiny_classifier.tokenizer, [["unbelievable", "fun"]], 32)
+    # tokens: [CLS] un ##believ ##able fun [SEP]
+    scores = torch.tensor([[9.0, 1.0, 2.0, 3.0, 5.0, 9.0]])
+    assert pool_to_words(scores, batch, "sum").tolist() == [[6.0, 5.0]]
+    assert pool_to_words(scores, batch, "mean").tolist() == [[2.0, 5.0]]
+    assert pool_to_words(scores, batch, "max").tolist() == [[3.0, 5.0]]
+    vectors = torch.stack([scores, -scores], dim=-1)
+    assert pool_to_words(vectors, batch, "sum")[0, 0].tolist() == [6.0, -6.0]
+
+
+def test_blank_text_is_refused():
+    with pytest.raises(ExpnetError, match="empty"):
+        split_text("   \n ")
+
+
+def test_word_offsets_survive_unknown_characters(tiny_classifier):
+    batch = encode_words(tiny_classifier.tokenizer, [["good", "☃☃", "bad"]], 32)
+    words = batch.token_word[0][batch.token_word[0] >= 0].tolist()
+    assert words[0] == 0 and words[-1] == 2
+    assert np.array_equal(batch.word_scored[0], [True, True, True])
