@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from expnet.cli.common import add_data_dir, add_device, add_seed, start
-from expnet.data import load_examples, rationale_rate
+from expnet.data import load_examples
 from expnet.evaluation import evaluate
 from expnet.explainers import get_explainer
 from expnet.io import atomic_write_json, atomic_write_text

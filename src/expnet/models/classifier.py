@@ -32,6 +32,13 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def quiet_transformers() -> None:
+    """Silence load-time chatter (weight-loading bars, "newly initialised head" notices): our
+    own messages say what matters, and a fresh head is expected when fine-tuning."""
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def _looks_like_classifier(config) -> bool:
     architectures = getattr(config, "architectures", None) or []
     return any(name.endswith("ForSequenceClassification") for name in architectures)
@@ -76,8 +83,7 @@ class Classifier:
                 f"{name_or_path} is not a sequence classifier (architecture: {architectures}); "
                 f"fine-tune it first: expnet finetune --backbone {name_or_path} ..."
             )
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the "newly initialised head" warning is expected here
+        quiet_transformers()
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
             model = AutoModelForSequenceClassification.from_pretrained(
@@ -85,8 +91,6 @@ class Classifier:
             )
         except (OSError, ValueError) as error:
             raise ExpnetError(f"cannot load the classifier at {name_or_path}: {error}") from None
-        finally:
-            hf_logging.set_verbosity(verbosity)
         if not getattr(tokenizer, "is_fast", False):
             raise ExpnetError(
                 f"{name_or_path} has no fast tokenizer; expnet needs offset mappings "

@@ -15,12 +15,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-from transformers import logging as hf_logging
 
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
 from expnet.io import atomic_directory, atomic_write_json
-from expnet.models.classifier import Classifier, load_config, pick_device
+from expnet.models.classifier import Classifier, load_config, pick_device, quiet_transformers
 from expnet.seeding import seed_everything
 from expnet.words import encode_words
 
@@ -64,20 +63,16 @@ def finetune(
         raise ExpnetError("no training examples for fine-tuning; check --data-dir and --task")
     load_config(backbone)  # one clear error if the backbone does not exist
     target = pick_device(device)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # a fresh classification head is expected here
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(backbone)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            backbone,
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={name: i for i, name in enumerate(label_names)},
-            attn_implementation="eager",
-            ignore_mismatched_sizes=True,  # a classifier with another label count can be re-headed
-        )
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    quiet_transformers()
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        backbone,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+        attn_implementation="eager",
+        ignore_mismatched_sizes=True,  # a classifier with another label count can be re-headed
+    )
     model.to(target)
     train = list(train)[: settings.max_examples] if settings.max_examples else list(train)
     generator = torch.Generator().manual_seed(seed)

@@ -85,7 +85,7 @@ def collect_features(
     progress: bool = True,
 ) -> WordDataset:
     """Run the classifier once per batch and keep the word features of usable examples."""
-    dataset = dataset or WordDataset()
+    dataset = WordDataset() if dataset is None else dataset
     spec.check_model(classifier.num_layers, classifier.num_heads)
     annotated = [e for e in examples if e.has_rationale]
     dataset.skipped_unannotated += len(examples) - len(annotated)

@@ -1,0 +1,49 @@
+"""Gradient plumbing shared by gradient-based explainers.
+
+The classifier's weights are frozen, so gradients flow from the input embeddings: the model is
+run on ``inputs_embeds`` (the word-piece embedding lookup, made a leaf that requires grad); the
+model adds position and segment embeddings itself. No model file is copied or patched.
+The attributed quantity is the target class's *logit* (as in ferret, Chefer and LXT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from expnet.explainers.base import resolve_targets
+from expnet.models.classifier import Classifier
+from expnet.words import EncodedBatch
+
+
+def input_embeddings(classifier: Classifier, batch: EncodedBatch) -> torch.Tensor:
+    """Word-piece embeddings [B, T, D] of the batch, as a fresh leaf tensor."""
+    return classifier.input_embeddings()(batch.input_ids).detach()
+
+
+def target_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return logits.gather(1, targets.view(-1, 1)).squeeze(1)
+
+
+@dataclass
+class AttentionGradients:
+    logits: torch.Tensor  # [B, C], detached
+    targets: torch.Tensor  # [B]
+    attentions: tuple[torch.Tensor, ...]  # per layer [B, H, T, T], detached
+    gradients: tuple[torch.Tensor, ...]  # d target logit / d attention, same shapes
+
+
+def attention_gradients(classifier: Classifier, batch: EncodedBatch, targets: torch.Tensor | None) -> AttentionGradients:
+    """One forward and one backward pass: every layer's attention and its gradient."""
+    with torch.enable_grad():
+        embeddings = input_embeddings(classifier, batch).requires_grad_(True)
+        output = classifier.forward(batch, output_attentions=True, inputs_embeds=embeddings)
+        chosen = resolve_targets(output.logits, targets)
+        gradients = torch.autograd.grad(target_logits(output.logits, chosen).sum(), output.attentions)
+    return AttentionGradients(
+        logits=output.logits.detach(),
+        targets=chosen,
+        attentions=tuple(a.detach() for a in output.attentions),
+        gradients=tuple(g.detach() for g in gradients),
+    )
