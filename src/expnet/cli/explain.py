@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 
 from expnet.cli.common import add_device, add_seed, positive_int, start
@@ -14,8 +13,6 @@ from expnet.io import atomic_write_text
 from expnet.models.classifier import Classifier
 from expnet.report import html
 from expnet.words import split_text
-
-logger = logging.getLogger("expnet")
 
 
 def register(subparsers) -> None:
@@ -79,9 +76,10 @@ def run(args) -> int:
     for number, explanation in enumerate(explanations, 1):
         if explanation.truncated:
             unscored = int((~explanation.scored).sum())
-            logger.warning(
-                "text %d is longer than the classifier's %d-token limit: explained after truncation, "
-                "%d word(s) not scored", number, classifier.max_length, unscored,
+            print(
+                f"expnet explain: warning: text {number} is longer than the classifier's "
+                f"{classifier.max_length}-token limit: explained after truncation, {unscored} word(s) not scored",
+                file=sys.stderr,
             )
     output = render(explanations, args.format)
     if args.out:

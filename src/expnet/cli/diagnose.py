@@ -1,0 +1,150 @@
+"""expnet diagnose: is this classifier's attention an explanation? (Jain & Wallace; Wiegreffe & Pinter)
+
+Four diagnostics on one layer's attention (default: the final layer, all heads): correlation with
+gradient x input and leave-one-out, random permutation, adversarial attention and uniform
+attention. Writes diagnostics.json, PNG plots and report.html into the --out folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from expnet.cli.common import add_data_dir, add_device, add_seed, load_limited, positive_int, start
+from expnet.cli.evaluate import check_labels
+from expnet.data import task_name
+from expnet.errors import ExpnetError
+from expnet.io import atomic_directory, atomic_write_json, atomic_write_text
+from expnet.models.classifier import Classifier
+
+DIAGNOSTICS = ("correlation", "permutation", "adversarial", "uniform")
+RESULT_NAME = "diagnostics.json"
+DEFAULT_STEPS = 100
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "diagnose",
+        help="attention diagnostics: correlation, permutation, adversarial and uniform attention",
+        description=__doc__,
+    )
+    parser.add_argument("--classifier", required=True, help="classifier folder or Hugging Face name (BERT family)")
+    parser.add_argument("--data", required=True, help="hatexplain, sst2, movies, cola or a JSONL file")
+    add_data_dir(parser)
+    parser.add_argument("--split", default=None, help="split to use (default: the task's evaluation split)")
+    parser.add_argument("--max-examples", type=positive_int, default=200, help="first N examples (default 200)")
+    parser.add_argument("--layer", type=int, default=-1, help="layer to intervene on; negative counts from the end (default -1, the final layer)")
+    parser.add_argument("--out", required=True, help="output folder (diagnostics.json, *.png, report.html)")
+    parser.add_argument(
+        "--diagnostics",
+        default=",".join(DIAGNOSTICS),
+        help=f"comma-separated subset of {', '.join(DIAGNOSTICS)} (default: all)",
+    )
+    parser.add_argument("--permutations", type=positive_int, default=100, help="permutations per example (default 100)")
+    parser.add_argument(
+        "--adversarial-steps",
+        type=positive_int,
+        default=DEFAULT_STEPS,
+        help=f"Adam steps per adversarial search (default {DEFAULT_STEPS}, sized for CPU; the protocol uses 500)",
+    )
+    parser.add_argument("--expnet", default=None, metavar="DIR", help="a trained ExpNet folder to correlate as well")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="texts per batch (default 16)")
+    add_seed(parser)
+    add_device(parser)
+    parser.set_defaults(func=run)
+
+
+def parse_diagnostics(spec: str) -> list[str]:
+    chosen = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in DIAGNOSTICS]
+    if unknown or not chosen:
+        raise ExpnetError(f"--diagnostics {spec!r}: choose from {', '.join(DIAGNOSTICS)}")
+    return [name for name in DIAGNOSTICS if name in chosen]
+
+
+def check_out(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ExpnetError(f"--out {path} is a file; give a folder path")
+    if out.is_dir() and any(out.iterdir()) and not (out / RESULT_NAME).is_file():
+        raise ExpnetError(f"--out {path} is a folder with other files in it; give a new or empty folder (it is replaced whole)")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from expnet.diagnostics import adversarial, correlation, permutation, uniform
+    from expnet.diagnostics.intervention import check_supported, resolve_layer
+    from expnet.diagnostics.report import html_page, interpret, make_plots
+
+    start(args)
+    chosen = parse_diagnostics(args.diagnostics)
+    out = check_out(args.out)
+    if args.expnet and not Path(args.expnet).is_dir():
+        raise ExpnetError(f"--expnet {args.expnet} is not a folder; give a folder made by 'expnet train'")
+    classifier = Classifier.load(args.classifier, device=args.device)
+    check_supported(classifier)
+    layer = resolve_layer(classifier, args.layer)
+    examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
+    check_labels(classifier, examples)
+    texts = [example.words for example in examples]
+    explainers = correlation.attention_explainers(args.expnet, args.batch_size, args.seed) if "correlation" in chosen else {}
+
+    results: dict = {
+        "settings": {
+            "classifier": str(args.classifier),
+            "data": task_name(args.data),
+            "split": args.split or "default evaluation split",
+            "examples": len(examples),
+            "layer": layer,
+            "num_layers": classifier.num_layers,
+            "num_heads": classifier.num_heads,
+            "max_length": classifier.max_length,
+            "diagnostics": chosen,
+            "permutations": args.permutations,
+            "adversarial_steps": args.adversarial_steps,
+            "expnet": args.expnet,
+            "batch_size": args.batch_size,
+            "device": str(classifier.device),
+            "seed": args.seed,
+        },
+        "examples": [{"id": e.id, "label": e.label} for e in examples],
+    }
+    began = time.perf_counter()
+    for name in chosen:
+        clock = time.perf_counter()
+        print(f"{name}: {len(texts)} examples ...", flush=True)
+        if name == "correlation":
+            found = correlation.correlations(classifier, texts, explainers, args.batch_size, args.seed, progress=True)
+            section = {
+                "summary": found.summary(),
+                "tau": {k: [None if v != v else float(v) for v in found.tau[k]] for k in found.tau},
+                "p_value": {k: [None if v != v else float(v) for v in found.p_value[k]] for k in found.p_value},
+            }
+        elif name == "permutation":
+            found = permutation.permutation_effects(classifier, texts, layer, args.permutations, args.seed, progress=True)
+            section = {"summary": found.summary(), "per_example": found.per_example()}
+        elif name == "adversarial":
+            found = adversarial.adversarial_attention(
+                classifier, texts, layer, steps=args.adversarial_steps, seed=args.seed, progress=True
+            )
+            section = {"summary": found.summary(), "per_example": found.per_example()}
+        else:
+            found = uniform.uniform_effects(classifier, texts, [e.label for e in examples], layer, args.batch_size, progress=True)
+            section = {"summary": found.summary(), "per_example_tvd": [float(t) for t in found.tvd(str(layer))]}
+        section["seconds"] = time.perf_counter() - clock
+        results[name] = section
+        print(f"{name}: done in {section['seconds']:.1f} s", flush=True)
+    results["seconds_total"] = time.perf_counter() - began
+    results["interpretation"] = interpret(results)
+
+    plots = make_plots(results)
+    with atomic_directory(out) as staging:
+        atomic_write_json(staging / RESULT_NAME, results)
+        for filename, png in plots.items():
+            (staging / filename).write_bytes(png)
+        atomic_write_text(staging / "report.html", html_page(results, plots))
+    for name in chosen:
+        print(f"- {results['interpretation'].get(name, '')}")
+    print(out / "report.html")
+    return 0

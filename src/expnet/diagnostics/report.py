@@ -1,0 +1,290 @@
+"""Plots (matplotlib, Agg) and a self-contained HTML summary of ``expnet diagnose`` results.
+
+The page states what the numbers mean for the diagnosed classifier with fixed, stated
+thresholds; every shown string is escaped (task names, paths and labels come from the user).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from html import escape
+
+import numpy as np
+
+from expnet.report import html as html_helpers
+
+LN2 = math.log(2.0)
+
+# Wording thresholds (stated on the page).
+TVD_NEGLIGIBLE, TVD_SMALL, TVD_LARGE = 0.01, 0.05, 0.25
+TAU_WEAK, TAU_MODERATE = 0.2, 0.4
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+# --- plots ----------------------------------------------------------------------------------
+def permutation_plot(per_example: list[dict], layer: int, bins) -> bytes:
+    plt = _pyplot()
+    attention = np.array([e["max_attention"] for e in per_example])
+    tvd = np.array([e["median_tvd"] for e in per_example])
+    groups, labels = [], []
+    for low, high in zip(bins[:-1], bins[1:]):
+        inside = (attention >= low) & (attention < high)
+        groups.append(tvd[inside])
+        labels.append(f"[{low:.2f}, {min(high, 1.0):.2f})\nn={int(inside.sum())}")
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    positions = [i + 1 for i, g in enumerate(groups) if g.size]
+    ax.boxplot([g for g in groups if g.size], positions=positions, widths=0.5, showfliers=False)
+    rng = np.random.default_rng(0)
+    for i, g in enumerate(groups):
+        if g.size:
+            ax.scatter(i + 1 + rng.uniform(-0.15, 0.15, g.size), g, s=8, alpha=0.4, color="tab:blue")
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.set_xlim(0.5, len(labels) + 0.5)
+    ax.set_xlabel(f"maximum attention weight (layer {layer}, [CLS] row, mean over heads)")
+    ax.set_ylabel("median TVD of the output over permutations")
+    ax.set_title("Permuting attention")
+    return _png(fig)
+
+
+def adversarial_plot(per_example: list[dict], epsilon: float) -> bytes:
+    plt = _pyplot()
+    values = np.array([e["max_jsd"] for e in per_example])
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.hist(values, bins=np.linspace(0, LN2, 21), color="tab:orange", edgecolor="white")
+    ax.set_xlim(0, LN2)
+    ax.set_xlabel(f"max JSD (nats) from the original attention with output TVD <= {epsilon}")
+    ax.set_ylabel("examples")
+    ax.set_title("Adversarial attention")
+    return _png(fig)
+
+
+def correlation_plot(taus: dict[str, np.ndarray]) -> bytes:
+    plt = _pyplot()
+    names = [name for name, values in taus.items() if np.isfinite(values).any()]
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(names)), 4))
+    if names:
+        data = [taus[name][np.isfinite(taus[name])] for name in names]
+        ax.violinplot(data, showmedians=True)
+        ax.set_xticks(range(1, len(names) + 1), [n.replace(" vs ", "\nvs ") for n in names], fontsize=8)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_ylim(-1, 1)
+    ax.set_ylabel("Kendall tau per example")
+    ax.set_title("Correlation of attention with other importance measures")
+    return _png(fig)
+
+
+def uniform_plot(per_layer: dict[str, dict]) -> bytes:
+    plt = _pyplot()
+    keys = list(per_layer)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.bar(range(len(keys)), [per_layer[k]["mean_tvd"] for k in keys], color="tab:green")
+    ax.set_xticks(range(len(keys)), keys)
+    ax.set_xlabel("layer made uniform")
+    ax.set_ylabel("mean TVD of the output")
+    ax.set_title("Uniform attention")
+    return _png(fig)
+
+
+def make_plots(results: dict) -> dict[str, bytes]:
+    """PNG bytes by file name for every diagnostic present in ``results``."""
+    plots = {}
+    if "permutation" in results:
+        p = results["permutation"]
+        bins = [b["max_attention"][0] for b in p["summary"]["by_max_attention"]] + [1.0000001]
+        plots["permutation.png"] = permutation_plot(p["per_example"], p["summary"]["layer"], bins)
+    if "adversarial" in results:
+        a = results["adversarial"]
+        plots["adversarial.png"] = adversarial_plot(a["per_example"], a["summary"]["report_epsilon"])
+    if "correlation" in results:
+        taus = {k: np.array([np.nan if t is None else t for t in v]) for k, v in results["correlation"]["tau"].items()}
+        plots["correlation.png"] = correlation_plot(taus)
+    if "uniform" in results:
+        plots["uniform.png"] = uniform_plot(results["uniform"]["summary"]["per_layer"])
+    return plots
+
+
+# --- plain words ----------------------------------------------------------------------------
+def _size(tvd: float) -> str:
+    if tvd < TVD_NEGLIGIBLE:
+        return "negligible"
+    if tvd < TVD_SMALL:
+        return "small"
+    if tvd < TVD_LARGE:
+        return "moderate"
+    return "large"
+
+
+def _strength(tau: float) -> str:
+    magnitude = abs(tau)
+    if magnitude < TAU_WEAK:
+        return "weak"
+    return "moderate" if magnitude < TAU_MODERATE else "strong"
+
+
+def interpret(results: dict) -> dict[str, str]:
+    """One plain paragraph per diagnostic about what its numbers say for this classifier."""
+    text = {}
+    if "correlation" in results:
+        pairs = results["correlation"]["summary"]["pairs"]
+        parts = []
+        for key, s in pairs.items():
+            if s["mean_tau"] is None or s["scores"] == "input_x_gradient":
+                continue
+            parts.append(
+                f"{s['scores']} vs {s['reference']}: mean tau {s['mean_tau']:.2f} ({_strength(s['mean_tau'])}), "
+                f"significant (p < 0.05) for {100 * s['share_p_below_0.05']:.0f}% of examples"
+            )
+        yard = pairs.get("input_x_gradient vs occlusion", {})
+        yardstick = (
+            f" For comparison, the two reference measures agree with each other at mean tau {yard['mean_tau']:.2f}."
+            if yard.get("mean_tau") is not None
+            else ""
+        )
+        text["correlation"] = (
+            "How well attention-based scores rank words like gradient x input and leave-one-out do. "
+            + "; ".join(parts)
+            + "."
+            + yardstick
+            + " Weak or insignificant agreement means attention should not be read as the words that drove this "
+            "classifier's decision."
+        )
+    if "permutation" in results:
+        s = results["permutation"]["summary"]
+        text["permutation"] = (
+            f"Shuffling layer {s['layer']}'s attention ({s['permutations']} times per example) moves the output "
+            f"distribution by a median TVD of {s['median_tvd']:.3f} ({_size(s['median_tvd'])}); "
+            f"{100 * s['share_tvd_below_0.01']:.0f}% of examples change by less than 0.01 and permutations flip "
+            f"{100 * s['mean_flip_rate']:.1f}% of predictions. "
+            + (
+                "Which token receives which weight in this layer barely matters to this classifier, so the layer's "
+                "attention weights say little about why it decided."
+                if s["median_tvd"] < TVD_SMALL
+                else "This classifier's output depends on which tokens this layer attends to, so its attention "
+                "carries information about the decision (this alone does not make it a faithful explanation)."
+            )
+        )
+    if "adversarial" in results:
+        s = results["adversarial"]["summary"]
+        text["adversarial"] = (
+            f"For {100 * s['share_found_within_epsilon']:.0f}% of examples the search found a layer-{s['layer']} "
+            f"[CLS] attention whose output stays within TVD {s['report_epsilon']}; the median of the largest such "
+            f"JSD from the original is {s['median_max_jsd']:.3f} nats (of at most 0.693), and "
+            f"{100 * s['share_max_jsd_above_half_ln2']:.0f}% of examples exceed half the maximum. "
+            + (
+                "Very different attention gives practically the same prediction, so the observed attention is "
+                "not the only explanation consistent with the output."
+                if s["median_max_jsd"] > LN2 / 2
+                else "Attention far from the original does change the prediction here, so the layer's attention is "
+                "comparatively constrained by the output."
+            )
+            + f" (Search: {s['candidates']} candidates x {s['steps']} Adam steps; more steps can only find more.)"
+        )
+    if "uniform" in results:
+        s = results["uniform"]["summary"]
+        all_layers = s["per_layer"].get("all", {})
+        text["uniform"] = (
+            f"Making layer {s['layer']}'s attention uniform over the real tokens changes accuracy from "
+            f"{s['accuracy']:.3f} to {s['accuracy_uniform']:.3f} ({s['accuracy_change']:+.3f}), moves the output by "
+            f"a mean TVD of {s['mean_tvd']:.3f} ({_size(s['mean_tvd'])}) and changes "
+            f"{100 * s['prediction_changed']:.1f}% of predictions."
+            + (
+                f" Uniform attention in every layer at once gives accuracy {all_layers['accuracy_uniform']:.3f} "
+                f"(mean TVD {all_layers['mean_tvd']:.3f})."
+                if all_layers
+                else ""
+            )
+            + (
+                " The classifier does not need this layer's learned attention."
+                if abs(s["accuracy_change"]) < 0.01 and s["mean_tvd"] < TVD_SMALL
+                else " The classifier relies on this layer's learned attention."
+            )
+        )
+    return text
+
+
+# --- the page -------------------------------------------------------------------------------
+def _headline_rows(results: dict) -> list[list[object]]:
+    rows = []
+    if "correlation" in results:
+        for key, s in results["correlation"]["summary"]["pairs"].items():
+            if s["mean_tau"] is not None:
+                rows.append(
+                    [f"correlation: {key}", f"tau {s['mean_tau']:.3f} +/- {s['std_tau']:.3f}",
+                     f"p<0.05 for {100 * s['share_p_below_0.05']:.0f}% (n={s['examples']})"]
+                )
+    if "permutation" in results:
+        s = results["permutation"]["summary"]
+        rows.append(["permutation: median TVD", f"{s['median_tvd']:.4f}", f"flips {100 * s['mean_flip_rate']:.1f}%"])
+    if "adversarial" in results:
+        s = results["adversarial"]["summary"]
+        rows.append(
+            ["adversarial: median max JSD (nats)", f"{s['median_max_jsd']:.3f}",
+             f"found within eps for {100 * s['share_found_within_epsilon']:.0f}%"]
+        )
+    if "uniform" in results:
+        s = results["uniform"]["summary"]
+        rows.append(
+            ["uniform: accuracy change", f"{s['accuracy_change']:+.3f}",
+             f"mean TVD {s['mean_tvd']:.4f}, {100 * s['prediction_changed']:.1f}% predictions changed"]
+        )
+    return rows
+
+
+def _image(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<p><img alt="{escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%"></p>'
+
+
+def html_page(results: dict, plots: dict[str, bytes]) -> str:
+    settings = results["settings"]
+    title = f"expnet diagnose: {settings['data']}"
+    meanings = interpret(results)
+    body = (
+        f'<p class="meta">classifier {escape(str(settings["classifier"]))} &middot; data {escape(str(settings["data"]))} '
+        f'({escape(str(settings["split"]))}) &middot; {int(settings["examples"])} examples &middot; '
+        f"layer {int(settings['layer'])} &middot; seed {int(settings['seed'])}</p>"
+    )
+    body += "<h2>Headline numbers</h2>" + html_helpers.table(["diagnostic", "value", "detail"], _headline_rows(results))
+    sections = [
+        ("correlation", "Correlation with gradient x input and leave-one-out", "correlation.png"),
+        ("permutation", "Permuted attention", "permutation.png"),
+        ("adversarial", "Adversarial attention", "adversarial.png"),
+        ("uniform", "Uniform attention", "uniform.png"),
+    ]
+    for key, heading, image in sections:
+        if key not in results:
+            continue
+        body += f"<h2>{escape(heading)}</h2><p>{escape(meanings.get(key, ''))}</p>"
+        seconds = results[key].get("seconds")
+        if seconds is not None:
+            body += f'<p class="meta">took {seconds:.1f} s</p>'
+        if image in plots:
+            body += _image(plots[image], heading)
+    body += (
+        '<h2>How to read this</h2><p class="meta">TVD = 0.5 * sum |y - y\'| between output distributions '
+        f"(0 = identical, 1 = disjoint); called negligible below {TVD_NEGLIGIBLE}, small below {TVD_SMALL}, "
+        f"moderate below {TVD_LARGE}, large above. JSD in nats (0 = same attention, 0.693 = disjoint). "
+        f"Kendall tau: weak below {TAU_WEAK}, moderate below {TAU_MODERATE}, strong above. "
+        "Protocols: Jain &amp; Wallace (2019) and Wiegreffe &amp; Pinter (2019).</p>"
+    )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{html_helpers.STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>\n"
+    )

@@ -1,0 +1,86 @@
+"""Attention x gradient explainers: attention weights weighed by the target logit's gradient.
+
+Both use ``expnet.explainers.gradients.attention_gradients`` (one forward and one backward pass
+for the target class's logit) and mask padding out of every matrix, so a text scores the same
+alone or inside a padded batch. Special tokens never get a word score (``pool_to_words``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from expnet.explainers.attention import forward_with_attentions, real_token_mask
+from expnet.explainers.base import BatchAttribution, Explainer
+from expnet.explainers.gradients import AttentionGradients, attention_gradients
+from expnet.explainers.registry import register
+from expnet.words import pool_to_words
+
+
+def checked_attention_gradients(classifier, batch, targets) -> AttentionGradients:
+    """``attention_gradients``, or the clear ExpnetError of ``forward_with_attentions`` when the
+    model returns no attention weights (checked only after a failure, so it costs nothing)."""
+    try:
+        result = attention_gradients(classifier, batch, targets)
+    except (TypeError, RuntimeError, AttributeError, IndexError):
+        forward_with_attentions(classifier, batch)  # raises the ExpnetError if attentions are missing
+        raise
+    if not result.attentions or result.attentions[0] is None:
+        forward_with_attentions(classifier, batch)
+    return result
+
+
+def gae_matrix(attentions, gradients, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Chefer et al. 2021b relevance [B, T, T]: ``R = I``; per layer (bottom to top)
+    ``Ā = mean_h((∇A ⊙ A)^+)`` restricted to real tokens, ``R <- R + Ā R``."""
+    pairs = real_token_mask(attention_mask)
+    size = attention_mask.shape[-1]
+    relevance = torch.eye(size, device=attention_mask.device).expand(attention_mask.shape[0], size, size)
+    for attention, gradient in zip(attentions, gradients, strict=True):
+        mixed = (gradient.float() * attention.float()).clamp(min=0).mean(1) * pairs
+        relevance = relevance + mixed @ relevance
+    return relevance
+
+
+def grad_sam_matrix(attentions, gradients, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Grad-SAM [B, T, T]: ``mean_{l,h}(A ⊙ ReLU(∇A))`` restricted to real tokens."""
+    pairs = real_token_mask(attention_mask)
+    total = sum((a.float() * g.float().clamp(min=0)).mean(1) for a, g in zip(attentions, gradients, strict=True))
+    return total / len(attentions) * pairs
+
+
+@register
+class GenericAttentionExplainability(Explainer):
+    """Chefer et al. 2021b (generic attention explainability, no LRP): the [CLS] row of
+    ``R = I + sum of layer updates Ā R`` with ``Ā = mean_h((∇A ⊙ A)^+)``, gradients of the
+    target logit. [CLS]'s own entry is dropped; words sum their pieces. Non-negative."""
+
+    name = "gae"
+    family = "attention-gradient"
+    cost = "1 forward + 1 backward"
+    signed = False
+    explains = "logit"
+    needs_attention = True
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        grads = checked_attention_gradients(classifier, batch, targets)
+        cls_row = gae_matrix(grads.attentions, grads.gradients, batch.attention_mask)[:, 0, :].clone()
+        cls_row[:, 0] = 0.0  # exclude [CLS] itself
+        return BatchAttribution(pool_to_words(cls_row, batch, "sum"), grads.logits)
+
+
+@register
+class GradSAM(Explainer):
+    """Grad-SAM (Barkan et al. 2021): the [CLS] row of ``mean_{l,h}(A ⊙ ReLU(∇A))``, gradients of
+    the target logit; words sum their pieces. Non-negative."""
+
+    name = "grad_sam"
+    family = "attention-gradient"
+    cost = "1 forward + 1 backward"
+    signed = False
+    explains = "logit"
+    needs_attention = True
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        grads = checked_attention_gradients(classifier, batch, targets)
+        cls_row = grad_sam_matrix(grads.attentions, grads.gradients, batch.attention_mask)[:, 0, :]
+        return BatchAttribution(pool_to_words(cls_row, batch, "sum"), grads.logits)

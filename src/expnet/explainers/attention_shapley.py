@@ -1,0 +1,89 @@
+"""Attention-Shapley explainers (Eggen et al., arXiv 2508.08966): exact Shapley values of the
+mutual and max-mutual attention games.
+
+Players are a text's non-special tokens; the game is played on the attention averaged over the
+chosen layers (default: all) and every head, or on the gradient-weighted attention
+``A ⊙ ReLU(d target logit / d A)`` (the ``_grad`` variants). Values are exact, from the O(n^2)
+closed form in ``expnet.shapley.games``, so a 512-token text costs one forward pass (plus one
+backward for ``_grad``) and a few n x n matrix operations.
+
+Word scores: Shapley values are additive over players, so the value of the coalition "all pieces
+of word w" (merged into one player the others still pair with) is the sum of the pieces' values;
+token values are pooled to words with ``pool_to_words(..., "sum")``. The plain variants explain
+the attention pattern (they do not depend on the target class); the ``_grad`` variants weight it
+by the target logit's gradient. Values can be negative (a token with large self-attention pays a
+share to every other player), so the explainers are marked signed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from expnet.explainers.base import BatchAttribution, Explainer
+from expnet.explainers.registry import register
+from expnet.shapley.games import pairwise_shapley
+from expnet.shapley.matrices import attention_matrices
+from expnet.words import pool_to_words
+
+
+class AttentionShapley(Explainer):
+    """Base class: ``pairing`` picks the game, ``weighting`` the matrix it is played on."""
+
+    pairing: ClassVar[str] = "mutual"
+    weighting: ClassVar[str] = "plain"
+    family = "attention"
+    cost = "1 forward"
+    signed = True
+    explains = "attention"
+    needs_attention = True
+    default_budget = "exact (closed form, O(n^2))"
+
+    def __init__(self, layers: Sequence[int] | None = None, batch_size: int = 16, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.layers = None if layers is None else [int(layer) for layer in layers]
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        games = attention_matrices(classifier, batch, targets, self.weighting, self.layers)
+        token_values = pairwise_shapley(games.matrices, games.players, self.pairing)  # [B, T]
+        return BatchAttribution(pool_to_words(token_values, batch, "sum"), games.logits)
+
+
+@register
+class AttentionShapleyMutual(AttentionShapley):
+    """Mutual game on attention averaged over layers and heads: pair worth A_ij + A_ji."""
+
+    name = "attention_shapley_mutual"
+    pairing = "mutual"
+
+
+@register
+class AttentionShapleyMax(AttentionShapley):
+    """Max-mutual game on attention averaged over layers and heads: pair worth max(A_ij, A_ji)."""
+
+    name = "attention_shapley_max"
+    pairing = "max"
+
+
+@register
+class AttentionShapleyMutualGrad(AttentionShapley):
+    """Mutual game on gradient-weighted attention mean_{l,h}(A ⊙ ReLU(dA))."""
+
+    name = "attention_shapley_mutual_grad"
+    pairing = "mutual"
+    weighting = "gradient"
+    family = "attention-gradient"
+    cost = "1 forward + 1 backward"
+    explains = "logit"
+
+
+@register
+class AttentionShapleyMaxGrad(AttentionShapley):
+    """Max-mutual game on gradient-weighted attention mean_{l,h}(A ⊙ ReLU(dA))."""
+
+    name = "attention_shapley_max_grad"
+    pairing = "max"
+    weighting = "gradient"
+    family = "attention-gradient"
+    cost = "1 forward + 1 backward"
+    explains = "logit"

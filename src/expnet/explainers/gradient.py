@@ -1,0 +1,217 @@
+"""Gradient explainers through Captum: Saliency, Input x Gradient, Integrated Gradients, SmoothGrad.
+
+Conventions (shared by the four, see CONTRIBUTING.md and peers.md for the alternatives):
+
+- **Where:** gradients are taken with respect to the word-piece input embeddings (``inputs_embeds``,
+  see ``expnet.explainers.gradients.input_embeddings``); the model adds position and segment
+  embeddings itself, so only what the words contribute is attributed.
+- **What:** the target class's *logit* (as ferret, Chefer and LXT do for gradient methods).
+- **Hidden dimension:** ``input_x_gradient`` and ``integrated_gradients`` sum over it (signed; for
+  IG the token sums add up to f(x) - f(baseline), the completeness property); ``saliency`` and
+  ``smoothgrad`` take the L2 norm of the per-dimension attribution (unsigned, as inseq and ecco).
+- **Tokens to words:** the sum of a word's pieces (``pool_to_words(..., "sum")``).
+- **IG baseline:** every word piece replaced by the ``[PAD]`` token's embedding (the zero vector
+  in BERT-family checkpoints, whose padding row is zero-initialised and never trained); special
+  tokens ([CLS], [SEP], <s>, </s>) and padding keep their own embeddings, so they differ from the
+  baseline by nothing and receive exactly zero attribution. ``baseline="zero"`` uses zero vectors
+  for the word pieces instead.
+
+Every explainer makes one extra no-grad forward pass for the logits it reports (Captum returns
+attributions only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+
+from expnet.errors import ExpnetError
+from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
+from expnet.explainers.gradients import input_embeddings
+from expnet.explainers.registry import register
+from expnet.models.classifier import Classifier
+from expnet.words import EncodedBatch, pool_to_words
+
+
+def logit_function(classifier: Classifier, batch: EncodedBatch):
+    """f(inputs_embeds, attention_mask, token_type_ids) -> logits [N, C], for Captum.
+
+    The mask and segment ids travel as ``additional_forward_args`` so that Captum expands them
+    along with the inputs (IG steps, noise samples)."""
+
+    def forward(embeddings: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None):
+        rows = replace(batch, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return classifier.forward(rows, inputs_embeds=embeddings).logits
+
+    return forward
+
+
+def _prepare(classifier: Classifier, batch: EncodedBatch, targets: torch.Tensor | None):
+    logits = classifier.predict_logits(batch)
+    chosen = resolve_targets(logits, targets)
+    embeddings = input_embeddings(classifier, batch).requires_grad_(True)
+    extra = (batch.attention_mask, batch.token_type_ids)
+    return logits, chosen, embeddings, extra
+
+
+def l2_pool(attributions: torch.Tensor) -> torch.Tensor:
+    """[B, T, D] -> [B, T]: the L2 norm over the hidden dimension (unsigned)."""
+    return attributions.float().norm(dim=-1)
+
+
+def sum_pool(attributions: torch.Tensor) -> torch.Tensor:
+    """[B, T, D] -> [B, T]: the sum over the hidden dimension (signed)."""
+    return attributions.float().sum(dim=-1)
+
+
+def baseline_embeddings(classifier: Classifier, batch: EncodedBatch, kind: str = "pad") -> torch.Tensor:
+    """IG's baseline: word pieces -> [PAD] embedding (or zeros); special tokens and padding kept."""
+    embeddings = input_embeddings(classifier, batch)
+    words = batch.word_tokens.to(embeddings.device).unsqueeze(-1)
+    if kind == "zero":
+        return torch.where(words, torch.zeros_like(embeddings), embeddings)
+    if kind != "pad":
+        raise ExpnetError(f"unknown IG baseline {kind!r}: use 'pad' or 'zero'")
+    pad_id = classifier.tokenizer.pad_token_id
+    if pad_id is None:
+        return torch.where(words, torch.zeros_like(embeddings), embeddings)
+    ids = torch.where(batch.word_tokens.to(batch.input_ids.device), torch.full_like(batch.input_ids, pad_id), batch.input_ids)
+    return classifier.input_embeddings()(ids).detach()
+
+
+@register
+class SaliencyExplainer(Explainer):
+    """|d logit / d embedding|, L2 norm over the hidden dimension, summed over a word's pieces."""
+
+    name = "saliency"
+    family = "gradient"
+    cost = "1 forward + 1 forward+backward"
+    signed = False
+    explains = "logit"
+    default_budget = "-"
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        logits, chosen, embeddings, extra = _prepare(classifier, batch, targets)
+        grads = Saliency(logit_function(classifier, batch)).attribute(
+            embeddings, target=chosen, abs=True, additional_forward_args=extra
+        )
+        return BatchAttribution(pool_to_words(l2_pool(grads), batch, "sum"), logits)
+
+
+@register
+class InputXGradientExplainer(Explainer):
+    """embedding * d logit / d embedding, summed over the hidden dimension (signed)."""
+
+    name = "input_x_gradient"
+    family = "gradient"
+    cost = "1 forward + 1 forward+backward"
+    signed = True
+    explains = "logit"
+    default_budget = "-"
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        logits, chosen, embeddings, extra = _prepare(classifier, batch, targets)
+        attributions = InputXGradient(logit_function(classifier, batch)).attribute(
+            embeddings, target=chosen, additional_forward_args=extra
+        )
+        return BatchAttribution(pool_to_words(sum_pool(attributions), batch, "sum"), logits)
+
+
+@register
+class IntegratedGradientsExplainer(Explainer):
+    """Integrated Gradients from the [PAD]-embedding baseline (specials kept), Gauss-Legendre
+    steps, summed over the hidden dimension (signed). ``internal_batch_size`` bounds how many
+    rows (texts x steps) go through the model at once."""
+
+    name = "integrated_gradients"
+    family = "gradient"
+    cost = "1 forward + n_steps forward+backward"
+    signed = True
+    explains = "logit"
+    default_budget = "n_steps=50"
+
+    def __init__(
+        self,
+        n_steps: int = 50,
+        baseline: str = "pad",
+        internal_batch_size: int = 128,
+        batch_size: int = 16,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.n_steps = n_steps
+        self.baseline = baseline
+        self.internal_batch_size = internal_batch_size
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        if self.n_steps < 1:
+            raise ExpnetError(f"n_steps must be at least 1 (got {self.n_steps})")
+        logits, chosen, embeddings, extra = _prepare(classifier, batch, targets)
+        baselines = baseline_embeddings(classifier, batch, self.baseline)
+        attributions = IntegratedGradients(logit_function(classifier, batch)).attribute(
+            embeddings,
+            baselines=baselines,
+            target=chosen,
+            additional_forward_args=extra,
+            n_steps=self.n_steps,
+            internal_batch_size=max(self.internal_batch_size, batch.batch_size),
+        )
+        return BatchAttribution(pool_to_words(sum_pool(attributions), batch, "sum"), logits)
+
+
+@register
+class SmoothGradExplainer(Explainer):
+    """SmoothGrad: Captum's NoiseTunnel averages Saliency (``base="saliency"``) or Input x Gradient
+    (``base="input_x_gradient"``) over ``n_samples`` noisy copies of the embeddings; the average
+    is pooled by L2 norm over the hidden dimension (unsigned, whichever base).
+
+    Noise: Gaussian with standard deviation ``noise`` x (max - min) of the batch's word-piece
+    embedding values (SmoothGrad's 10-20% of the input range), drawn from torch's generator,
+    which the base class seeds per batch: same seed, same scores."""
+
+    name = "smoothgrad"
+    family = "gradient"
+    cost = "1 forward + n_samples forward+backward"
+    signed = False
+    explains = "logit"
+    default_budget = "n_samples=20"
+
+    def __init__(
+        self,
+        n_samples: int = 20,
+        noise: float = 0.1,
+        base: str = "saliency",
+        internal_batch_size: int = 128,
+        batch_size: int = 16,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.n_samples = n_samples
+        self.noise = noise
+        self.base = base
+        self.internal_batch_size = internal_batch_size
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        if self.n_samples < 1:
+            raise ExpnetError(f"n_samples must be at least 1 (got {self.n_samples})")
+        bases = {"saliency": Saliency, "input_x_gradient": InputXGradient}
+        if self.base not in bases:
+            raise ExpnetError(f"unknown SmoothGrad base {self.base!r}: use one of {', '.join(bases)}")
+        logits, chosen, embeddings, extra = _prepare(classifier, batch, targets)
+        pieces = embeddings.detach()[batch.word_tokens.to(embeddings.device)]
+        spread = float(pieces.max() - pieces.min()) if pieces.numel() else 1.0
+        kwargs = {"abs": True} if self.base == "saliency" else {}
+        tunnel = NoiseTunnel(bases[self.base](logit_function(classifier, batch)))
+        attributions = tunnel.attribute(
+            embeddings,
+            nt_type="smoothgrad",
+            nt_samples=self.n_samples,
+            nt_samples_batch_size=max(1, self.internal_batch_size // batch.batch_size),
+            stdevs=float(self.noise * spread),
+            target=chosen,
+            additional_forward_args=extra,
+            **kwargs,
+        )
+        return BatchAttribution(pool_to_words(l2_pool(attributions), batch, "sum"), logits)

@@ -1,0 +1,146 @@
+"""The command line: happy paths on tiny models, and one clear line for every kind of bad input."""
+
+import json
+
+import pytest
+from transformers import BertConfig, BertModel
+
+from expnet.cli.main import main
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code, err, fragment):
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert fragment in lines[0], lines[0]
+
+
+def write_jsonl(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+GOOD_ROWS = [
+    {"id": "a", "tokens": ["a", "very", "good", "movie."], "label": 1, "rationale": [0, 1, 1, 0]},
+    {"id": "b", "tokens": ["Boring", "film", "!"], "label": 0, "rationales": [[1, 0, 0], [1, 1, 0]]},
+    {"id": "c", "tokens": ["i", "love", "this"], "label": 1, "rationale": [0, 1, 0]},
+]
+
+
+def test_help_on_every_subcommand(capsys):
+    for command in ("finetune", "train", "explain", "evaluate", "explainers", "demo"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "--" in capsys.readouterr().out
+
+
+def test_explain_formats(capsys, tiny_classifier_dir, tmp_path):
+    code, out, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "raw_attention", "a good movie", "bad")
+    assert code == 0 and out.count("[raw_attention]") == 2
+    code, out, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json", "good fun")
+    data = json.loads(out)
+    assert data[0]["words"] == ["good", "fun"] and len(data[0]["scores"]) == 2
+    page = tmp_path / "x.html"
+    code, _, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "html", "--out", page, "<script>alert(1)</script> good")
+    text = page.read_text()
+    assert code == 0 and "<script>alert" not in text and "&lt;script&gt;" in text
+
+
+def test_explain_reads_stdin(capsys, monkeypatch, tiny_classifier_dir):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a good movie\nboring film\n"))
+    code, out, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "raw_attention")
+    assert code == 0 and out.count("[raw_attention]") == 2
+
+
+def test_long_text_is_truncated_with_warning(capsys, tiny_classifier_dir):
+    text = " ".join(["good"] * 100)  # the tiny model allows 64 positions
+    code, out, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "raw_attention", "--format", "json", text)
+    assert code == 0 and "truncation" in err
+    data = json.loads(out)[0]
+    assert data["truncated"] and data["scores"][-1] is None and data["scored"][0]
+
+
+def test_train_and_evaluate_on_jsonl(capsys, tiny_classifier_dir, tmp_path):
+    data = write_jsonl(tmp_path / "toy.jsonl", GOOD_ROWS * 4)
+    code, out, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong", "--seed", "1")
+    assert code == 0, err
+    results = tmp_path / "r.json"
+    code, _, err = run_cli(
+        capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data,
+        "--explainers", f"{tmp_path / 'e'},raw_attention,random", "--out", results, "--html", tmp_path / "r.html",
+    )
+    assert code == 0, err
+    scores = json.loads(results.read_text())
+    assert set(scores) >= {"explainers", "forward_examples_per_second", "n_examples", "accuracy", "settings"}
+    for name in (str(tmp_path / "e"), "raw_attention", "random"):
+        assert set(scores["explainers"][name]) >= {"f1", "precision", "recall", "auroc", "auprc", "examples_per_second"}
+    assert scores["n_examples"] == 12
+
+
+def test_same_seed_same_numbers(capsys, tiny_classifier_dir, tmp_path):
+    outputs = []
+    for name in ("a", "b"):
+        run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json", "--seed", "3", "--out", tmp_path / name, "good fun movie")
+        outputs.append(json.loads((tmp_path / name).read_text())[0]["scores"])
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize(
+    ("row", "fragment"),
+    [
+        ("{not json", "toy.jsonl:2"),
+        ({"id": "x", "tokens": ["a"], "rationale": [1]}, "toy.jsonl:2"),
+        ({"id": "x", "tokens": ["a", "b"], "label": 0, "rationale": [1]}, "toy.jsonl:2"),
+    ],
+)
+def test_bad_jsonl_lines(capsys, tiny_classifier_dir, tmp_path, row, fragment):
+    data = write_jsonl(tmp_path / "toy.jsonl", [GOOD_ROWS[0], row])
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--out", tmp_path / "r.json")
+    assert_one_line_error(code, err, fragment)
+
+
+def test_label_outside_classes(capsys, tiny_classifier_dir, tmp_path):
+    data = write_jsonl(tmp_path / "toy.jsonl", [{**GOOD_ROWS[0], "label": 5}])
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--out", tmp_path / "r.json")
+    assert_one_line_error(code, err, "label 5")
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--target", "7", "good")
+    assert_one_line_error(code, err, "outside")
+
+
+def test_bad_inputs_get_one_line(capsys, tiny_classifier_dir, tiny_classifier_3heads_dir, tmp_path):
+    explain = ["explain", "--explainer", "raw_attention"]
+    code, _, err = run_cli(capsys, *explain, "--classifier", tiny_classifier_dir, "   ")
+    assert_one_line_error(code, err, "empty")
+    code, _, err = run_cli(capsys, *explain, "--classifier", tmp_path / "missing", "good")
+    assert_one_line_error(code, err, "no model")
+    backbone = tmp_path / "backbone"
+    BertModel(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)).save_pretrained(backbone)
+    code, _, err = run_cli(capsys, *explain, "--classifier", backbone, "good")
+    assert_one_line_error(code, err, "not a sequence classifier")
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "no_such_method", "good")
+    assert_one_line_error(code, err, "unknown explainer")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text("{")
+    (corrupt / "model.safetensors").write_text("x")
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", corrupt, "good")
+    assert_one_line_error(code, err, "corrupt")
+    # An ExpNet trained for a 2x2 classifier refuses a 3-layer x 4-head one.
+    data = write_jsonl(tmp_path / "toy.jsonl", GOOD_ROWS * 4)
+    run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong")
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_3heads_dir, "--explainer", tmp_path / "e", "good")
+    assert_one_line_error(code, err, "heads")
+    code, _, err = run_cli(capsys, "train", "--task", "cola=" + tiny_classifier_dir, "--out", tmp_path / "c")
+    assert_one_line_error(code, err, "CoLA has no public word rationales")
+    code, _, err = run_cli(capsys, "train", "--task", "nonsense", "--out", tmp_path / "c")
+    assert_one_line_error(code, err, "TASK=CLASSIFIER_DIR")

@@ -1,0 +1,105 @@
+"""Gradient explainers (Captum on inputs_embeds): completeness, hand-computed gradients, seeds,
+one finite score per word, and every architecture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from architectures import BUILDERS, build_bert
+
+from expnet.explainers import get_explainer
+from expnet.explainers.gradient import baseline_embeddings
+from expnet.explainers.gradients import input_embeddings
+from expnet.models.classifier import Classifier
+
+GRADIENT = ["saliency", "input_x_gradient", "integrated_gradients", "smoothgrad"]
+SMALL = {"n_steps": 4, "n_samples": 3}
+# Different lengths, a word split into three pieces, punctuation glued to words.
+TEXTS = [["Unbelievable", "movie.", "good!"], ["the", "film", "was", "not", "very", "boring"], ["fun"]]
+
+
+@pytest.fixture(scope="module")
+def sharp_bert(tmp_path_factory) -> Classifier:
+    """A tiny BERT with large random weights, so that it is far from linear in its inputs."""
+    folder = build_bert(tmp_path_factory.mktemp("sharp-bert"), initializer_range=0.5)
+    return Classifier.load(folder, device="cpu", max_length=32)
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def architecture(request, tmp_path_factory) -> Classifier:
+    folder = BUILDERS[request.param](tmp_path_factory.mktemp(request.param))
+    return Classifier.load(folder, device="cpu", max_length=32)
+
+
+def completeness_gaps(classifier, n_steps):
+    batch = classifier.encode(TEXTS)
+    with torch.no_grad():
+        at_input = classifier.forward(batch).logits
+        at_baseline = classifier.forward(batch, inputs_embeds=baseline_embeddings(classifier, batch)).logits
+    explanations = get_explainer("integrated_gradients", n_steps=n_steps).explain(classifier, TEXTS)
+    gaps = []
+    for i, e in enumerate(explanations):
+        difference = (at_input[i, e.target] - at_baseline[i, e.target]).item()
+        gaps.append(abs(np.nansum(e.scores) - difference))
+    return max(gaps), (at_input - at_baseline).abs().max().item()
+
+
+def test_integrated_gradients_completeness_gap_shrinks_with_steps(sharp_bert):
+    gap_1, difference = completeness_gaps(sharp_bert, 1)
+    gap_4, _ = completeness_gaps(sharp_bert, 4)
+    gap_50, _ = completeness_gaps(sharp_bert, 50)
+    assert difference > 0.05  # the model output really moves between baseline and input
+    assert gap_1 > gap_4 > gap_50
+    # Word scores add up to f(x) - f(PAD baseline): specials and padding get nothing.
+    assert gap_50 < 1e-3 * max(1.0, difference)
+
+
+def test_input_x_gradient_matches_autograd_for_explicit_targets(sharp_bert):
+    texts, targets = TEXTS[:2], [1, 0]
+    batch = sharp_bert.encode(texts)
+    embeddings = input_embeddings(sharp_bert, batch).requires_grad_(True)
+    logits = sharp_bert.forward(batch, inputs_embeds=embeddings).logits
+    (grad,) = torch.autograd.grad(logits[0, 1] + logits[1, 0], embeddings)
+    token_scores = (embeddings * grad).sum(-1).detach()
+    explanations = get_explainer("input_x_gradient").explain(sharp_bert, texts, targets=targets)
+    for i, e in enumerate(explanations):
+        expected = [token_scores[i][batch.token_word[i] == w].sum().item() for w in range(len(texts[i]))]
+        np.testing.assert_allclose(e.scores, expected, rtol=1e-4, atol=1e-6)
+        assert e.target == targets[i]
+
+
+def test_saliency_and_smoothgrad_are_unsigned_norms(sharp_bert):
+    for name in ("saliency", "smoothgrad"):
+        explanation = get_explainer(name, n_samples=3).explain(sharp_bert, TEXTS)
+        assert all((e.scores >= 0).all() for e in explanation)
+        assert not get_explainer(name).info().signed
+
+
+def test_smoothgrad_same_seed_same_scores(sharp_bert):
+    first = get_explainer("smoothgrad", n_samples=4, seed=3).explain(sharp_bert, TEXTS)
+    again = get_explainer("smoothgrad", n_samples=4, seed=3).explain(sharp_bert, TEXTS)
+    other = get_explainer("smoothgrad", n_samples=4, seed=4).explain(sharp_bert, TEXTS)
+    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(first, again))
+    assert not all(np.array_equal(a.scores, b.scores) for a, b in zip(first, other))
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_classifier_dir):
+    classifier = Classifier.load(tiny_classifier_dir, device="cpu", max_length=8)
+    texts = TEXTS + [["good"] * 12]  # the last one is cut at 6 word pieces
+    explanations = get_explainer(name, batch_size=3, **SMALL).explain(classifier, texts)
+    for words, e in zip(texts, explanations):
+        assert len(e.scores) == len(words)
+        assert np.isfinite(e.scores[e.scored]).all()
+    assert explanations[-1].scored.sum() == 6 and np.isnan(explanations[-1].scores[6:]).all()
+    info = get_explainer(name).info()
+    assert info.family == "gradient" and info.explains == "logit"
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_runs_on_every_architecture(name, architecture):
+    explanations = get_explainer(name, **SMALL).explain(architecture, TEXTS)
+    for words, e in zip(TEXTS, explanations):
+        assert len(e.scores) == len(words) and np.isfinite(e.scores).all()
+    assert any(np.abs(e.scores).sum() > 0 for e in explanations)

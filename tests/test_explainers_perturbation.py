@@ -1,0 +1,178 @@
+"""Word perturbation explainers (Captum, shap): hand-computed values on toy models whose output we
+control, whole words masked and specials never, seeds, one finite score per word, every
+architecture."""
+
+from __future__ import annotations
+
+import math
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from architectures import BUILDERS
+from conftest import VOCAB
+from transformers import BertTokenizerFast
+
+from expnet.errors import ExpnetError
+from expnet.explainers import get_explainer
+from expnet.models.classifier import Classifier
+
+PERTURBATION = ["occlusion", "lime", "kernel_shap", "shapley_sampling", "partition_shap"]
+SMALL = {"n_samples": 6, "max_evals": 12}
+TEXTS = [["Unbelievable", "movie.", "good!"], ["the", "film", "was", "not", "very", "boring"], ["fun"]]
+
+# Per-token weights of the toy model; [MASK] weighs nothing, [CLS] does (masking it would show).
+WEIGHTS = {"[CLS]": 0.1, "good": 0.3, "un": 0.05, "##believ": 0.05, "##able": 0.05, "movie": 0.1}
+
+
+class ToyModel(torch.nn.Module):
+    """A classifier whose output we control: s = sum of its tokens' weights (attention-masked).
+
+    ``"logit"``: logits [s, 0], so p(class 0) = sigmoid(s).
+    ``"probability"``: p(class 0) = s exactly (logits are log-probabilities): an additive game,
+    whose Shapley and Owen values are the words' weights."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.config = SimpleNamespace(num_labels=2, id2label={0: "pos", 1: "neg"})
+        self.embedding = torch.nn.Embedding(len(VOCAB), 1)
+        with torch.no_grad():
+            self.embedding.weight.zero_()
+            for token, weight in WEIGHTS.items():
+                self.embedding.weight[VOCAB.index(token), 0] = weight
+
+    def get_input_embeddings(self):
+        return self.embedding
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, token_type_ids=None, **_):
+        embedded = self.embedding(input_ids) if inputs_embeds is None else inputs_embeds
+        s = (embedded[..., 0] * attention_mask).sum(-1)
+        if self.mode == "logit":
+            logits = torch.stack([s, torch.zeros_like(s)], dim=-1)
+        else:
+            logits = torch.stack([s, 1 - s], dim=-1).log()
+        return SimpleNamespace(logits=logits, attentions=None)
+
+
+def toy(mode: str) -> Classifier:
+    tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(VOCAB)}, do_lower_case=True)
+    return Classifier.from_parts(ToyModel(mode), tokenizer, max_length=32)
+
+
+TOY_TEXTS = [["good", "unbelievable", "movie"], ["movie", "good"]]
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def architecture(request, tmp_path_factory) -> Classifier:
+    folder = BUILDERS[request.param](tmp_path_factory.mktemp(request.param))
+    return Classifier.load(folder, device="cpu", max_length=32)
+
+
+def test_occlusion_is_the_hand_computed_probability_drop():
+    explanations = get_explainer("occlusion").explain(toy("logit"), TOY_TEXTS, targets=[0, 0])
+    # text 1: s = 0.1 + 0.3 + 0.15 + 0.1; removing a word removes all of its pieces' weights.
+    s = 0.65
+    expected = [sigmoid(s) - sigmoid(s - 0.3), sigmoid(s) - sigmoid(s - 0.15), sigmoid(s) - sigmoid(s - 0.1)]
+    np.testing.assert_allclose(explanations[0].scores, expected, rtol=1e-5)
+    s = 0.5
+    np.testing.assert_allclose(explanations[1].scores, [sigmoid(s) - sigmoid(0.4), sigmoid(s) - sigmoid(0.2)], rtol=1e-5)
+    # Class 1 is explained by its own probability: the drops change sign.
+    flipped = get_explainer("occlusion").explain(toy("logit"), TOY_TEXTS[:1], targets=[1])
+    np.testing.assert_allclose(flipped[0].scores, -np.array(expected), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["shapley_sampling", "kernel_shap", "partition_shap"])
+def test_shapley_methods_recover_an_additive_game(name):
+    explanations = get_explainer(name, n_samples=40, max_evals=50).explain(toy("probability"), TOY_TEXTS, targets=[0, 0])
+    np.testing.assert_allclose(explanations[0].scores, [0.3, 0.15, 0.1], atol=1e-4)
+    np.testing.assert_allclose(explanations[1].scores, [0.1, 0.3], atol=1e-4)
+
+
+def test_lime_ranks_the_words_of_an_additive_game():
+    explanation = get_explainer("lime", n_samples=200).explain(toy("probability"), TOY_TEXTS[:1], targets=[0])[0]
+    assert list(np.argsort(-explanation.scores)) == [0, 1, 2]
+    assert (explanation.scores > 0).all()
+
+
+@pytest.mark.parametrize("name", PERTURBATION)
+def test_whole_words_are_masked_and_special_tokens_never(name, tiny_classifier, monkeypatch):
+    texts = TEXTS[:2]
+    batch = tiny_classifier.encode(texts)
+    mask_id = tiny_classifier.tokenizer.mask_token_id
+    originals = {}
+    for i in range(len(texts)):
+        real = batch.attention_mask[i].bool()
+        originals[int(real.sum())] = (batch.input_ids[i, real], batch.token_word[i, real])
+    seen = []
+    model_forward = tiny_classifier.model.forward
+
+    def recording_forward(*args, **kwargs):
+        seen.append(kwargs["input_ids"].clone())
+        return model_forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_classifier.model, "forward", recording_forward)
+    get_explainer(name, **SMALL).explain(tiny_classifier, texts)
+
+    masked_rows = 0
+    for ids in seen:
+        if ids.shape == batch.input_ids.shape and torch.equal(ids, batch.input_ids):
+            continue  # the full padded batch, for the reported logits
+        original, token_word = originals[ids.shape[1]]
+        special = token_word < 0
+        for row in ids:
+            assert torch.equal(row[special], original[special])
+            changed = row != original
+            assert (row[changed] == mask_id).all()
+            for w in token_word[~special].unique():
+                pieces = changed[token_word == w]
+                assert pieces.all() or not pieces.any()  # a word is masked whole or not at all
+            masked_rows += bool(changed.any())
+    assert masked_rows > 0
+
+
+@pytest.mark.parametrize("name", ["lime", "kernel_shap", "shapley_sampling", "partition_shap"])
+def test_same_seed_same_scores(name, tiny_classifier):
+    first = get_explainer(name, seed=5, **SMALL).explain(tiny_classifier, TEXTS)
+    again = get_explainer(name, seed=5, **SMALL).explain(tiny_classifier, TEXTS)
+    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(first, again))
+
+
+@pytest.mark.parametrize("name", ["lime", "kernel_shap", "shapley_sampling"])
+def test_another_seed_draws_other_samples(name):
+    classifier = toy("logit")
+    first = get_explainer(name, seed=1, n_samples=5).explain(classifier, [["good", "unbelievable", "movie", "the", "a"]])
+    other = get_explainer(name, seed=2, n_samples=5).explain(classifier, [["good", "unbelievable", "movie", "the", "a"]])
+    assert not np.array_equal(first[0].scores, other[0].scores)
+
+
+@pytest.mark.parametrize("name", PERTURBATION)
+def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_classifier_dir):
+    classifier = Classifier.load(tiny_classifier_dir, device="cpu", max_length=8)
+    texts = TEXTS + [["good"] * 12]
+    explanations = get_explainer(name, batch_size=3, **SMALL).explain(classifier, texts)
+    for words, e in zip(texts, explanations):
+        assert len(e.scores) == len(words)
+        assert np.isfinite(e.scores[e.scored]).all()
+    assert explanations[-1].scored.sum() == 6 and np.isnan(explanations[-1].scores[6:]).all()
+    info = get_explainer(name).info()
+    assert info.family == "perturbation" and info.explains == "probability"
+
+
+@pytest.mark.parametrize("name", PERTURBATION)
+def test_runs_on_every_architecture(name, architecture):
+    explanations = get_explainer(name, **SMALL).explain(architecture, TEXTS)
+    for words, e in zip(TEXTS, explanations):
+        assert len(e.scores) == len(words) and np.isfinite(e.scores).all()
+
+
+def test_partition_shap_without_shap_says_how_to_install(tiny_classifier, monkeypatch):
+    monkeypatch.setitem(sys.modules, "shap", None)  # makes "import shap" raise ImportError
+    with pytest.raises(ExpnetError, match=r"expnet\[shap\]"):
+        get_explainer("partition_shap").explain(tiny_classifier, TEXTS[:1])

@@ -1,0 +1,140 @@
+"""ExpNet: features, training, prediction, saving and loading."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from expnet.data.records import RationaleExample
+from expnet.errors import ExpnetError
+from expnet.explainers import ExpNetExplainer, get_explainer
+from expnet.metrics.plausibility import plausibility
+from expnet.models.classifier import Classifier
+from expnet.network.features import FeatureSpec, word_features
+from expnet.network.training import ExpNetSettings, focal_loss, train_expnet
+
+WORDS = ["the", "movie", "was", "very", "good", "bad", "boring", "fun", "i", "love", "unbelievable", "not"]
+
+
+def random_texts(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [list(rng.choice(WORDS, size=rng.integers(3, 9))) for _ in range(n)]
+
+
+def test_features_by_hand(tiny_classifier):
+    batch = tiny_classifier.encode([["unbelievable", "fun"], ["good"]])
+    # tokens: [CLS] un ##believ ##able fun [SEP]; a hand-made attention with known CLS row/column
+    T = batch.input_ids.shape[1]
+    attention = torch.zeros(2, 2, T, T)
+    attention[0, :, 0, :] = torch.tensor([0.1, 0.2, 0.1, 0.1, 0.4, 0.1])
+    attention[0, :, :, 0] = torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9, 0.2])
+    spec = FeatureSpec.for_model(num_layers=1, num_heads=2)
+    features = word_features((attention,), batch, spec)
+    n_tokens = 6
+    # CLS->word: summed over pieces, times the number of real tokens; word->CLS: mean over pieces
+    assert features[0, 0, :2].tolist() == pytest.approx([0.4 * n_tokens] * 2)
+    assert features[0, 1, :2].tolist() == pytest.approx([0.4 * n_tokens] * 2)
+    assert features[0, 0, 2:].tolist() == pytest.approx([0.5, 0.5])
+    assert features[0, 1, 2:].tolist() == pytest.approx([0.9, 0.9])
+    assert spec.names()[:3] == ["L0.h0.cls_to_token", "L0.h1.cls_to_token", "L0.h0.token_to_cls"]
+
+
+def test_focal_loss_by_hand():
+    logits, labels = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])
+    p = torch.sigmoid(torch.tensor(2.0))
+    expected = (0.25 * 0.5**2 * np.log(2) + 0.75 * p**2 * -torch.log(1 - p)) / 2
+    assert float(focal_loss(logits, labels, alpha=0.25, gamma=2.0)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def planted_examples(classifier, n=120):
+    """Gold = words [CLS] attends to more than uniformly (mean over heads): a rule on each word's
+    own features, so ExpNet can learn it, but only by combining heads and length scaling."""
+    raw = get_explainer("raw_attention")
+    texts = random_texts(n)
+    out = []
+    for i, explanation in enumerate(raw.explain(classifier, texts)):
+        n_tokens = len(classifier.tokenizer(" ".join(texts[i]))["input_ids"])
+        mask = (explanation.scores * n_tokens > 1.0).astype(int)
+        out.append(RationaleExample(str(i), "toy", texts[i], explanation.prediction, ("a", "b"), [mask.tolist()]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_classifier_dir):
+    classifier = Classifier.load(tiny_classifier_dir, max_length=32)
+    examples = planted_examples(classifier)
+    settings = ExpNetSettings(max_epochs=80, patience=15, learning_rate=3e-3, focal_alpha=0.75)
+    return classifier, examples, train_expnet([(classifier, examples[:90])], settings, seed=0, progress=False)
+
+
+def test_expnet_learns_a_planted_rationale(trained):
+    classifier, examples, expnet = trained
+    held_out = examples[90:]
+    explanations = expnet.explain(classifier, [e.words for e in held_out])
+    result = plausibility([e.gold_mask() for e in held_out], [x.scores for x in explanations], [x.rationale for x in explanations])
+    assert result.auroc > 0.85
+    assert expnet.history["tasks"] == ["toy"]
+
+
+def test_rationale_is_never_empty_and_scores_are_probabilities(trained):
+    classifier, _, expnet = trained
+    strict = ExpNetExplainer(expnet.model, expnet.spec, threshold=1.01)  # nothing can pass
+    for explanation in strict.explain(classifier, random_texts(5, seed=3)):
+        assert explanation.rationale.sum() == 1
+        assert explanation.rationale[np.nanargmax(explanation.scores)] == 1
+        assert ((explanation.scores >= 0) & (explanation.scores <= 1)).all()
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    classifier, _, expnet = trained
+    folder = expnet.save_pretrained(tmp_path / "expnet")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["features"]["num_heads"] == 2 and len(config["feature_names"]) == expnet.spec.dim
+    loaded = get_explainer(str(folder))
+    texts = random_texts(4, seed=5)
+    a, b = expnet.explain(classifier, texts), loaded.explain(classifier, texts)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.scores, y.scores, rtol=1e-6)
+
+
+def test_refuses_classifier_of_another_shape(trained, tmp_path, tiny_classifier_3heads_dir):
+    _, _, expnet = trained
+    other = Classifier.load(tiny_classifier_3heads_dir)
+    with pytest.raises(ExpnetError, match="2 layers x 2 heads.*3 x 4"):
+        expnet.explain(other, [["good", "movie"]])
+
+
+def test_corrupt_folder_is_refused_and_failed_save_keeps_old(trained, tmp_path):
+    _, _, expnet = trained
+    folder = expnet.save_pretrained(tmp_path / "e")
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ExpnetError, match="corrupt"):
+        get_explainer(str(folder))
+    good = expnet.save_pretrained(tmp_path / "keep")
+    before = (good / "model.safetensors").read_bytes()
+
+    class Boom(Exception):
+        pass
+
+    import expnet.explainers.learned as learned
+
+    original = learned.save_file
+    learned.save_file = lambda *a, **k: (_ for _ in ()).throw(Boom())
+    try:
+        with pytest.raises(Boom):
+            expnet.save_pretrained(good)
+    finally:
+        learned.save_file = original
+    assert (good / "model.safetensors").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_training_is_deterministic(tiny_classifier):
+    examples = planted_examples(tiny_classifier, n=30)
+    settings = ExpNetSettings(max_epochs=5)
+    a = train_expnet([(tiny_classifier, examples)], settings, seed=7, progress=False)
+    b = train_expnet([(tiny_classifier, examples)], settings, seed=7, progress=False)
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key])
