@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from conftest import VOCAB
 from tokenizers import ByteLevelBPETokenizer
 from transformers import (
     BertConfig,
@@ -29,8 +30,6 @@ from transformers import (
     RobertaForSequenceClassification,
     RobertaTokenizerFast,
 )
-
-from conftest import VOCAB
 
 HIDDEN = 16
 MAX_POSITIONS = 64
@@ -71,7 +70,8 @@ def build_bert(folder, num_labels: int = 2, seed: int = 0, initializer_range: fl
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(VOCAB), hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=MAX_POSITIONS, initializer_range=initializer_range, **_labels(num_labels),
+        intermediate_size=32, max_position_embeddings=MAX_POSITIONS, initializer_range=initializer_range,
+        **_labels(num_labels),
     )
     return _save(folder, BertForSequenceClassification(config), _wordpiece(BertTokenizerFast))
 
@@ -80,7 +80,8 @@ def build_distilbert(folder, num_labels: int = 2, seed: int = 0, initializer_ran
     torch.manual_seed(seed)
     config = DistilBertConfig(
         vocab_size=len(VOCAB), dim=HIDDEN, n_layers=2, n_heads=2, hidden_dim=32,
-        max_position_embeddings=MAX_POSITIONS, pad_token_id=0, initializer_range=initializer_range, **_labels(num_labels),
+        max_position_embeddings=MAX_POSITIONS, pad_token_id=0, initializer_range=initializer_range,
+        **_labels(num_labels),
     )
     return _save(folder, DistilBertForSequenceClassification(config), _wordpiece(DistilBertTokenizerFast))
 
@@ -95,15 +96,18 @@ def build_electra(folder, num_labels: int = 2, seed: int = 0, initializer_range:
     return _save(folder, ElectraForSequenceClassification(config), _wordpiece(ElectraTokenizerFast))
 
 
-def roberta_tokenizer() -> RobertaTokenizerFast:
-    """A byte-level BPE (about 300 tokens) trained offline, in RoBERTa's clothes."""
+def roberta_tokenizer(trim_offsets: bool = True) -> RobertaTokenizerFast:
+    """A byte-level BPE (about 300 tokens) trained offline, in RoBERTa's clothes. With
+    ``trim_offsets=False`` a "Ġword" token's offsets include the space before it (GPT-2 style)."""
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
         ROBERTA_CORPUS, vocab_size=320, min_frequency=2, special_tokens=ROBERTA_SPECIALS, show_progress=False
     )
     vocab = bpe.get_vocab()
     merges = _merges(bpe)
-    return RobertaTokenizerFast(vocab=vocab, merges=merges, model_max_length=MAX_POSITIONS)
+    return RobertaTokenizerFast(
+        vocab=vocab, merges=merges, model_max_length=MAX_POSITIONS, trim_offsets=trim_offsets
+    )
 
 
 def _merges(bpe: ByteLevelBPETokenizer) -> list[tuple[str, str]]:

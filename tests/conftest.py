@@ -11,6 +11,9 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 from expnet.models.classifier import Classifier
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tiny models gain nothing from threads, and on a small shared machine extra OpenMP threads only
+# oversubscribe the cores.
+torch.set_num_threads(1)
 
 VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",

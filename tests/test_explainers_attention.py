@@ -104,6 +104,26 @@ def test_gae_explainer_with_zero_gradients_scores_only_cls(tiny_classifier, monk
         assert np.array_equal(explanation.scores, np.zeros(len(explanation.words)))
 
 
+def test_gae_two_layers_hand_computed():
+    attention = torch.full((1, 1, 2, 2), 0.5)
+    grad1 = torch.tensor([[[[0.0, 2.0], [0.0, 0.0]]]])  # Ā1 = [[0,1],[0,0]]
+    grad2 = torch.tensor([[[[0.0, 0.0], [2.0, 0.0]]]])  # Ā2 = [[0,0],[1,0]]
+    relevance = gae_matrix((attention, attention), (grad1, grad2), torch.ones(1, 2, dtype=torch.long))
+    # R = (I + Ā2)(I + Ā1) = [[1,1],[1,2]]; the wrong order (I + Ā1)(I + Ā2) gives [[2,1],[1,1]].
+    assert torch.allclose(relevance[0], torch.tensor([[1.0, 1.0], [1.0, 2.0]]))
+
+
+def test_gae_and_grad_sam_ignore_padding_even_with_gradients_there():
+    attention = torch.full((1, 1, 3, 3), 1 / 3)
+    gradient = torch.ones(1, 1, 3, 3)
+    mask = torch.tensor([[1, 1, 0]])
+    relevance = gae_matrix((attention, attention), (gradient, gradient), mask)
+    alone = gae_matrix((attention[..., :2, :2],) * 2, (gradient[..., :2, :2],) * 2, torch.ones(1, 2))
+    assert torch.allclose(relevance[0, :2, :2], alone[0])
+    assert float(relevance[0, :2, 2].abs().sum()) == 0.0
+    assert float(grad_sam_matrix((attention,), (gradient,), mask)[0, :, 2].abs().sum()) == 0.0
+
+
 def test_gae_and_grad_sam_keep_only_positive_gradient_parts():
     attention = torch.tensor([[[[0.5, 0.5], [0.25, 0.75]]]])  # [1, 1, 2, 2]
     gradient = torch.tensor([[[[2.0, -4.0], [-1.0, 1.0]]]])
@@ -246,3 +266,14 @@ def test_attnlrp_differs_from_plain_gradient_times_input(tiny_classifier):
 def test_attnlrp_rejects_models_without_attention_projections():
     with pytest.raises(ExpnetError, match="BERT-style"), attnlrp_rules(nn.Sequential(nn.Linear(2, 2))):
         pass
+
+
+def test_attnlrp_uniform_rule_on_attention_projections(tiny_classifier):
+    attention = tiny_classifier.model.bert.encoder.layer[0].attention.self
+    x = torch.randn(1, 3, attention.query.in_features, requires_grad=True)
+    with attnlrp_rules(tiny_classifier.model), torch.enable_grad():
+        for projection, factor in ((attention.query, 0.25), (attention.key, 0.25), (attention.value, 0.5)):
+            out = projection(x)
+            assert torch.equal(out, nn.functional.linear(x, projection.weight, projection.bias))
+            (grad,) = torch.autograd.grad(out.sum(), x)
+            assert torch.allclose(grad, factor * projection.weight.sum(0).expand_as(x))

@@ -11,13 +11,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from architectures import BUILDERS
+from architectures import BUILDERS, roberta_tokenizer
 from conftest import VOCAB
 from transformers import BertTokenizerFast
 
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.models.classifier import Classifier
+from expnet.words import encode_words
 
 PERTURBATION = ["occlusion", "lime", "kernel_shap", "shapley_sampling", "partition_shap"]
 SMALL = {"n_samples": 6, "max_evals": 12}
@@ -82,7 +83,8 @@ def test_occlusion_is_the_hand_computed_probability_drop():
     expected = [sigmoid(s) - sigmoid(s - 0.3), sigmoid(s) - sigmoid(s - 0.15), sigmoid(s) - sigmoid(s - 0.1)]
     np.testing.assert_allclose(explanations[0].scores, expected, rtol=1e-5)
     s = 0.5
-    np.testing.assert_allclose(explanations[1].scores, [sigmoid(s) - sigmoid(0.4), sigmoid(s) - sigmoid(0.2)], rtol=1e-5)
+    expected_short = [sigmoid(s) - sigmoid(0.4), sigmoid(s) - sigmoid(0.2)]
+    np.testing.assert_allclose(explanations[1].scores, expected_short, rtol=1e-5)
     # Class 1 is explained by its own probability: the drops change sign.
     flipped = get_explainer("occlusion").explain(toy("logit"), TOY_TEXTS[:1], targets=[1])
     np.testing.assert_allclose(flipped[0].scores, -np.array(expected), rtol=1e-5)
@@ -90,7 +92,8 @@ def test_occlusion_is_the_hand_computed_probability_drop():
 
 @pytest.mark.parametrize("name", ["shapley_sampling", "kernel_shap", "partition_shap"])
 def test_shapley_methods_recover_an_additive_game(name):
-    explanations = get_explainer(name, n_samples=40, max_evals=50).explain(toy("probability"), TOY_TEXTS, targets=[0, 0])
+    explainer = get_explainer(name, n_samples=40, max_evals=50)
+    explanations = explainer.explain(toy("probability"), TOY_TEXTS, targets=[0, 0])
     np.testing.assert_allclose(explanations[0].scores, [0.3, 0.15, 0.1], atol=1e-4)
     np.testing.assert_allclose(explanations[1].scores, [0.1, 0.3], atol=1e-4)
 
@@ -147,8 +150,9 @@ def test_same_seed_same_scores(name, tiny_classifier):
 @pytest.mark.parametrize("name", ["lime", "kernel_shap", "shapley_sampling"])
 def test_another_seed_draws_other_samples(name):
     classifier = toy("logit")
-    first = get_explainer(name, seed=1, n_samples=5).explain(classifier, [["good", "unbelievable", "movie", "the", "a"]])
-    other = get_explainer(name, seed=2, n_samples=5).explain(classifier, [["good", "unbelievable", "movie", "the", "a"]])
+    texts = [["good", "unbelievable", "movie", "the", "a"]]
+    first = get_explainer(name, seed=1, n_samples=5).explain(classifier, texts)
+    other = get_explainer(name, seed=2, n_samples=5).explain(classifier, texts)
     assert not np.array_equal(first[0].scores, other[0].scores)
 
 
@@ -176,3 +180,16 @@ def test_partition_shap_without_shap_says_how_to_install(tiny_classifier, monkey
     monkeypatch.setitem(sys.modules, "shap", None)  # makes "import shap" raise ImportError
     with pytest.raises(ExpnetError, match=r"expnet\[shap\]"):
         get_explainer("partition_shap").explain(tiny_classifier, TEXTS[:1])
+
+
+@pytest.mark.parametrize("trim_offsets", [True, False])
+def test_byte_level_pieces_belong_to_their_own_word(trim_offsets):
+    """Perturbing a word must mask its own pieces: with untrimmed offsets "Ġfilm" starts on the
+    space before "film" and must still belong to "film", not to the word before."""
+    tokenizer = roberta_tokenizer(trim_offsets=trim_offsets)
+    words = ["the", "film", "was", "boring!", "Unbelievable"]
+    batch = encode_words(tokenizer, [words], 32)
+    tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[0])
+    for w, word in enumerate(words):
+        pieces = [t for t, i in zip(tokens, batch.token_word[0].tolist()) if i == w]
+        assert tokenizer.convert_tokens_to_string(pieces).strip() == word

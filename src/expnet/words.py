@@ -97,8 +97,14 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
     for row, words in enumerate(batch_words):
         starts = _word_starts(words)
         real = mask[row] & ~special[row] & (offsets[row, :, 1] > offsets[row, :, 0])
+        token_starts = offsets[row, real, 0].copy()
+        # Byte-level BPEs that keep the space in their offsets (RoBERTa or GPT-2 style with
+        # trim_offsets=False) start "Ġword" on the space before its word: skip that space.
+        text = texts[row]
+        on_space = np.fromiter((text[i] == " " for i in token_starts), dtype=bool, count=len(token_starts))
+        token_starts[on_space & (token_starts + 1 < offsets[row, real, 1])] += 1
         # The word a token belongs to is the last word starting at or before the token's start.
-        token_word[row, real] = np.searchsorted(starts, offsets[row, real, 0], side="right") - 1
+        token_word[row, real] = np.searchsorted(starts, token_starts, side="right") - 1
         scored = np.zeros(len(words), dtype=bool)
         scored[token_word[row, real]] = True
         word_scored.append(scored)

@@ -8,6 +8,7 @@ attention. Writes diagnostics.json, PNG plots and report.html into the --out fol
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -34,7 +35,9 @@ def register(subparsers) -> None:
     add_data_dir(parser)
     parser.add_argument("--split", default=None, help="split to use (default: the task's evaluation split)")
     parser.add_argument("--max-examples", type=positive_int, default=200, help="first N examples (default 200)")
-    parser.add_argument("--layer", type=int, default=-1, help="layer to intervene on; negative counts from the end (default -1, the final layer)")
+    parser.add_argument(
+        "--layer", type=int, default=-1, help="layer to intervene on; negative counts from the end (default -1, the final layer)"
+    )
     parser.add_argument("--out", required=True, help="output folder (diagnostics.json, *.png, report.html)")
     parser.add_argument(
         "--diagnostics",
@@ -70,6 +73,11 @@ def check_out(path: str) -> Path:
     if out.is_dir() and any(out.iterdir()) and not (out / RESULT_NAME).is_file():
         raise ExpnetError(f"--out {path} is a folder with other files in it; give a new or empty folder (it is replaced whole)")
     return out
+
+
+def _nullable(values) -> list[float | None]:
+    """NaN -> None, so the JSON stays standard."""
+    return [None if math.isnan(v) else float(v) for v in values]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
             found = correlation.correlations(classifier, texts, explainers, args.batch_size, args.seed, progress=True)
             section = {
                 "summary": found.summary(),
-                "tau": {k: [None if v != v else float(v) for v in found.tau[k]] for k in found.tau},
-                "p_value": {k: [None if v != v else float(v) for v in found.p_value[k]] for k in found.p_value},
+                "tau": {k: _nullable(v) for k, v in found.tau.items()},
+                "p_value": {k: _nullable(v) for k, v in found.p_value.items()},
             }
         elif name == "permutation":
             found = permutation.permutation_effects(classifier, texts, layer, args.permutations, args.seed, progress=True)

@@ -11,7 +11,7 @@ import warnings
 from expnet import __version__
 from expnet.errors import ExpnetError
 
-SUBCOMMANDS = ("finetune", "train", "explain", "evaluate", "explainers", "demo", "diagnose")
+SUBCOMMANDS = ("finetune", "train", "explain", "evaluate", "explainers", "demo", "diagnose", "concepts", "benchmark")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,8 +9,8 @@ CLI: ``expnet concepts``.
 from expnet.concepts.cavs import CAVs, TokenStates, read_texts, shipped_sets, token_states, train_cavs, train_random_cavs
 from expnet.concepts.tcav import (
     LayerScore,
-    TCAVResult,
     TargetGradients,
+    TCAVResult,
     directional_derivatives,
     run_tcav,
     target_gradients,

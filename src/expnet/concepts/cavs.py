@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from tqdm.auto import tqdm
 
 from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
@@ -124,7 +126,8 @@ def fit_cav(positive: np.ndarray, negative: np.ndarray, seed: int = 0) -> np.nda
     """Unit normal of a logistic regression, pointing from the negative to the positive tokens."""
     x = np.concatenate([positive, negative])
     y = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
-    model = LogisticRegression(max_iter=1000, random_state=seed)
+    # liblinear: several times faster than lbfgs here (hundreds of fits per run, D up to 1024).
+    model = LogisticRegression(solver="liblinear", max_iter=1000, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x, y)
@@ -133,15 +136,14 @@ def fit_cav(positive: np.ndarray, negative: np.ndarray, seed: int = 0) -> np.nda
     return normal / norm if norm > 0 else normal
 
 
-def _accuracy(cav: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:
-    """Held-out accuracy of the best threshold-free rule along the CAV: AUROC of the projection."""
+def _auroc(cav: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:
+    """Held-out AUROC of the projection on the CAV (Mann-Whitney U / (n_pos n_neg)): how well the
+    direction alone separates concept tokens from negative tokens (0.5 = not at all)."""
     if len(positive) == 0 or len(negative) == 0:
         return float("nan")
-    from sklearn.metrics import roc_auc_score
-
-    scores = np.concatenate([positive @ cav, negative @ cav])
-    labels = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
-    return float(roc_auc_score(labels, scores))
+    ranks = rankdata(np.concatenate([positive @ cav, negative @ cav]))
+    n_pos, n_neg = len(positive), len(negative)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _balanced(rng: np.random.Generator, a: np.ndarray, b: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +173,7 @@ def train_cavs(
     seed: int = 0,
     texts_per_cav: int = 50,
     max_tokens: int = 1000,
+    progress: bool = False,
 ) -> CAVs:
     """``n_cavs`` CAVs per layer for ``positive`` vs ``negative``, each on its own random sample."""
     if positive.n_texts < 2 or negative.n_texts < 2:
@@ -180,7 +183,7 @@ def train_cavs(
     n_neg = min(texts_per_cav, negative.n_texts)
     vectors = {l: [] for l in positive.layers}
     aurocs = {l: [] for l in positive.layers}
-    for k in range(n_cavs):
+    for k in tqdm(range(n_cavs), desc=f"CAVs {name}", disable=not progress, leave=False):
         rng = np.random.default_rng([base, k])
         pos_texts = rng.choice(positive.n_texts, n_pos, replace=False)
         neg_texts = rng.choice(negative.n_texts, n_neg, replace=False)
@@ -191,12 +194,18 @@ def train_cavs(
         for layer in positive.layers:
             cav = fit_cav(positive.states[layer][pos_rows], negative.states[layer][neg_rows], seed=k)
             vectors[layer].append(cav)
-            aurocs[layer].append(_accuracy(cav, positive.states[layer][held_pos_rows], negative.states[layer][held_neg_rows]))
+            aurocs[layer].append(_auroc(cav, positive.states[layer][held_pos_rows], negative.states[layer][held_neg_rows]))
     return CAVs(name, {l: np.stack(v) for l, v in vectors.items()}, {l: np.array(a) for l, a in aurocs.items()})
 
 
 def train_random_cavs(
-    pool: TokenStates, n_cavs: int, seed: int = 0, texts_per_cav: int = 50, max_tokens: int = 1000, name: str = "random"
+    pool: TokenStates,
+    n_cavs: int,
+    seed: int = 0,
+    texts_per_cav: int = 50,
+    max_tokens: int = 1000,
+    name: str = "random",
+    progress: bool = False,
 ) -> CAVs:
     """Random-vs-random CAVs: each separates two disjoint random samples of the random texts."""
     if pool.n_texts < 4:
@@ -205,7 +214,7 @@ def train_random_cavs(
     half = min(texts_per_cav, pool.n_texts // 2)
     vectors = {l: [] for l in pool.layers}
     aurocs = {l: [] for l in pool.layers}
-    for k in range(n_cavs):
+    for k in tqdm(range(n_cavs), desc="CAVs random vs random", disable=not progress, leave=False):
         rng = np.random.default_rng([base, k])
         order = rng.permutation(pool.n_texts)
         a_texts, b_texts, rest = order[:half], order[half : 2 * half], order[2 * half :]
@@ -215,5 +224,5 @@ def train_random_cavs(
         for layer in pool.layers:
             cav = fit_cav(pool.states[layer][a_rows], pool.states[layer][b_rows], seed=k)
             vectors[layer].append(cav)
-            aurocs[layer].append(_accuracy(cav, pool.states[layer][held_a], pool.states[layer][held_b]))
+            aurocs[layer].append(_auroc(cav, pool.states[layer][held_a], pool.states[layer][held_b]))
     return CAVs(name, {l: np.stack(v) for l, v in vectors.items()}, {l: np.array(a) for l, a in aurocs.items()})

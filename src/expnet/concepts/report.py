@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from html import escape
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from expnet.concepts.tcav import TCAVResult, word_heat
 from expnet.explainers.base import Explanation
+from expnet.io import atomic_write_bytes
 from expnet.report import html
 
 
@@ -44,10 +46,10 @@ def plot_scores(result: TCAVResult, path: str | Path) -> Path:
     axes.set_title(f"concept sensitivity of class {result.target_name!r}")
     axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, format="png")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
     plt.close(figure)
-    return path
+    return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def _explanation(result: TCAVResult, index: int, concept: str, layer: int) -> Explanation:

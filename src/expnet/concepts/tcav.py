@@ -11,7 +11,10 @@ and one CAV v:
 - the TCAV score of v = the share of inputs whose mean ``d_t`` is positive.
 
 (The rescaling is a positive factor per text, so it does not change the sign, hence the score; it
-only puts the per-token heat of different texts on one scale.)
+only puts the per-token heat of different texts on one scale.) At the last layer only [CLS] still
+reaches the logit (a BERT-style head reads [CLS] alone), so the sign of ``d`` is that of
+``grad_CLS · v``, nearly the same for every input: scores there are close to 0 or 1 per CAV and
+measure whether the concept direction agrees with the classifier's read-out direction.
 Repeating over many CAVs gives a distribution of scores, t-tested against 0.5 (one-sample) and
 against the scores of random-vs-random CAVs (Welch's two-sample test): a concept counts as
 significant at a layer only when both p-values pass a Bonferroni-corrected level (alpha divided by
@@ -21,6 +24,7 @@ concepts x layers), in either direction (mean above 0.5: the concept pushes the 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -105,7 +109,9 @@ def t_test_half(scores: np.ndarray) -> float:
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) < 2 or np.ptp(scores) == 0:
         return 1.0 if np.all(scores == 0.5) else 0.0
-    return float(stats.ttest_1samp(scores, 0.5).pvalue)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_1samp(scores, 0.5).pvalue)
 
 
 def t_test_random(scores: np.ndarray, random_scores: np.ndarray) -> float:
@@ -115,7 +121,9 @@ def t_test_random(scores: np.ndarray, random_scores: np.ndarray) -> float:
         return float("nan")
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return 1.0 if a[0] == b[0] else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # one constant sample is fine for Welch; scipy still warns
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 @dataclass
@@ -215,13 +223,14 @@ def run_tcav(
     inputs: Sequence[Sequence[str]],
     target: int,
     layers: Sequence[int] | None = None,
-    n_cavs: int = 30,
+    n_cavs: int = 50,
     versus: str = "random",
     seed: int = 0,
     texts_per_cav: int = 50,
     max_tokens: int = 1000,
     batch_size: int = 16,
     significance_level: float = 0.05,
+    progress: bool = False,
 ) -> TCAVResult:
     """Scores of every concept at every chosen layer for ``inputs`` of class ``target``.
 
@@ -247,8 +256,8 @@ def run_tcav(
             negative = random_states
         else:
             negative = TokenStates.concat([s for other, s in states.items() if other != name])
-        cavs[name] = train_cavs(name, positive, negative, n_cavs, seed, texts_per_cav, max_tokens)
-    random_cavs = train_random_cavs(random_states, n_cavs, seed, texts_per_cav, max_tokens)
+        cavs[name] = train_cavs(name, positive, negative, n_cavs, seed, texts_per_cav, max_tokens, progress)
+    random_cavs = train_random_cavs(random_states, n_cavs, seed, texts_per_cav, max_tokens, progress=progress)
     gradients = target_gradients(classifier, inputs, target, chosen, batch_size)
     random_scores = {l: tcav_scores(gradients, l, random_cavs.vectors[l]) for l in chosen}
     scores: dict[str, list[LayerScore]] = {}

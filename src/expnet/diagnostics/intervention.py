@@ -79,8 +79,9 @@ def permute_weights(weights: torch.Tensor, key_mask: torch.Tensor, generator: to
     real = key_mask[:, None, None, :].expand_as(weights)
     noise = torch.rand(weights.shape, generator=generator).to(weights.device)
     order = torch.where(real, noise, torch.full_like(noise, 2.0)).argsort(-1)  # real keys first, shuffled
-    positions = torch.arange(weights.shape[-1], device=weights.device, dtype=noise.dtype).expand_as(noise)
-    slots = torch.where(real, positions, positions + weights.shape[-1]).argsort(-1)  # real keys first, in order
+    positions = torch.arange(key_mask.shape[-1], device=weights.device)
+    slots = torch.where(key_mask, positions, positions + key_mask.shape[-1]).argsort(-1)  # real keys first, in order
+    slots = slots[:, None, None, :].expand_as(weights)
     return torch.zeros_like(weights).scatter(-1, slots, weights.gather(-1, order))
 
 
@@ -108,7 +109,9 @@ _ACTIVE: dict[int, InterventionState] = {}  # id(model.config) -> state
 def _eager_function(module: nn.Module) -> Callable:
     own = getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
     if own is None:
-        from transformers.models.bert.modeling_bert import eager_attention_forward as own
+        from transformers.models.bert import modeling_bert
+
+        own = modeling_bert.eager_attention_forward
     return own
 
 
@@ -231,7 +234,7 @@ def skip_to_layer(classifier: Classifier, layer: int, hidden: torch.Tensor) -> I
 def single_row(batch: EncodedBatch, index: int) -> EncodedBatch:
     """Row ``index`` of a batch, padding cut off."""
     real = batch.attention_mask[index].bool()
-    cut = lambda t: None if t is None else t[index, real].unsqueeze(0)  # noqa: E731
+    cut = lambda t: None if t is None else t[index, real].unsqueeze(0)
     return replace(
         batch,
         input_ids=cut(batch.input_ids),
@@ -245,7 +248,7 @@ def single_row(batch: EncodedBatch, index: int) -> EncodedBatch:
 
 def repeat_rows(batch: EncodedBatch, times: int) -> EncodedBatch:
     """Each row repeated ``times`` times in place (row i -> rows i*times .. i*times+times-1)."""
-    rep = lambda t: None if t is None else t.repeat_interleave(times, dim=0)  # noqa: E731
+    rep = lambda t: None if t is None else t.repeat_interleave(times, dim=0)
     return replace(
         batch,
         input_ids=rep(batch.input_ids),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ class PermutationResult:
 
     def summary(self) -> dict:
         bins = []
-        for low, high in zip(MAX_ATTENTION_BINS[:-1], MAX_ATTENTION_BINS[1:]):
+        for low, high in pairwise(MAX_ATTENTION_BINS):
             inside = (self.max_attention >= low) & (self.max_attention < high)
             values = self.median_tvd[inside]
             bins.append(
@@ -108,7 +109,7 @@ def permutation_effects(
         original = output_distribution(reference.logits)
         max_attention.append(float(max_cls_attention(reference.attentions[layer])[0]))
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        shuffle = lambda w, m: permute_weights(w, m, generator)  # noqa: E731
+        shuffle = lambda w, m, g=generator: permute_weights(w, m, g)
         rows = max(1, token_budget // batch.input_ids.shape[1])
         distances, flips = [], []
         with skip_to_layer(classifier, layer, reference.hidden_states[layer]), attention_intervention(

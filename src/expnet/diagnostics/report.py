@@ -10,6 +10,7 @@ import base64
 import io
 import math
 from html import escape
+from itertools import pairwise
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def permutation_plot(per_example: list[dict], layer: int, bins) -> bytes:
     attention = np.array([e["max_attention"] for e in per_example])
     tvd = np.array([e["median_tvd"] for e in per_example])
     groups, labels = [], []
-    for low, high in zip(bins[:-1], bins[1:]):
+    for low, high in pairwise(bins):
         inside = (attention >= low) & (attention < high)
         groups.append(tvd[inside])
         labels.append(f"[{low:.2f}, {min(high, 1.0):.2f})\nn={int(inside.sum())}")
@@ -138,13 +139,67 @@ def _strength(tau: float) -> str:
     return "moderate" if magnitude < TAU_MODERATE else "strong"
 
 
+def _permutation_meaning(median_tvd: float) -> str:
+    if median_tvd < TVD_NEGLIGIBLE:
+        return (
+            "Which token receives which weight in this layer practically does not matter to this classifier, so "
+            "the layer's attention weights say little about why it decided."
+        )
+    if median_tvd < TVD_SMALL:
+        return (
+            "Which token receives which weight in this layer matters only a little to this classifier, so the "
+            "layer's attention weights say little about why it decided."
+        )
+    return (
+        "This classifier's output depends on which tokens this layer attends to, so its attention carries "
+        "information about the decision (that alone does not make it a faithful explanation)."
+    )
+
+
+def _uniform_meaning(s: dict) -> str:
+    if s["accuracy_change"] <= -0.01:
+        return " This classifier's accuracy relies on this layer's learned attention."
+    if s["prediction_changed"] < 0.01 and s["mean_tvd"] < TVD_SMALL:
+        return " This classifier does not need this layer's learned attention: uniform weights do as well."
+    return (
+        " Its accuracy does not need this layer's learned attention, although individual predictions and "
+        "probabilities do move."
+    )
+
+
+def _correlation_meaning(pairs: dict) -> str:
+    taus = [s["mean_tau"] for s in pairs.values() if s["mean_tau"] is not None and s["scores"] != "input_x_gradient"]
+    yardstick = pairs.get("input_x_gradient vs occlusion", {}).get("mean_tau")
+    if not taus:
+        return ""
+    best = max(taus)
+    if best < TAU_WEAK:
+        return (
+            " Attention ranks words largely differently from these measures, so it should not be read as the words "
+            "that drove this classifier's decisions."
+        )
+    if yardstick is not None and best >= yardstick:
+        return (
+            " The best attention-based scores agree with the references at least as well as the references agree "
+            "with each other, so on this classifier attention is no worse a guide to word importance than they are; "
+            "none of them is strongly agreed on."
+            if yardstick < TAU_MODERATE
+            else " The best attention-based scores agree with the references about as well as they agree with each "
+            "other."
+        )
+    return (
+        " Attention agrees with these measures only partly (and less than they agree with each other), so read it "
+        "as a rough hint about word importance, not as the reason for a decision."
+    )
+
+
 def interpret(results: dict) -> dict[str, str]:
     """One plain paragraph per diagnostic about what its numbers say for this classifier."""
     text = {}
     if "correlation" in results:
         pairs = results["correlation"]["summary"]["pairs"]
         parts = []
-        for key, s in pairs.items():
+        for s in pairs.values():
             if s["mean_tau"] is None or s["scores"] == "input_x_gradient":
                 continue
             parts.append(
@@ -162,8 +217,7 @@ def interpret(results: dict) -> dict[str, str]:
             + "; ".join(parts)
             + "."
             + yardstick
-            + " Weak or insignificant agreement means attention should not be read as the words that drove this "
-            "classifier's decision."
+            + _correlation_meaning(pairs)
         )
     if "permutation" in results:
         s = results["permutation"]["summary"]
@@ -171,14 +225,7 @@ def interpret(results: dict) -> dict[str, str]:
             f"Shuffling layer {s['layer']}'s attention ({s['permutations']} times per example) moves the output "
             f"distribution by a median TVD of {s['median_tvd']:.3f} ({_size(s['median_tvd'])}); "
             f"{100 * s['share_tvd_below_0.01']:.0f}% of examples change by less than 0.01 and permutations flip "
-            f"{100 * s['mean_flip_rate']:.1f}% of predictions. "
-            + (
-                "Which token receives which weight in this layer barely matters to this classifier, so the layer's "
-                "attention weights say little about why it decided."
-                if s["median_tvd"] < TVD_SMALL
-                else "This classifier's output depends on which tokens this layer attends to, so its attention "
-                "carries information about the decision (this alone does not make it a faithful explanation)."
-            )
+            f"{100 * s['mean_flip_rate']:.1f}% of predictions. " + _permutation_meaning(s["median_tvd"])
         )
     if "adversarial" in results:
         s = results["adversarial"]["summary"]
@@ -210,11 +257,7 @@ def interpret(results: dict) -> dict[str, str]:
                 if all_layers
                 else ""
             )
-            + (
-                " The classifier does not need this layer's learned attention."
-                if abs(s["accuracy_change"]) < 0.01 and s["mean_tvd"] < TVD_SMALL
-                else " The classifier relies on this layer's learned attention."
-            )
+            + _uniform_meaning(s)
         )
     return text
 
@@ -281,7 +324,10 @@ def html_page(results: dict, plots: dict[str, bytes]) -> str:
         '<h2>How to read this</h2><p class="meta">TVD = 0.5 * sum |y - y\'| between output distributions '
         f"(0 = identical, 1 = disjoint); called negligible below {TVD_NEGLIGIBLE}, small below {TVD_SMALL}, "
         f"moderate below {TVD_LARGE}, large above. JSD in nats (0 = same attention, 0.693 = disjoint). "
-        f"Kendall tau: weak below {TAU_WEAK}, moderate below {TAU_MODERATE}, strong above. "
+        f"Kendall tau (on score magnitudes): weak below {TAU_WEAK}, moderate below {TAU_MODERATE}, strong above. "
+        "raw_attention = final-layer [CLS] attention averaged over heads; rollout = attention rollout; "
+        "input_x_gradient = gradient x input of the predicted logit with attention detached; occlusion = "
+        "leave-one-out (drop in the predicted class's probability when a word is replaced by [MASK]). "
         "Protocols: Jain &amp; Wallace (2019) and Wiegreffe &amp; Pinter (2019).</p>"
     )
     return (

@@ -12,7 +12,8 @@ from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.io import atomic_directory
 from expnet.models.classifier import Classifier
-from expnet.network.features import FeatureSpec, word_features
+from expnet.network.features import FeatureSpec
+from expnet.network.gradient_features import batch_features
 from expnet.network.model import ExpNetModel
 from expnet.network.training import ExpNetSettings
 from expnet.words import EncodedBatch
@@ -61,11 +62,11 @@ class ExpNetExplainer(Explainer):
     @torch.no_grad()
     def explain_batch(self, classifier: Classifier, batch: EncodedBatch, targets) -> BatchAttribution:
         self.spec.check_model(classifier.num_layers, classifier.num_heads)
-        output = classifier.forward(batch, output_attentions=True)
+        # One forward pass with attentions (plus one backward pass for attention x gradient features).
+        features, logits = batch_features(classifier, batch, self.spec, targets)
         model = self.model.to(classifier.device)
-        features = word_features(output.attentions, batch, self.spec)
         scores = torch.sigmoid(model(features.float()))
-        return BatchAttribution(scores, output.logits, self._rationale(scores, batch))
+        return BatchAttribution(scores, logits, self._rationale(scores, batch))
 
     def _rationale(self, scores: torch.Tensor, batch: EncodedBatch) -> torch.Tensor:
         valid = torch.zeros_like(scores, dtype=torch.bool)

@@ -228,7 +228,7 @@ class ShapleySamplingExplainer(WordPerturbationExplainer):
     the words one by one to the all-masked text."""
 
     name = "shapley_sampling"
-    cost = "1 forward + n_samples x (words + 1) forward"
+    cost = "2 + n_samples x words forward"
     default_budget = "n_samples=10 permutations"
 
     def __init__(self, n_samples: int = 10, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
@@ -329,7 +329,8 @@ class PartitionShapExplainer(WordPerturbationExplainer):
         def model(rows: np.ndarray) -> np.ndarray:
             kept = torch.as_tensor(np.asarray(rows) >= 0, device=text.pieces.device)  # [N, F]
             keep_piece = kept[:, piece_features]  # [N, P]
-            ids = torch.where(keep_piece, text.pieces.expand_as(keep_piece), torch.full_like(keep_piece, baseline, dtype=text.pieces.dtype))
+            masked = torch.full_like(keep_piece, baseline, dtype=text.pieces.dtype)
+            ids = torch.where(keep_piece, text.pieces.expand_as(keep_piece), masked)
             return text.probabilities(ids)[:, target].cpu().numpy()
 
         words = [text.row.words[0][int(w)] for w in text.words]

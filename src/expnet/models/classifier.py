@@ -39,6 +39,15 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _usable_positions(config) -> int:
+    """Positions a text may use. RoBERTa-style models number positions from pad_token_id + 1,
+    so they can hold pad_token_id + 1 fewer tokens than they have position embeddings."""
+    positions = getattr(config, "max_position_embeddings", 512) or 512
+    if "roberta" in getattr(config, "model_type", "") or config.model_type in ("camembert", "longformer"):
+        positions -= (getattr(config, "pad_token_id", 1) or 0) + 1
+    return positions
+
+
 def _looks_like_classifier(config) -> bool:
     architectures = getattr(config, "architectures", None) or []
     return any(name.endswith("ForSequenceClassification") for name in architectures)
@@ -97,7 +106,7 @@ class Classifier:
                 "(tokenizer.json) to align words with subwords"
             )
         limit = min(
-            getattr(model.config, "max_position_embeddings", 512) or 512,
+            _usable_positions(model.config),
             tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512,
         )
         # Explain at the length the classifier was fine-tuned with, unless told otherwise.

@@ -10,11 +10,16 @@ pieces look at CLS on average). CLS->token attention is a distribution over all 
 values shrink as texts grow; with ``length_scaled`` they are multiplied by the number of real
 tokens (1.0 = uniform attention), which makes features comparable between short tweets and long
 reviews — the cross-task setting depends on this.
+
+Optional attention x gradient values (``values`` containing ``"attention_x_gradient"``; see
+``expnet.network.gradient_features``): the same CLS row/column of ``A * dlogit_y/dA`` per head,
+pooled and length-scaled like the attention values. The default ``values=("attention",)`` gives
+exactly the paper's features in the same order, and configs saved without ``values`` load as that.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -23,6 +28,7 @@ from expnet.errors import ExpnetError
 from expnet.words import EncodedBatch, pool_to_words
 
 DIRECTIONS = ("cls_to_token", "token_to_cls")
+VALUES = ("attention", "attention_x_gradient")
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class FeatureSpec:
     num_heads: int
     directions: tuple[str, ...] = DIRECTIONS
     length_scaled: bool = True
+    values: tuple[str, ...] = ("attention",)
 
     @classmethod
     def for_model(
@@ -43,6 +50,7 @@ class FeatureSpec:
         layers: str | Sequence[int] = "last",
         directions: Sequence[str] = DIRECTIONS,
         length_scaled: bool = True,
+        values: Sequence[str] = ("attention",),
     ) -> FeatureSpec:
         if layers == "last":
             chosen = (num_layers - 1,)
@@ -53,14 +61,28 @@ class FeatureSpec:
         unknown = set(directions) - set(DIRECTIONS)
         if unknown or not directions:
             raise ExpnetError(f"unknown attention direction(s) {sorted(unknown)}: use {DIRECTIONS}")
-        return cls(chosen, num_layers, num_heads, tuple(directions), length_scaled)
+        unknown = set(values) - set(VALUES)
+        if unknown or not values:
+            raise ExpnetError(f"unknown feature value(s) {sorted(unknown)}: use {VALUES}")
+        return cls(chosen, num_layers, num_heads, tuple(directions), length_scaled, tuple(dict.fromkeys(values)))
 
     @property
     def dim(self) -> int:
-        return len(self.layers) * self.num_heads * len(self.directions)
+        return len(self.layers) * self.num_heads * len(self.directions) * len(self.values)
+
+    @property
+    def needs_gradient(self) -> bool:
+        return "attention_x_gradient" in self.values
 
     def names(self) -> list[str]:
-        return [f"L{l}.h{h}.{d}" for l in self.layers for d in self.directions for h in range(self.num_heads)]
+        suffix = {"attention": "", "attention_x_gradient": ".xgrad"}
+        return [
+            f"L{l}.h{h}.{d}{suffix[v]}"
+            for l in self.layers
+            for d in self.directions
+            for v in self.values
+            for h in range(self.num_heads)
+        ]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +95,7 @@ class FeatureSpec:
             num_heads=int(data["num_heads"]),
             directions=tuple(data["directions"]),
             length_scaled=bool(data["length_scaled"]),
+            values=tuple(data.get("values", ("attention",))),
         )
 
     def check_model(self, num_layers: int, num_heads: int) -> None:
@@ -85,22 +108,33 @@ class FeatureSpec:
             )
 
 
-def word_features(attentions: Sequence[torch.Tensor], batch: EncodedBatch, spec: FeatureSpec) -> torch.Tensor:
-    """Features [B, W, spec.dim] from a forward pass's attentions (one [B, H, T, T] per layer)."""
+def word_features(
+    attentions: Sequence[torch.Tensor],
+    batch: EncodedBatch,
+    spec: FeatureSpec,
+    gradients: Mapping[int, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Features [B, W, spec.dim] from a forward pass's attentions (one [B, H, T, T] per layer);
+    ``gradients`` (layer -> dlogit/dA, same shape) are needed for attention x gradient values."""
     if not attentions:
         raise ExpnetError("the classifier returned no attention weights; load it with attn_implementation='eager'")
+    if spec.needs_gradient and gradients is None:
+        raise ExpnetError("these ExpNet features need attention gradients; compute them with expnet.network.gradient_features.batch_features")
     mask = batch.attention_mask.to(attentions[0].dtype).to(attentions[0].device)
     n_tokens = mask.sum(-1).view(-1, 1, 1)  # [B, 1, 1]
     parts = []
     for layer in spec.layers:
-        attention = attentions[layer]  # [B, H, T, T]
         for direction in spec.directions:
-            if direction == "cls_to_token":
-                values = attention[:, :, 0, :].transpose(1, 2)  # [B, T, H]
-                if spec.length_scaled:
-                    values = values * n_tokens
-                parts.append(pool_to_words(values, batch, "sum"))
-            else:
-                values = attention[:, :, :, 0].transpose(1, 2)
-                parts.append(pool_to_words(values, batch, "mean"))
+            for kind in spec.values:
+                attention = attentions[layer]  # [B, H, T, T]
+                if kind == "attention_x_gradient":
+                    attention = attention * gradients[layer].to(attention.dtype)
+                if direction == "cls_to_token":
+                    values = attention[:, :, 0, :].transpose(1, 2)  # [B, T, H]
+                    if spec.length_scaled:
+                        values = values * n_tokens
+                    parts.append(pool_to_words(values, batch, "sum"))
+                else:
+                    values = attention[:, :, :, 0].transpose(1, 2)
+                    parts.append(pool_to_words(values, batch, "mean"))
     return torch.cat(parts, dim=-1)

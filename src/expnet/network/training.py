@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
-from expnet.network.features import FeatureSpec, word_features
+from expnet.network.features import FeatureSpec
+from expnet.network.gradient_features import batch_features
 from expnet.network.model import ExpNetModel
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class ExpNetSettings:
     layers: str | list[int] = "last"
     directions: tuple[str, ...] = ("cls_to_token", "token_to_cls")
     length_scaled: bool = True
+    # ("attention",) = the paper; add "attention_x_gradient" for A * dlogit/dA values (gradient_features.py).
+    feature_values: tuple[str, ...] = ("attention",)
     hidden_size: int = 64
     dropout: float = 0.1
     focal_alpha: float = 0.5  # weight of the positive class
@@ -49,6 +52,7 @@ class ExpNetSettings:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["directions"] = list(self.directions)
+        data["feature_values"] = list(self.feature_values)
         return data
 
 
@@ -93,9 +97,9 @@ def collect_features(
     for start in tqdm(range(0, len(annotated), step), desc="features", disable=not progress, leave=False):
         chunk = annotated[start : start + step]
         batch = classifier.encode([e.words for e in chunk])
-        output = classifier.forward(batch, output_attentions=True)
-        features = word_features(output.attentions, batch, spec).float().cpu()
-        predictions = output.logits.argmax(-1).cpu()
+        features, logits = batch_features(classifier, batch, spec)
+        features = features.float().cpu()
+        predictions = logits.argmax(-1).cpu()
         for i, example in enumerate(chunk):
             if settings.only_correct and int(predictions[i]) != example.label:
                 dataset.skipped_wrong += 1
@@ -186,7 +190,8 @@ def train_expnet(
         raise ExpnetError("no training data: give at least one --task TASK=CLASSIFIER")
     first = sources[0][0]
     spec = FeatureSpec.for_model(
-        first.num_layers, first.num_heads, settings.layers, settings.directions, settings.length_scaled
+        first.num_layers, first.num_heads, settings.layers, settings.directions, settings.length_scaled,
+        settings.feature_values,
     )
     dataset = WordDataset()
     for classifier, examples in sources:

@@ -135,7 +135,7 @@ def brute_force_shapley(v: Game, n: int) -> np.ndarray:
     if not 0 < n <= BRUTE_FORCE_MAX_PLAYERS:
         raise ValueError(f"brute force needs 1..{BRUTE_FORCE_MAX_PLAYERS} players, got {n}; use monte_carlo_shapley")
     worth = np.array([float(v(_members(mask, n))) for mask in range(1 << n)])
-    sizes = np.array([bin(mask).count("1") for mask in range(1 << n)])
+    sizes = np.array([mask.bit_count() for mask in range(1 << n)])
     weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
     masks = np.arange(1 << n)
     phi = np.zeros(n)

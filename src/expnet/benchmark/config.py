@@ -1,0 +1,366 @@
+"""What a benchmark run does, as one dataclass: defaults, the ``--quick`` preset, TOML/YAML files.
+
+A config file only names what differs from the defaults (or from the quick preset with
+``--quick``). Top-level keys and tables::
+
+    seed = 0                      # every seed: sampling, fine-tuning, ExpNet, explainers
+    explainers = "all"            # or a list of registered names
+    exclude_explainers = []
+    slow_explainers = ["attention_flow"]   # plus every explainer of a family in slow_families
+    slow_families = ["perturbation"]
+    batch_size = 16               # texts per explainer batch (speed is measured at this size)
+    threads = 0                   # torch CPU threads; 0 = torch's default
+    gold_rule = "majority"        # or "union"
+    backbone = ""                 # fine-tuning backbone ("" = the offline default, MiniLM-L6)
+    selection_metric = "f1"       # validation metric that picks the ExpNet variant
+    validation_fraction = 0.2     # share of each training task's rationale data kept for selection
+    in_domain = true              # also train ExpNet on the held-out task (upper reference)
+    report_examples = 3           # examples highlighted per task in report.html
+    candidates = ["last", "all_layers", "attn_x_grad", "attn_and_grad"]
+
+    [tasks.hatexplain]            # one table per task, in run order; a JSONL path works too:
+    max_examples = 300            # [tasks."data/my_task.jsonl"]
+    slow_max_examples = 100       # smaller common subset (a prefix) for slow explainers
+    expnet_train_max_examples = 2000
+    classifier = ""               # an existing classifier folder ("" = fine-tune one into OUT)
+    eval_fraction = 0.3           # JSONL only: share of the file held out for evaluation
+    finetune = { epochs = 2, max_length = 96, batch_size = 32, max_examples = 6000 }
+    explainer_settings.lime = { n_samples = 100 }   # per-task budget overrides
+
+    [explainer_settings.lime]     # constructor settings per explainer, all tasks
+    n_samples = 200
+
+    [expnet]                      # ExpNetSettings fields (hidden_size, max_epochs, only_correct ...)
+    max_epochs = 60
+
+    [variants.last]               # ExpNet variants: layers, directions, values
+    layers = "last"
+    directions = ["cls_to_token", "token_to_cls"]
+    values = ["attention"]
+
+    [faithfulness]
+    removals = ["mask", "delete"]
+    shown = "mask"                # the removal the leaderboards show
+    bins = [0.01, 0.05, 0.10, 0.20, 0.50]
+    kendall_removals = ["mask"]   # leave-one-out costs one pass per word: pick removals here
+    batch_size = 64               # rows per forward pass
+    all_variants = true           # faithfulness of every ExpNet variant (false: selected + in-domain only)
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from expnet.errors import ExpnetError
+from expnet.metrics.faithfulness import DEFAULT_BINS, REMOVALS
+from expnet.models.finetune import FinetuneSettings
+from expnet.network.features import DIRECTIONS, VALUES
+from expnet.network.training import ExpNetSettings
+
+SELECTION_METRICS = ("f1", "f1_topk", "auroc", "auprc")
+
+# Fine-tuning defaults per built-in task (FinetuneSettings fields); JSONL tasks get GENERIC.
+TASK_FINETUNE = {
+    "hatexplain": {"epochs": 2, "max_length": 96, "batch_size": 32, "learning_rate": 5e-5, "max_examples": 6000},
+    "sst2": {"epochs": 1, "max_length": 64, "batch_size": 32, "learning_rate": 5e-5, "max_examples": 12000},
+    "movies": {"epochs": 3, "max_length": 256, "batch_size": 8, "learning_rate": 5e-5, "max_examples": 1600},
+}
+GENERIC_FINETUNE = {"epochs": 3, "max_length": 128, "batch_size": 16, "learning_rate": 5e-5}
+
+DEFAULT_VARIANTS = {
+    # The paper: last layer, both attention directions.
+    "last": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention"]},
+    # The paper's direction ablation.
+    "last_cls_to_token": {"layers": "last", "directions": ["cls_to_token"], "values": ["attention"]},
+    "last_token_to_cls": {"layers": "last", "directions": ["token_to_cls"], "values": ["attention"]},
+    # Past the paper: every layer; attention x gradient instead of / beside attention.
+    "all_layers": {"layers": "all", "directions": list(DIRECTIONS), "values": ["attention"]},
+    "attn_x_grad": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention_x_gradient"]},
+    "attn_and_grad": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention", "attention_x_gradient"]},
+}
+DEFAULT_CANDIDATES = ["last", "all_layers", "attn_x_grad", "attn_and_grad"]
+
+
+@dataclass
+class TaskConfig:
+    name: str  # a built-in task or a JSONL path
+    max_examples: int | None = 200
+    slow_max_examples: int | None = None  # None: the same examples as everyone
+    expnet_train_max_examples: int | None = None
+    classifier: str | None = None
+    eval_fraction: float = 0.3
+    finetune: dict = field(default_factory=dict)
+    explainer_settings: dict[str, dict] = field(default_factory=dict)
+
+    def finetune_settings(self) -> FinetuneSettings:
+        base = dict(TASK_FINETUNE.get(self.name, GENERIC_FINETUNE))
+        base.update(self.finetune)
+        return FinetuneSettings(**base)
+
+    @property
+    def n_slow(self) -> int | None:
+        if self.slow_max_examples is None:
+            return self.max_examples
+        if self.max_examples is None:
+            return self.slow_max_examples
+        return min(self.slow_max_examples, self.max_examples)
+
+
+@dataclass
+class VariantConfig:
+    layers: str | list[int] = "last"
+    directions: list[str] = field(default_factory=lambda: list(DIRECTIONS))
+    values: list[str] = field(default_factory=lambda: ["attention"])
+
+
+@dataclass
+class FaithfulnessConfig:
+    enabled: bool = True
+    removals: list[str] = field(default_factory=lambda: ["mask", "delete"])
+    shown: str = "mask"
+    bins: list[float] = field(default_factory=lambda: list(DEFAULT_BINS))
+    kendall_removals: list[str] = field(default_factory=lambda: ["mask"])
+    batch_size: int = 64
+    all_variants: bool = True  # False: only the selected and the in-domain ExpNet (ablation rows show "-")
+
+
+@dataclass
+class BenchmarkConfig:
+    tasks: list[TaskConfig] = field(default_factory=list)
+    explainers: str | list[str] = "all"
+    exclude_explainers: list[str] = field(default_factory=list)
+    slow_explainers: list[str] = field(default_factory=lambda: ["attention_flow"])
+    slow_families: list[str] = field(default_factory=lambda: ["perturbation"])
+    explainer_settings: dict[str, dict] = field(default_factory=dict)
+    seed: int = 0
+    batch_size: int = 16
+    threads: int = 0  # torch CPU threads (0 = torch's default); 1 is fastest on a small, busy machine
+    gold_rule: str = "majority"
+    backbone: str | None = None
+    expnet: dict = field(default_factory=dict)
+    variants: dict[str, VariantConfig] = field(default_factory=dict)
+    candidates: list[str] = field(default_factory=lambda: list(DEFAULT_CANDIDATES))
+    selection_metric: str = "f1"
+    validation_fraction: float = 0.2
+    in_domain: bool = True
+    faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
+    report_examples: int = 3
+    preset: str = "default"
+
+    def expnet_settings(self, variant: str) -> ExpNetSettings:
+        spec = self.variants[variant]
+        return ExpNetSettings(
+            **{**self.expnet, "layers": spec.layers, "directions": tuple(spec.directions), "feature_values": tuple(spec.values)}
+        )
+
+    def explainer_kwargs(self, name: str, task: TaskConfig) -> dict:
+        return {**self.explainer_settings.get(name, {}), **task.explainer_settings.get(name, {})}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- presets ------------------------------------------------------------------------------
+def _full_tasks() -> dict:
+    return {
+        "hatexplain": {"max_examples": 300, "slow_max_examples": 60, "expnet_train_max_examples": 1200},
+        "sst2": {"max_examples": 300, "slow_max_examples": 60, "expnet_train_max_examples": 1500},
+        "movies": {"max_examples": 40, "slow_max_examples": 10, "expnet_train_max_examples": 400},
+    }
+
+
+DEFAULTS: dict[str, Any] = {"tasks": _full_tasks(), "variants": DEFAULT_VARIANTS}
+
+# --quick: CI-sized. Two short-text tasks x 24 examples, tiny fine-tunes on the shipped samples
+# (cached in OUT/classifiers), cheap explainers with tiny budgets, one slow subset of 12.
+QUICK: dict[str, Any] = {
+    "preset": "quick",
+    "tasks": {
+        "hatexplain": {
+            "max_examples": 24,
+            "slow_max_examples": 8,
+            "expnet_train_max_examples": 64,
+            "finetune": {"epochs": 1, "max_length": 48, "batch_size": 16, "learning_rate": 1e-4, "max_examples": 192},
+        },
+        "sst2": {
+            "max_examples": 24,
+            "slow_max_examples": 8,
+            "expnet_train_max_examples": 64,
+            "finetune": {"epochs": 1, "max_length": 40, "batch_size": 16, "learning_rate": 1e-4, "max_examples": 192},
+        },
+    },
+    "explainers": [
+        "random", "raw_attention", "rollout", "saliency", "input_x_gradient", "integrated_gradients",
+        "gae", "occlusion", "lime",
+    ],
+    "explainer_settings": {
+        "integrated_gradients": {"n_steps": 4},
+        "lime": {"n_samples": 16},
+    },
+    "faithfulness": {"removals": ["mask"], "shown": "mask", "kendall_removals": ["mask"], "all_variants": False},
+    # CI-sized classifiers are barely better than chance, so the paper's "correctly classified
+    # examples only" rule would leave ExpNet (almost) nothing to learn from.
+    "expnet": {"max_epochs": 40, "patience": 5, "only_correct": False},
+    "variants": DEFAULT_VARIANTS,
+    "report_examples": 2,
+    # One thread: on a small shared CI machine extra OpenMP threads only oversubscribe the cores.
+    "threads": 1,
+}
+
+
+# --- loading ------------------------------------------------------------------------------
+def read_file(path: str | Path) -> dict:
+    """A TOML (tomllib) or YAML (PyYAML, if installed) file as a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExpnetError(f"config file {path} not found; give a .toml or .yaml file (see benchmarks/full.toml)")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ExpnetError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the config as TOML") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ExpnetError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ExpnetError(f"{path}: not valid TOML ({error})") from None
+    if not isinstance(data, dict):
+        raise ExpnetError(f"{path}: the config must be a table of settings, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key == "tasks":
+            # The file's task list replaces the preset's; a task both name keeps the preset's settings.
+            listed = {str(t): {} for t in value} if isinstance(value, list) else value
+            before = out.get(key) or {}
+            out[key] = {
+                name: _merge(before.get(name, {}), extra or {}) if isinstance(extra, dict | None) else extra
+                for name, extra in listed.items()
+            }
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _known(data: dict, cls, where: str, extra: tuple[str, ...] = ()) -> None:
+    names = {f.name for f in fields(cls)} | set(extra)
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ExpnetError(f"unknown config key {unknown[0]!r} in {where}; use one of {', '.join(sorted(names))}")
+
+
+def _optional_int(value, where: str) -> int | None:
+    if value is None or value == "" or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ExpnetError(f"{where} must be a positive whole number, got {value!r}")
+    return value
+
+
+def _task(name: str, data: dict) -> TaskConfig:
+    if not isinstance(data, dict):
+        raise ExpnetError(f"[tasks.{name}] must be a table of settings, got {data!r}")
+    _known(data, TaskConfig, f"[tasks.{name}]")
+    data = {k: v for k, v in data.items() if k != "name"}
+    task = TaskConfig(name=name, **data)
+    where = f"[tasks.{name}]"
+    task.max_examples = _optional_int(task.max_examples, f"{where} max_examples")
+    task.slow_max_examples = _optional_int(task.slow_max_examples, f"{where} slow_max_examples")
+    task.expnet_train_max_examples = _optional_int(task.expnet_train_max_examples, f"{where} expnet_train_max_examples")
+    task.classifier = task.classifier or None
+    if not 0 < task.eval_fraction < 1:
+        raise ExpnetError(f"{where} eval_fraction must be between 0 and 1, got {task.eval_fraction}")
+    unknown = sorted(set(task.finetune) - {f.name for f in fields(FinetuneSettings)})
+    if unknown:
+        raise ExpnetError(f"unknown fine-tuning setting {unknown[0]!r} in {where}; use FinetuneSettings fields")
+    return task
+
+
+def build(data: dict) -> BenchmarkConfig:
+    """A checked ``BenchmarkConfig`` from merged settings; one-line errors for every mistake."""
+    _known(data, BenchmarkConfig, "the config")
+    data = copy.deepcopy(data)
+    raw_tasks = data.pop("tasks", {})
+    if isinstance(raw_tasks, list):
+        raw_tasks = {str(t): {} for t in raw_tasks}
+    tasks = [_task(str(name), settings or {}) for name, settings in raw_tasks.items()]
+    if len(tasks) < 2:
+        raise ExpnetError("the benchmark leaves one task out at a time: give at least two tasks")
+    variants = {}
+    for name, spec in data.pop("variants", {}).items():
+        if not isinstance(spec, dict):
+            raise ExpnetError(f"[variants.{name}] must be a table with layers, directions and values")
+        _known(spec, VariantConfig, f"[variants.{name}]")
+        variant = VariantConfig(**spec)
+        if set(variant.directions) - set(DIRECTIONS) or not variant.directions:
+            raise ExpnetError(f"[variants.{name}] directions must be some of {list(DIRECTIONS)}")
+        if set(variant.values) - set(VALUES) or not variant.values:
+            raise ExpnetError(f"[variants.{name}] values must be some of {list(VALUES)}")
+        if not (variant.layers in ("last", "all") or isinstance(variant.layers, list)):
+            raise ExpnetError(f"[variants.{name}] layers must be \"last\", \"all\" or a list of layer numbers")
+        variants[name] = variant
+    faith = data.pop("faithfulness", {})
+    _known(faith, FaithfulnessConfig, "[faithfulness]")
+    faithfulness = FaithfulnessConfig(**faith)
+    config = BenchmarkConfig(tasks=tasks, variants=variants, faithfulness=faithfulness, **data)
+    _check(config)
+    return config
+
+
+def _check(config: BenchmarkConfig) -> None:
+    if not config.variants:
+        raise ExpnetError("no ExpNet variants: give at least [variants.last]")
+    missing = [c for c in config.candidates if c not in config.variants]
+    if missing or not config.candidates:
+        raise ExpnetError(f"candidate variant {missing[0] if missing else '(none)'!r} is not defined under [variants]")
+    if config.selection_metric not in SELECTION_METRICS:
+        raise ExpnetError(f"selection_metric {config.selection_metric!r}: use one of {', '.join(SELECTION_METRICS)}")
+    if config.gold_rule not in ("majority", "union"):
+        raise ExpnetError(f"gold_rule {config.gold_rule!r}: use majority or union")
+    if not 0 < config.validation_fraction < 1:
+        raise ExpnetError(f"validation_fraction must be between 0 and 1, got {config.validation_fraction}")
+    if config.threads < 0:
+        raise ExpnetError(f"threads must be 0 (torch's default) or more, got {config.threads}")
+    if config.batch_size < 1 or config.faithfulness.batch_size < 1:
+        raise ExpnetError("batch sizes must be at least 1")
+    faith = config.faithfulness
+    for removal in [*faith.removals, *faith.kendall_removals, faith.shown]:
+        if removal not in REMOVALS:
+            raise ExpnetError(f"[faithfulness] removal {removal!r}: use one of {', '.join(REMOVALS)}")
+    if faith.enabled and faith.shown not in faith.removals:
+        raise ExpnetError(f"[faithfulness] shown = {faith.shown!r} must be one of removals {faith.removals}")
+    if not faith.bins or any(not 0 < b <= 1 for b in faith.bins):
+        raise ExpnetError(f"[faithfulness] bins must be fractions in (0, 1], got {faith.bins}")
+    unknown = sorted(set(config.expnet) - set(ExpNetSettings.__dataclass_fields__))
+    if unknown:
+        raise ExpnetError(f"unknown [expnet] setting {unknown[0]!r}; use ExpNetSettings fields")
+    if isinstance(config.explainers, str) and config.explainers != "all":
+        config.explainers = [n.strip() for n in config.explainers.split(",") if n.strip()]
+    config.backbone = config.backbone or None
+    names = [t.name for t in config.tasks]
+    if len(set(names)) != len(names):
+        raise ExpnetError("a task is listed twice")
+
+
+def load_config(path: str | Path | None = None, quick: bool = False) -> BenchmarkConfig:
+    """Defaults (or the quick preset), then the file's settings on top."""
+    base = QUICK if quick else DEFAULTS
+    data = _merge(base, read_file(path)) if path else copy.deepcopy(base)
+    try:
+        return build(data)
+    except TypeError as error:  # a wrongly typed value reaching a dataclass
+        raise ExpnetError(f"bad config value: {error}") from None

@@ -1,0 +1,329 @@
+"""Benchmark outputs: results.json, results.csv, leaderboard.md, plots/*.png and report.html.
+
+Plots use matplotlib's object API with the Agg canvas (no pyplot, no display, no global backend
+switch). Every file is written atomically; report.html embeds the plots, so it stands alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import io
+import os
+import tempfile
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from expnet.io import atomic_write_json, atomic_write_text
+from expnet.report import html
+
+CSV_COLUMNS = (
+    "task", "table", "table_examples", "explainer", "kind", "family", "binarisation", "n_examples",
+    "f1", "precision", "recall", "f1_pooled", "f1_topk", "auroc", "auprc",
+    "comprehensiveness", "sufficiency", "kendall_tau",
+    "comprehensiveness_mask", "sufficiency_mask", "kendall_mask",
+    "comprehensiveness_delete", "sufficiency_delete", "kendall_delete",
+    "examples_per_second", "expnet_speedup", "seconds", "variant", "validation", "selected",
+)
+
+LEADERBOARD = (
+    ("F1", "f1"), ("P", "precision"), ("R", "recall"), ("AUROC", "auroc"), ("AUPRC", "auprc"),
+    ("Comp.", "comprehensiveness"), ("Suff.", "sufficiency"), ("Kendall", "kendall_tau"),
+    ("ex/s", "examples_per_second"), ("ExpNet speed-up", "expnet_speedup"),
+)
+ABLATION = (
+    ("F1", "f1"), ("F1@k", "f1_topk"), ("AUROC", "auroc"), ("AUPRC", "auprc"),
+    ("Comp.", "comprehensiveness"), ("Suff.", "sufficiency"), ("ex/s", "examples_per_second"),
+)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float | int | np.floating):
+        value = float(value)
+        if not np.isfinite(value):
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _label(row: dict) -> str:
+    if row["explainer"] == "expnet":
+        return "expnet (threshold 0.5)"
+    if row["explainer"] == "expnet@k":
+        return "expnet@k (top-k)"
+    if row["kind"] == "reference":
+        return f"{row['explainer']} (reference)"
+    return row["explainer"]
+
+
+def _table_title(name: str, table: dict) -> str:
+    return ("All explainers" if name == "main" else "Common subset") + f" ({table['n_examples']} examples)"
+
+
+# --- tables --------------------------------------------------------------------------------
+def leaderboard_rows(table: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["Explainer", "F1 by", *[h for h, _ in LEADERBOARD]]
+    rows = []
+    for row in table["rows"]:
+        by = "0.5" if row["binarisation"].startswith("threshold") else "top-k"
+        rows.append([_label(row), by, *[_fmt(row.get(key)) for _, key in LEADERBOARD]])
+    return headers, rows
+
+
+def ablation_rows(task: dict) -> tuple[list[str], list[list[str]]]:
+    metric = task["expnet"]["selection_metric"]
+    headers = ["Variant", "layers", "directions", "values", f"validation {metric}", *[h for h, _ in ABLATION], "selected"]
+    rows = []
+    for row in task["ablation"]:
+        settings = row.get("settings") or {}
+        rows.append(
+            [
+                row["variant"],
+                str(settings.get("layers", "")),
+                "+".join(settings.get("directions", [])) if settings else "",
+                "+".join(settings.get("values", [])) if settings else "",
+                _fmt(row.get("validation")),
+                *[_fmt(row.get(key)) for _, key in ABLATION],
+                "**selected**" if row.get("selected") else ("candidate" if row.get("candidate") else ""),
+            ]
+        )
+    return headers, rows
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def leaderboard_markdown(results: dict) -> str:
+    parts = ["# expnet benchmark: leaderboards", ""]
+    parts += [f"- {note}" for note in results["protocol"]]
+    parts.append("")
+    for name, task in results["tasks"].items():
+        parts.append(f"## {name} (held out; ExpNet trained on {', '.join(task['trained_on'])})")
+        parts.append("")
+        parts.append(
+            f"Classifier accuracy on these examples {_fmt(task['accuracy'])}; top-k rate {_fmt(task['rationale_rate'])} "
+            f"(from {task['rationale_rate_source']}; the held-out task's own rate is {_fmt(task['held_out_rationale_rate'])}). "
+            f"Comprehensiveness (higher is better) and sufficiency (lower is better) by "
+            f"{task['removal_shown'] or 'n/a'} removal; Kendall tau against leave-one-out by "
+            f"{task.get('kendall_removal') or 'n/a'} removal. ex/s: examples per second; ExpNet speed-up: how many times "
+            "faster ExpNet is."
+        )
+        parts.append("")
+        for table_name, table in task["tables"].items():
+            parts.append(f"### {_table_title(table_name, table)}")
+            parts.append("")
+            parts.append(f"_{table['note']}._")
+            parts.append("")
+            parts.append(_markdown(*leaderboard_rows(table)))
+            parts.append("")
+        parts.append(f"### ExpNet variants (ablation; selected on validation: {task['expnet']['selected']})")
+        parts.append("")
+        parts.append(_markdown(*ablation_rows(task)))
+        parts.append("")
+    skipped = results.get("skipped") or {}
+    if skipped:
+        parts.append("## Skipped explainers")
+        parts.append("")
+        for task, reasons in skipped.items():
+            for name, reason in reasons.items():
+                parts.append(f"- {task}: {name}: {reason}")
+        parts.append("")
+    return "\n".join(parts) + "\n"
+
+
+def csv_rows(results: dict) -> list[dict]:
+    rows = []
+    for name, task in results["tasks"].items():
+        for table_name, table in task["tables"].items():
+            for row in table["rows"]:
+                rows.append({"task": name, "table": table_name, "table_examples": table["n_examples"], **row})
+        for row in task["ablation"]:
+            rows.append({"task": name, "table": "ablation", "table_examples": task["n_examples"], **row})
+    return rows
+
+
+def results_csv(results: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in csv_rows(results):
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+# --- plots ---------------------------------------------------------------------------------
+def _largest(task: dict) -> dict:
+    return task["tables"].get("common", task["tables"]["main"])
+
+
+def _colour(row: dict) -> str:
+    return {"expnet": "#c0392b", "reference": "#e6a19a"}.get(row["kind"], "#4a78b0")
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def plot_f1(results: dict):
+    tasks = results["tasks"]
+    height = max(3.0, 0.28 * max(len(_largest(t)["rows"]) for t in tasks.values()) + 1.0)
+    figure = _figure(4.2 * len(tasks), height)
+    axes = figure.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, (name, task) in zip(axes, tasks.items(), strict=True):
+        rows = [r for r in _largest(task)["rows"]][::-1]
+        ax.barh([_label(r) for r in rows], [np.nan_to_num(r["f1"] if r["f1"] is not None else np.nan) for r in rows], color=[_colour(r) for r in rows])
+        ax.set_title(f"{name} ({_largest(task)['n_examples']} examples)")
+        ax.set_xlabel("F1")
+        ax.set_xlim(0, 1)
+        ax.tick_params(axis="y", labelsize=7)
+    return figure
+
+
+def plot_speed(results: dict):
+    figure = _figure(7.5, 5.0)
+    ax = figure.subplots()
+    markers = "osD^v<>pP*"
+    for i, (name, task) in enumerate(results["tasks"].items()):
+        rows = [r for r in _largest(task)["rows"] if r["explainer"] != "expnet@k"]
+        xs = [r["examples_per_second"] for r in rows]
+        ys = [r["f1"] if r["f1"] is not None else np.nan for r in rows]
+        ax.scatter(xs, ys, marker=markers[i % len(markers)], label=name, c=[_colour(r) for r in rows], alpha=0.8)
+        for row, x, y in zip(rows, xs, ys, strict=True):
+            if x and np.isfinite(y):
+                ax.annotate(row["explainer"], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("examples per second (log scale)")
+    ax.set_ylabel("F1 (ExpNet at 0.5, baselines at top-k)")
+    ax.set_title("Plausibility against speed")
+    ax.legend(title="held-out task", fontsize=8)
+    return figure
+
+
+def plot_deletion(results: dict):
+    tasks = results["tasks"]
+    figure = _figure(4.6 * len(tasks), 4.4)
+    axes = figure.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, (name, task) in zip(axes, tasks.items(), strict=True):
+        block = task["deletion_curves"]
+        xs = [100 * b for b in block["bins"]]
+        for label, curve in block["curves"].items():
+            if curve is None:
+                continue
+            style = {"linewidth": 2.2, "color": "#c0392b"} if label == "expnet" else {"linewidth": 0.9}
+            ax.plot(xs, curve, marker=".", label=label, **style)
+        ax.set_title(f"{name}: removal by {block['removal']}")
+        ax.set_xlabel("% of words removed (highest scores first)")
+        ax.set_ylabel("mean p(predicted class)")
+        ax.legend(fontsize=6, ncol=2)
+    return figure
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# --- HTML ----------------------------------------------------------------------------------
+def _html_table(headers: list[str], rows: list[list[str]]) -> str:
+    return html.table(headers, [[cell.replace("**", "") for cell in row] for row in rows])
+
+
+def report_html(results: dict, examples: dict, images: dict[str, bytes]) -> str:
+    body = "<h2>Protocol</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in results["protocol"]) + "</ul>"
+    cache = results["cache"]
+    body += (
+        f'<p class="meta">run time {results["seconds"]:.0f} s; cache: {cache["total_hits"]} results reused, '
+        f'{cache["total_computed"]} computed</p>'
+    )
+    for title, name in (("F1 per task and explainer", "f1_per_task"), ("F1 against speed", "f1_vs_speed"), ("Deletion curves", "deletion_curves")):
+        if name in images:
+            data = base64.b64encode(images[name]).decode("ascii")
+            body += f'<h2>{escape(title)}</h2><img alt="{escape(title)}" style="max-width:100%" src="data:image/png;base64,{data}">'
+    for name, task in results["tasks"].items():
+        body += f"<h2>{escape(name)} (held out; ExpNet trained on {escape(', '.join(task['trained_on']))})</h2>"
+        body += (
+            f'<p class="meta">accuracy {_fmt(task["accuracy"])} on these examples; top-k rate {_fmt(task["rationale_rate"])} '
+            f"({escape(task['rationale_rate_source'])}); faithfulness by {escape(str(task['removal_shown']))} removal</p>"
+        )
+        for table_name, table in task["tables"].items():
+            body += f"<h3>{escape(_table_title(table_name, table))}</h3><p class=\"meta\">{escape(table['note'])}</p>"
+            body += _html_table(*leaderboard_rows(table))
+        body += f"<h3>ExpNet variants (selected on validation: {escape(task['expnet']['selected'])})</h3>"
+        body += _html_table(*ablation_rows(task))
+        shown = examples.get(name) or []
+        if shown:
+            body += f"<h3>Examples, side by side per explainer</h3>"
+        for example, blocks in shown:
+            gold = example.gold_mask(results["config"]["gold_rule"])
+            body += f"<h4>{escape(example.id)} &middot; gold label {escape(example.label_name)}</h4><table>"
+            for label, explanation in blocks:
+                probability = explanation.probabilities[explanation.prediction]
+                body += (
+                    f'<tr><th style="white-space:nowrap">{escape(label)}<br><span class="meta">'
+                    f"pred {escape(explanation.prediction_name)} ({probability:.2f})</span></th>"
+                    f'<td style="text-align:left">{html.highlight(explanation, gold)}</td></tr>'
+                )
+            body += "</table>"
+    return html.page("expnet benchmark", body)
+
+
+def strict_json(value):
+    """NaN and infinities become null, so results.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_outputs(outcome, out: str | Path, plots: bool = True) -> dict[str, Path]:
+    """Write every output file into ``out``; returns their paths by name."""
+    out = Path(out)
+    results = strict_json(outcome.results)
+    paths = {
+        "results.json": atomic_write_json(out / "results.json", results),
+        "results.csv": atomic_write_text(out / "results.csv", results_csv(results)),
+        "leaderboard.md": atomic_write_text(out / "leaderboard.md", leaderboard_markdown(results)),
+    }
+    images: dict[str, bytes] = {}
+    if plots:
+        for name, make in (("f1_per_task", plot_f1), ("f1_vs_speed", plot_speed), ("deletion_curves", plot_deletion)):
+            images[name] = _png(make(results))
+            paths[f"plots/{name}.png"] = _atomic_write_bytes(out / "plots" / f"{name}.png", images[name])
+    paths["report.html"] = atomic_write_text(out / "report.html", report_html(results, outcome.examples, images))
+    return paths

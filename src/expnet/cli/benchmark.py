@@ -1,0 +1,98 @@
+"""expnet benchmark: leave-one-task-out comparison of ExpNet with every registered explainer.
+
+Writes OUT/results.json, OUT/results.csv, OUT/leaderboard.md, OUT/plots/*.png and
+OUT/report.html; classifiers, trained ExpNets and every intermediate result are cached under OUT,
+so an interrupted run resumes and a rerun only computes what changed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+
+from expnet.cli.common import add_data_dir, add_device, positive_int, require_new_or_dir
+from expnet.errors import ExpnetError
+from expnet.io import atomic_write_json
+from expnet.seeding import seed_everything
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "benchmark",
+        help="leave-one-task-out benchmark of ExpNet against every explainer (plausibility, faithfulness, speed)",
+        description=(
+            "Per held-out task: fine-tune or reuse its classifier, train ExpNet on the other tasks, and evaluate ExpNet, "
+            "its variants, an in-domain ExpNet and every explainer on the same examples. Results are cached in OUT."
+        ),
+    )
+    parser.add_argument("--config", default=None, help="TOML or YAML config (see benchmarks/full.toml); defaults apply to what it leaves out")
+    parser.add_argument("--quick", action="store_true", help="CI-sized preset: 2 short tasks x 24 examples, cheap explainers, tiny fine-tunes (a --config file goes on top)")
+    add_data_dir(parser)
+    parser.add_argument("--out", required=True, help="output folder (results, plots, report, and the cache)")
+    parser.add_argument("--explainers", default=None, help="comma-separated explainer names, or 'all' (overrides the config)")
+    parser.add_argument("--max-examples", type=positive_int, default=None, help="at most this many evaluation examples per task (also caps the slow subset)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_device(parser)
+    parser.set_defaults(func=run)
+
+
+def apply_overrides(config, args) -> None:
+    """Command-line flags win over the config file."""
+    if args.seed is not None:
+        config.seed = args.seed
+    if args.explainers is not None:
+        names = [n.strip() for n in args.explainers.split(",") if n.strip()]
+        if not names:
+            raise ExpnetError("--explainers is empty: give names like raw_attention,lime or 'all'")
+        config.explainers = "all" if names == ["all"] else names
+    if args.max_examples is not None:
+        for task in config.tasks:
+            task.max_examples = min(task.max_examples or args.max_examples, args.max_examples)
+            if task.slow_max_examples is not None:
+                task.slow_max_examples = min(task.slow_max_examples, args.max_examples)
+
+
+def run(args) -> int:
+    from expnet.benchmark.config import load_config
+    from expnet.benchmark.report import write_outputs
+    from expnet.benchmark.runner import BenchmarkRunner
+
+    started = time.perf_counter()
+    console = Console(stderr=True)
+    out = require_new_or_dir(args.out)
+    config = load_config(args.config, quick=args.quick)
+    apply_overrides(config, args)
+    seed_everything(config.seed)
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    runner = BenchmarkRunner(config, out, data_dir=args.data_dir, device=args.device, progress=not args.quiet, console=console)
+    atomic_write_json(out / "config.json", config.to_dict())
+    outcome = runner.run()
+    paths = write_outputs(outcome, out, plots=not args.no_plots)
+    if not args.quiet:
+        from expnet.benchmark.report import leaderboard_rows
+        from rich.table import Table
+
+        for name, task in outcome.results["tasks"].items():
+            table_name = "common" if "common" in task["tables"] else "main"
+            headers, rows = leaderboard_rows(task["tables"][table_name])
+            shown = Table(title=f"{name} (held out): {task['tables'][table_name]['n_examples']} examples, selected variant {task['expnet']['selected']}")
+            keep = [headers.index(h) for h in ("Explainer", "F1 by", "F1", "AUROC", "AUPRC", "Comp.", "Suff.", "ex/s")]
+            for i in keep:
+                shown.add_column(headers[i], justify="left" if i == 0 else "right")
+            for row in rows:
+                shown.add_row(*(row[i] for i in keep))
+            console.print(shown)
+        counters = outcome.results["cache"]
+        console.print(
+            f"cache: {counters['total_hits']} results reused, {counters['total_computed']} computed "
+            f"({', '.join(f'{k} {v}' for k, v in counters['computed'].items()) or 'nothing new'})"
+        )
+        console.print(f"wrote {', '.join(sorted(paths))} into {out} in {time.perf_counter() - started:.0f} s")
+    print(out / "results.json")
+    return 0

@@ -1,0 +1,352 @@
+"""Faithfulness: does removing the words an explanation ranks highest change the model's mind?
+
+Conventions (documented because peers differ; ERASER, DeYoung et al. 2020, for the first two):
+
+- **Comprehensiveness** of bin ``b``: ``p(y | x) - p(y | x without its top-k words)``; higher is
+  more faithful. **Sufficiency**: ``p(y | x) - p(y | only its top-k words)``; lower is more
+  faithful. ``y`` is the explained class (normally the prediction), ``p`` its softmax probability.
+- **k** for a bin fraction ``b`` of a text with ``n`` scored words is ``min(n, max(1, ceil(b n)))``:
+  at least one word, so a 1% bin of a 20-word tweet still removes one word. Words are ranked by
+  score, highest first, ties to the earlier word; signed scores rank as they are (a negative
+  score argues against ``y``).
+- **AOPC** is the plain mean over the bins (default 1, 5, 10, 20, 50%) of the per-bin values,
+  averaged over examples. (ERASER's formula divides the sum by ``|bins| + 1`` by counting the
+  empty 0% bin; we do not, so our numbers are that times ``(|bins|+1)/|bins|``.)
+- **Removal** (say which one a table shows; the numbers differ):
+  ``"delete"`` drops the word's pieces from the token row, so the text gets shorter;
+  ``"mask"`` replaces every piece by the tokenizer's mask token ([MASK], <mask>; the pad token if
+  it has none), keeping the length. Special tokens are never removed, and no text is
+  re-tokenised: the pieces are exactly those the classifier saw.
+- Only **scored** words (not cut by truncation; finite score) are ranked or removed. Deleting a
+  word never lets a truncated word slide into view, because removal works on the already
+  truncated token row.
+- **Kendall tau** (tau-b) per text between the explanation's scores and leave-one-out importance
+  ``p(y | x) - p(y | x without word i)`` (same removal), over scored words, averaged over texts
+  where it is defined (at least two words and neither ranking constant).
+
+Forward passes are batched: every perturbed row of a chunk of texts goes through the classifier
+``batch_size`` rows at a time, padded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau
+
+from expnet.errors import ExpnetError
+from expnet.models.classifier import Classifier
+
+DEFAULT_BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
+REMOVALS = ("delete", "mask")
+
+
+def words_for_bin(n_words: int, fraction: float) -> int:
+    """How many of ``n_words`` words a bin removes (or keeps): at least one, at most all."""
+    if n_words <= 0:
+        return 0
+    return min(n_words, max(1, math.ceil(fraction * n_words - 1e-9)))
+
+
+def removal_token_id(classifier: Classifier) -> int:
+    """The id that replaces a masked piece: the mask token, else the pad token."""
+    tokenizer = classifier.tokenizer
+    for token_id in (getattr(tokenizer, "mask_token_id", None), getattr(tokenizer, "pad_token_id", None)):
+        if token_id is not None:
+            return int(token_id)
+    raise ExpnetError(f"{classifier.source}: the tokenizer has neither a mask nor a pad token; use removal='delete'")
+
+
+def _pad_id(classifier: Classifier) -> int:
+    pad = getattr(classifier.tokenizer, "pad_token_id", None)
+    return int(pad) if pad is not None else 0
+
+
+def _check(removal: str, bins: Sequence[float]) -> None:
+    if removal not in REMOVALS:
+        raise ExpnetError(f"unknown removal {removal!r}: use one of {', '.join(REMOVALS)}")
+    if not bins or any(not 0 < b <= 1 for b in bins):
+        raise ExpnetError(f"faithfulness bins must be fractions in (0, 1], got {list(bins)}")
+
+
+class _RowRunner:
+    """Builds perturbed token rows of encoded texts and scores them in padded batches.
+
+    Identical perturbations of a text (e.g. bins that remove the same number of words of a short
+    text) share one row, and rows are sorted by length before batching so padding stays small.
+    """
+
+    def __init__(self, classifier: Classifier, removal: str, batch_size: int) -> None:
+        self.classifier = classifier
+        self.removal = removal
+        self.batch_size = max(1, int(batch_size))
+        self.replacement = removal_token_id(classifier) if removal == "mask" else None
+        self.pad = _pad_id(classifier)
+        self.rows: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self.targets: list[int] = []
+        self.seen: dict[tuple, int] = {}
+
+    def add(self, text: int, ids: torch.Tensor, types: torch.Tensor | None, token_word: torch.Tensor, removed: np.ndarray, target: int) -> int:
+        """Queue text number ``text`` with the words in ``removed`` (bool per word) taken out;
+        returns its row (an earlier row when the same perturbation was already queued)."""
+        removed = np.asarray(removed, dtype=bool)
+        memo = (text, int(target), removed.tobytes())
+        if memo in self.seen:
+            return self.seen[memo]
+        removed_t = torch.from_numpy(removed)
+        is_word = token_word >= 0
+        drop = torch.zeros_like(is_word)
+        if removed_t.numel():
+            drop[is_word] = removed_t[token_word[is_word]]
+        if self.removal == "delete":
+            keep = ~drop
+            row = (ids[keep], None if types is None else types[keep])
+        else:
+            new_ids = ids.clone()
+            new_ids[drop] = self.replacement
+            row = (new_ids, types)
+        self.rows.append(row)
+        self.targets.append(int(target))
+        self.seen[memo] = len(self.rows) - 1
+        return len(self.rows) - 1
+
+    @torch.no_grad()
+    def run(self) -> np.ndarray:
+        """Target-class probabilities of every queued row, in order."""
+        out = np.empty(len(self.rows), dtype=np.float64)
+        device = self.classifier.device
+        order = sorted(range(len(self.rows)), key=lambda r: int(self.rows[r][0].numel()))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            chunk = [self.rows[r] for r in rows]
+            width = max(1, max(int(ids.numel()) for ids, _ in chunk))
+            ids = torch.full((len(chunk), width), self.pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            types = None if chunk[0][1] is None else torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, (row_ids, row_types) in enumerate(chunk):
+                n = int(row_ids.numel())
+                ids[i, :n] = row_ids
+                mask[i, :n] = 1
+                if types is not None and row_types is not None:
+                    types[i, :n] = row_types
+            inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+            if types is not None:
+                inputs["token_type_ids"] = types.to(device)
+            probabilities = self.classifier.model(**inputs).logits.float().softmax(-1).cpu()
+            targets = torch.tensor([self.targets[r] for r in rows])
+            out[rows] = probabilities.gather(1, targets.view(-1, 1)).squeeze(1).numpy()
+        self.rows, self.targets, self.seen = [], [], {}
+        return out
+
+
+def _texts(classifier: Classifier, words: Sequence[Sequence[str]], chunk: int):
+    """Yield (text index, token ids, token types, token->word map, scored mask) per text."""
+    for start in range(0, len(words), chunk):
+        batch = classifier.encode([list(w) for w in words[start : start + chunk]])
+        for i in range(batch.batch_size):
+            real = batch.attention_mask[i].bool().cpu()
+            ids = batch.input_ids[i].cpu()[real]
+            types = None if batch.token_type_ids is None else batch.token_type_ids[i].cpu()[real]
+            token_word = batch.token_word[i].cpu()[real]
+            yield start + i, ids, types, token_word, batch.word_scored[i]
+
+
+def _ranking(scores: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Indices of the usable words, highest score first, ties to the earlier word."""
+    index = np.flatnonzero(usable)
+    order = np.argsort(-scores[index], kind="stable")
+    return index[order]
+
+
+@dataclass
+class FaithfulnessScores:
+    """Per-text probabilities behind the metrics, so any subset can be summarised again.
+
+    ``removed[i, b]``: p(y) with the top-k words of bin b removed; ``kept[i, b]``: with only
+    them kept; ``kendall[i]``: tau against leave-one-out (NaN where undefined or not computed).
+    """
+
+    removal: str
+    bins: tuple[float, ...]
+    full: np.ndarray  # [N]
+    removed: np.ndarray  # [N, bins]
+    kept: np.ndarray  # [N, bins]
+    kendall: np.ndarray = field(default_factory=lambda: np.empty(0))  # [N] or empty
+
+    @property
+    def n_examples(self) -> int:
+        return int(len(self.full))
+
+    def comprehensiveness_per_bin(self) -> np.ndarray:
+        return (self.full[:, None] - self.removed).mean(0) if self.n_examples else np.full(len(self.bins), np.nan)
+
+    def sufficiency_per_bin(self) -> np.ndarray:
+        return (self.full[:, None] - self.kept).mean(0) if self.n_examples else np.full(len(self.bins), np.nan)
+
+    @property
+    def comprehensiveness(self) -> float:
+        """AOPC: mean over bins (and examples) of the drop when the top words are removed."""
+        return float(self.comprehensiveness_per_bin().mean())
+
+    @property
+    def sufficiency(self) -> float:
+        """AOPC: mean over bins (and examples) of the drop when only the top words are kept."""
+        return float(self.sufficiency_per_bin().mean())
+
+    @property
+    def kendall_tau(self) -> float:
+        finite = self.kendall[np.isfinite(self.kendall)] if self.kendall.size else self.kendall
+        return float(finite.mean()) if finite.size else float("nan")
+
+    def deletion_curve(self) -> list[float]:
+        """Mean p(y) with 0% and then each bin's top words removed (for plots)."""
+        if not self.n_examples:
+            return [float("nan")] * (len(self.bins) + 1)
+        return [float(self.full.mean())] + [float(v) for v in self.removed.mean(0)]
+
+    def subset(self, indices: Sequence[int]) -> FaithfulnessScores:
+        rows = np.asarray(list(indices), dtype=np.int64)
+        return FaithfulnessScores(
+            self.removal,
+            self.bins,
+            self.full[rows],
+            self.removed[rows],
+            self.kept[rows],
+            self.kendall[rows] if self.kendall.size else self.kendall,
+        )
+
+    def summary(self) -> dict:
+        return {
+            "removal": self.removal,
+            "bins": list(self.bins),
+            "comprehensiveness": self.comprehensiveness,
+            "sufficiency": self.sufficiency,
+            "comprehensiveness_per_bin": [float(v) for v in self.comprehensiveness_per_bin()],
+            "sufficiency_per_bin": [float(v) for v in self.sufficiency_per_bin()],
+            "kendall_tau": self.kendall_tau if self.kendall.size else None,
+            "n_kendall": int(np.isfinite(self.kendall).sum()) if self.kendall.size else 0,
+            "deletion_curve": self.deletion_curve(),
+            "n_examples": self.n_examples,
+        }
+
+    def to_arrays(self) -> dict:
+        """JSON-ready per-example values (``from_arrays`` reads them back)."""
+        nan_list = lambda a: [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]  # noqa: E731
+        return {
+            "removal": self.removal,
+            "bins": list(self.bins),
+            "full": nan_list(self.full),
+            "removed": [nan_list(r) for r in self.removed],
+            "kept": [nan_list(r) for r in self.kept],
+            "kendall": nan_list(self.kendall),
+        }
+
+    @classmethod
+    def from_arrays(cls, data: dict) -> FaithfulnessScores:
+        floats = lambda x: np.array([np.nan if v is None else v for v in x], dtype=np.float64)  # noqa: E731
+        bins = tuple(data["bins"])
+        return cls(
+            data["removal"],
+            bins,
+            floats(data["full"]),
+            np.array([floats(r) for r in data["removed"]]).reshape(-1, len(bins)),
+            np.array([floats(r) for r in data["kept"]]).reshape(-1, len(bins)),
+            floats(data["kendall"]),
+        )
+
+
+def leave_one_out(
+    classifier: Classifier,
+    words: Sequence[Sequence[str]],
+    targets: Sequence[int],
+    removal: str = "mask",
+    batch_size: int = 32,
+) -> list[np.ndarray]:
+    """Per text: ``p(y | x) - p(y | x without word i)`` for each scored word (NaN if unscored)."""
+    _check(removal, DEFAULT_BINS)
+    runner = _RowRunner(classifier, removal, batch_size)
+    plan = []
+    for index, ids, types, token_word, scored in _texts(classifier, words, batch_size):
+        n = len(words[index])
+        full_row = runner.add(index, ids, types, token_word, np.zeros(n, dtype=bool), targets[index])
+        word_rows = {}
+        for w in np.flatnonzero(scored):
+            removed = np.zeros(n, dtype=bool)
+            removed[w] = True
+            word_rows[int(w)] = runner.add(index, ids, types, token_word, removed, targets[index])
+        plan.append((n, full_row, word_rows))
+    probabilities = runner.run()
+    results = []
+    for n, full_row, word_rows in plan:
+        importance = np.full(n, np.nan)
+        for w, row in word_rows.items():
+            importance[w] = probabilities[full_row] - probabilities[row]
+        results.append(importance)
+    return results
+
+
+def kendall_against(scores: np.ndarray, reference: np.ndarray) -> float:
+    """Kendall tau-b over the words both score (finite); NaN when it is undefined."""
+    scores, reference = np.asarray(scores, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    usable = np.isfinite(scores) & np.isfinite(reference)
+    if usable.sum() < 2 or np.ptp(scores[usable]) == 0 or np.ptp(reference[usable]) == 0:
+        return float("nan")
+    return float(kendalltau(scores[usable], reference[usable]).statistic)
+
+
+def faithfulness(
+    classifier: Classifier,
+    words: Sequence[Sequence[str]],
+    scores: Sequence[np.ndarray],
+    targets: Sequence[int],
+    removal: str = "mask",
+    bins: Sequence[float] = DEFAULT_BINS,
+    batch_size: int = 32,
+    kendall: bool = False,
+    loo: Sequence[np.ndarray] | None = None,
+) -> FaithfulnessScores:
+    """Comprehensiveness and sufficiency per bin (and Kendall tau against leave-one-out when
+    ``kendall`` is set or ``loo`` is given) of word ``scores`` for classes ``targets``.
+
+    ``scores`` holds one array per text with one value per word (NaN = not scored); pass the
+    ``leave_one_out`` result as ``loo`` to share it between explainers.
+    """
+    _check(removal, bins)
+    bins = tuple(float(b) for b in bins)
+    if not len(words) == len(scores) == len(targets):
+        raise ValueError(f"{len(words)} texts, {len(scores)} score arrays and {len(targets)} targets")
+    runner = _RowRunner(classifier, removal, batch_size)
+    plan = []
+    for index, ids, types, token_word, scored in _texts(classifier, words, batch_size):
+        n = len(words[index])
+        text_scores = np.asarray(scores[index], dtype=np.float64)
+        if len(text_scores) != n:
+            raise ValueError(f"text {index}: {len(text_scores)} scores for {n} words")
+        usable = scored & np.isfinite(text_scores)
+        order = _ranking(text_scores, usable)
+        target = targets[index]
+        full_row = runner.add(index, ids, types, token_word, np.zeros(n, dtype=bool), target)
+        removed_rows, kept_rows = [], []
+        for fraction in bins:
+            top = np.zeros(n, dtype=bool)
+            top[order[: words_for_bin(len(order), fraction)]] = True
+            removed_rows.append(runner.add(index, ids, types, token_word, top, target))
+            # Only the top words kept: every other scored word goes (unscored ones are unseen).
+            kept_rows.append(runner.add(index, ids, types, token_word, scored & ~top, target))
+        plan.append((full_row, removed_rows, kept_rows))
+    probabilities = runner.run()
+    full = np.array([probabilities[p[0]] for p in plan])
+    removed = np.array([[probabilities[r] for r in p[1]] for p in plan]).reshape(-1, len(bins))
+    kept = np.array([[probabilities[r] for r in p[2]] for p in plan]).reshape(-1, len(bins))
+    taus = np.empty(0)
+    if kendall or loo is not None:
+        if loo is None:
+            loo = leave_one_out(classifier, words, targets, removal, batch_size)
+        if len(loo) != len(words):
+            raise ValueError(f"{len(loo)} leave-one-out arrays for {len(words)} texts")
+        taus = np.array([kendall_against(s, r) for s, r in zip(scores, loo, strict=True)], dtype=np.float64)
+    return FaithfulnessScores(removal, bins, full, removed, kept, taus)

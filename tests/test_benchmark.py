@@ -1,0 +1,279 @@
+"""The benchmark end to end on tiny models: outputs, caching, resuming, config errors.
+
+Two JSONL tasks (the generic task path) share a tiny random classifier given in the config, so
+nothing is fine-tuned; the --quick preset itself (real backbone, shipped samples) is the
+integration test at the end.
+"""
+
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+
+from expnet.benchmark.cache import ResultCache
+from expnet.benchmark.config import QUICK, build, load_config
+from expnet.cli.main import main
+from expnet.errors import ExpnetError
+from expnet.explainers.learned import ExpNetExplainer
+from expnet.models.classifier import Classifier
+from expnet.network.training import ExpNetSettings, train_expnet
+
+POSITIVE, NEGATIVE = ["good", "great", "love", "fun"], ["bad", "awful", "hate", "boring"]
+FILLER = ["the", "movie", "film", "was", "is", "this", "that", "and", "i", "very", "people", "a"]
+
+
+def write_task(path, n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    with open(path, "w") as handle:
+        for i in range(n):
+            label = i % 2
+            cue = rng.choice(POSITIVE if label else NEGATIVE)
+            words = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
+            position = rng.randrange(len(words) + 1)
+            words.insert(position, cue)
+            mask = [int(j == position) for j in range(len(words))]
+            handle.write(json.dumps({"id": f"{path.stem}-{i}", "tokens": words, "label": label, "rationale": mask, "label_names": ["neg", "pos"]}) + "\n")
+    return str(path)
+
+
+def tiny_config(tmp_path, classifier: str, explainers=("random", "raw_attention", "occlusion")) -> str:
+    first = write_task(tmp_path / "alpha.jsonl", 40, 1)
+    second = write_task(tmp_path / "beta.jsonl", 40, 2)
+    text = f"""
+seed = 3
+explainers = {json.dumps(list(explainers))}
+batch_size = 4
+candidates = ["last", "attn_x_grad"]
+report_examples = 1
+
+[tasks."{first}"]
+classifier = "{classifier}"
+max_examples = 8
+slow_max_examples = 4
+eval_fraction = 0.3
+
+[tasks."{second}"]
+classifier = "{classifier}"
+max_examples = 8
+
+[explainer_settings.occlusion]
+perturbations_per_eval = 8
+
+[expnet]
+only_correct = false
+max_epochs = 5
+patience = 2
+hidden_size = 8
+
+[variants.last]
+layers = "last"
+[variants.last_cls_to_token]
+directions = ["cls_to_token"]
+[variants.attn_x_grad]
+layers = "all"
+values = ["attention", "attention_x_gradient"]
+
+[faithfulness]
+removals = ["mask", "delete"]
+shown = "delete"
+kendall_removals = ["mask"]
+batch_size = 16
+"""
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def run_benchmark(capsys, config, out, *extra):
+    code = main(["benchmark", "--config", config, "--out", str(out), "--quiet", *extra])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads((out / "results.json").read_text())
+
+
+def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifier_dir):
+    config = tiny_config(tmp_path, tiny_classifier_dir)
+    out = tmp_path / "run"
+    results = run_benchmark(capsys, config, out)
+    for name in ("results.json", "results.csv", "leaderboard.md", "report.html", "plots/f1_per_task.png", "plots/f1_vs_speed.png", "plots/deletion_curves.png"):
+        assert (out / name).is_file(), name
+    assert set(results["tasks"]) == {"alpha", "beta"}
+    alpha = results["tasks"]["alpha"]
+    assert alpha["trained_on"] == ["beta"] and alpha["n_examples"] == 8 and alpha["n_slow_examples"] == 4
+    # occlusion is slow (perturbation family): main table without it, common table with everyone.
+    main_rows = {r["explainer"]: r for r in alpha["tables"]["main"]["rows"]}
+    common_rows = {r["explainer"]: r for r in alpha["tables"]["common"]["rows"]}
+    assert "occlusion" not in main_rows and "occlusion" in common_rows
+    assert {"expnet", "expnet@k", "expnet_in_domain", "random", "raw_attention"} <= set(main_rows)
+    assert all(r["n_examples"] == 4 for r in common_rows.values())
+    for row in main_rows.values():
+        for key in ("f1", "precision", "recall", "auroc", "comprehensiveness_mask", "sufficiency_delete", "examples_per_second", "expnet_speedup"):
+            assert key in row, key
+        assert row["comprehensiveness"] == row["comprehensiveness_delete"]  # the shown removal
+    assert main_rows["expnet"]["binarisation"] == "threshold 0.5" and main_rows["expnet@k"]["binarisation"].startswith("top-k")
+    assert main_rows["expnet"]["auroc"] == main_rows["expnet@k"]["auroc"]
+    assert main_rows["expnet"]["expnet_speedup"] == pytest.approx(1.0)
+    assert main_rows["raw_attention"]["kendall_mask"] is not None
+    # Beta has no slow subset: one table, with occlusion in it.
+    beta_rows = {r["explainer"] for r in results["tasks"]["beta"]["tables"]["main"]["rows"]}
+    assert "occlusion" in beta_rows and "common" not in results["tasks"]["beta"]["tables"]
+    # The ablation reports every variant, the selected one among the candidates.
+    ablation = {r["variant"]: r for r in alpha["ablation"]}
+    assert {"last", "last_cls_to_token", "attn_x_grad"} <= set(ablation)
+    assert alpha["expnet"]["selected"] in ("last", "attn_x_grad")
+    assert sum(bool(r["selected"]) for r in alpha["ablation"]) == 1
+    # Same examples for everyone: the rate is ExpNet's training rate; every row has all examples.
+    assert alpha["rationale_rate"] > 0
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["table"] for r in rows} == {"main", "common", "ablation"}
+    board = (out / "leaderboard.md").read_text()
+    assert "## alpha" in board and "expnet (threshold 0.5)" in board and "Comp." in board
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64" in page and "side by side" in page
+    assert results["cache"]["total_computed"] > 0
+
+    again = run_benchmark(capsys, config, out)
+    assert again["cache"]["total_computed"] == 0, again["cache"]
+    assert again["cache"]["total_hits"] >= results["cache"]["total_computed"]
+    assert again["tasks"]["alpha"]["tables"] == results["tasks"]["alpha"]["tables"] or _same_scores(again, results)
+
+    # Changing one explainer's budget recomputes only that explainer's results.
+    text = open(config).read().replace("perturbations_per_eval = 8", "perturbations_per_eval = 5")
+    open(config, "w").write(text)
+    third = run_benchmark(capsys, config, out)
+    computed = third["cache"]["computed"]
+    assert set(computed) <= {"explanations", "faithfulness"}, computed
+    assert computed["explanations"] == 2  # occlusion on alpha and on beta
+
+
+def _same_scores(a, b) -> bool:
+    """Equal apart from timings (which are cached too, so this is only a fallback)."""
+    strip = lambda t: [{k: v for k, v in r.items() if k not in ("examples_per_second", "seconds", "expnet_speedup")} for r in t["rows"]]  # noqa: E731
+    return all(strip(a["tasks"]["alpha"]["tables"][n]) == strip(b["tasks"]["alpha"]["tables"][n]) for n in a["tasks"]["alpha"]["tables"])
+
+
+def test_interrupted_run_resumes(capsys, tmp_path, tiny_classifier_dir, monkeypatch):
+    config = tiny_config(tmp_path, tiny_classifier_dir)
+    out = tmp_path / "run"
+    import expnet.benchmark.runner as runner
+
+    calls = {"n": 0}
+    real = runner.run_explainer
+
+    def interrupt_later(classifier, explainer, words, progress=False):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(classifier, explainer, words, progress)
+
+    monkeypatch.setattr(runner, "run_explainer", interrupt_later)
+    code = main(["benchmark", "--config", config, "--out", str(out), "--quiet"])
+    assert code == 130 and "interrupted" in capsys.readouterr().err
+    assert not (out / "results.json").exists()
+    done = len(list((out / "cache" / "explanations").glob("*.json")))
+    assert done == 5  # everything finished before the interrupt was kept
+    assert not list((out / "cache").rglob("*.tmp"))
+
+    monkeypatch.setattr(runner, "run_explainer", real)
+    results = run_benchmark(capsys, config, out)
+    assert results["cache"]["hits"]["explanations"] == 5
+    assert results["cache"]["hits"]["expnet"] >= 1  # trained ExpNets were kept too
+    assert (out / "report.html").is_file()
+
+
+def test_cache_counts_and_rejects_other_keys(tmp_path):
+    cache = ResultCache(tmp_path)
+    key = {"classifier": {"path": "x"}, "explainer": {"name": "random", "settings": {"seed": (1, 2)}}}
+    assert cache.get("explanations", key) is None
+    cache.put("explanations", key, {"value": 1})
+    assert cache.get("explanations", key) == {"value": 1}
+    assert cache.get("explanations", {**key, "task": "other"}) is None
+    cache.path("explanations", key).write_text("{ broken")
+    assert cache.get("explanations", key) is None
+    assert cache.counters()["hits"] == {"explanations": 1} and cache.counters()["computed"] == {"explanations": 1}
+
+
+def test_quick_preset_and_config_errors(tmp_path):
+    quick = load_config(None, quick=True)
+    assert [t.name for t in quick.tasks] == ["hatexplain", "sst2"]
+    assert all(t.max_examples == 24 for t in quick.tasks)
+    assert "lime" in quick.explainers and quick.explainer_settings["lime"]["n_samples"] <= 32
+    assert quick.tasks[0].finetune_settings().max_examples == QUICK["tasks"]["hatexplain"]["finetune"]["max_examples"]
+    default = load_config(None)
+    assert [t.name for t in default.tasks] == ["hatexplain", "sst2", "movies"]
+    assert default.explainers == "all" and set(default.candidates) <= set(default.variants)
+    # A file only overrides what it names; a task keeps the preset's other settings.
+    path = tmp_path / "c.toml"
+    path.write_text("[tasks.hatexplain]\nmax_examples = 5\n[tasks.sst2]\n")
+    merged = load_config(path, quick=True)
+    assert merged.tasks[0].max_examples == 5 and merged.tasks[0].slow_max_examples == 8
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text("tasks:\n  hatexplain: {max_examples: 7}\n  sst2: {}\nseed: 4\n")
+    pytest.importorskip("yaml")
+    assert load_config(yaml_path).seed == 4 and load_config(yaml_path).tasks[0].max_examples == 7
+    for text, fragment in [
+        ("sed = 1\n", "unknown config key 'sed'"),
+        ("tasks = ['sst2']\n", "at least two tasks"),
+        ("[faithfulness]\nshown = 'zero'\n", "removal 'zero'"),
+        ("candidates = ['nope']\n", "candidate variant 'nope'"),
+        ("[tasks.sst2]\nfinetune = { epoch = 1 }\n[tasks.movies]\n", "fine-tuning setting 'epoch'"),
+        ("[variants.x]\nvalues = ['gradient']\n", "values must be"),
+        ("this is not toml", "not valid TOML"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ExpnetError, match=fragment):
+            load_config(path)
+    with pytest.raises(ExpnetError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_bad_explainer_names_get_one_line(capsys, tmp_path, tiny_classifier_dir):
+    config = tiny_config(tmp_path, tiny_classifier_dir)
+    code = main(["benchmark", "--config", config, "--out", str(tmp_path / "o"), "--explainers", "no_such", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown explainer 'no_such'" in err and "Traceback" not in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(open(config).read().replace("perturbations_per_eval = 8", "n_sample = 8"))
+    code = main(["benchmark", "--config", str(bad), "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 2 and "no setting 'n_sample'" in capsys.readouterr().err
+
+
+def test_attention_x_gradient_expnet_saves_and_loads(tmp_path, tiny_classifier_dir):
+    from expnet.data import load_examples
+
+    data = write_task(tmp_path / "t.jsonl", 16, 5)
+    classifier = Classifier.load(tiny_classifier_dir, device="cpu")
+    examples = load_examples(data)
+    settings = ExpNetSettings(layers="all", feature_values=("attention", "attention_x_gradient"), only_correct=False, max_epochs=3, hidden_size=8)
+    expnet = train_expnet([(classifier, examples)], settings, seed=0, progress=False)
+    assert expnet.spec.dim == 2 * 2 * 2 * 2  # layers x heads x directions x values
+    assert any(name.endswith(".xgrad") for name in expnet.spec.names())
+    expnet.save_pretrained(tmp_path / "e")
+    config = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert config["features"]["values"] == ["attention", "attention_x_gradient"]
+    assert config["training"]["feature_values"] == ["attention", "attention_x_gradient"]
+    loaded = ExpNetExplainer.from_pretrained(tmp_path / "e")
+    words = [e.words for e in examples[:3]]
+    np.testing.assert_allclose(
+        [e.scores for e in loaded.explain(classifier, words)][0], [e.scores for e in expnet.explain(classifier, words)][0], rtol=1e-5
+    )
+    # A config saved before "values" existed still loads, as attention-only features.
+    del config["features"]["values"]
+    from expnet.network.features import FeatureSpec
+
+    assert FeatureSpec.from_dict(config["features"]).values == ("attention",)
+
+
+@pytest.mark.integration
+def test_quick_preset_end_to_end(capsys, tmp_path):
+    out = tmp_path / "quick"
+    code = main(["benchmark", "--quick", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["tasks"]) == {"hatexplain", "sst2"}
+    for name in ("results.csv", "leaderboard.md", "report.html", "plots/f1_vs_speed.png"):
+        assert (out / name).is_file()
