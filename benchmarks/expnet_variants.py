@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from expnet.data import load_examples
+from expnet.explainers.learned import ExpNetExplainer
 from expnet.metrics.plausibility import plausibility, top_k_mask
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec, word_features
@@ -89,6 +90,41 @@ def score(model, cache, variant, rate):
     return {"f1": a.f1, "f1_topk": b.f1, "auroc": a.auroc, "auprc": a.auprc}
 
 
+def fit_variant(caches, spec, variant, held_out, settings, seed):
+    """ExpNet fitted on every task but ``held_out`` (correct predictions only), and its rate."""
+    train = WordDataset()
+    for task in TASKS:
+        if task == held_out:
+            continue
+        cache = caches[task]
+        for x, gold, ok in zip(cache["features"], cache["golds"], cache["correct"]):
+            if ok and len(gold):
+                train.features.append(transform(x, variant))
+                train.labels.append(torch.from_numpy(gold.astype(np.float32)))
+                train.tasks.append(task)
+    layout = replace(spec, layers=(0,), num_heads=train.features[0].shape[1], directions=("cls_to_token",))
+    model, history = fit_model(train, layout, settings, seed)
+    history["tasks"] = sorted(set(train.tasks))
+    history["rationale_rate"] = float(np.mean([float(y.mean()) for y in train.labels]))
+    model.history = history
+    return model, history["rationale_rate"]
+
+
+def save_models(caches, spec, variant, settings, args) -> None:
+    """Save the chosen variant's three leave-one-task-out ExpNets as loadable folders."""
+    if variant.get("log"):
+        raise SystemExit("the log transform is a sweep-only variant; choose one FeatureSpec can express")
+    names = [spec.names()[i] for i in variant["columns"]]
+    layers = sorted({int(name.split(".")[0][1:]) for name in names})
+    directions = tuple(d for d in ("cls_to_token", "token_to_cls") if any(name.endswith(d) for name in names))
+    real = FeatureSpec.for_model(spec.num_layers, spec.num_heads, layers, directions, in_text=bool(variant.get("in_text")))
+    for held_out in TASKS:
+        model, _ = fit_variant(caches, spec, variant, held_out, settings, args.seed)
+        explainer = ExpNetExplainer(model, real, settings, model.history)
+        folder = explainer.save_pretrained(Path(args.save_dir) / f"expnet-no-{held_out}")
+        print(f"saved {folder} ({model.history['train_examples']} examples from {model.history['tasks']})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classifiers", required=True, help="folder with clf-hatexplain, clf-sst2, clf-movies")
@@ -96,13 +132,20 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-examples", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", default=None, help="fit this variant (a name printed by the sweep) and save its ExpNets")
+    parser.add_argument("--save-dir", default=".", help="where --save writes expnet-no-TASK folders")
     args = parser.parse_args()
     seed_everything(args.seed)
     started = time.perf_counter()
     caches = {}
     for task in TASKS:
-        classifier = Classifier.load(Path(args.classifiers) / f"clf-{task}")
-        caches[task] = cache_features(classifier, task, args.data_dir, args.max_examples)
+        stored = Path(args.out).with_name(f"features-{task}-{args.max_examples or 'all'}.pt")
+        if stored.is_file():  # tensors only, written by this script: safe to reload
+            caches[task] = torch.load(stored, weights_only=False)
+        else:
+            classifier = Classifier.load(Path(args.classifiers) / f"clf-{task}")
+            caches[task] = cache_features(classifier, task, args.data_dir, args.max_examples)
+            torch.save(caches[task], stored)
         print(f"cached {task}: {len(caches[task]['features'])} examples, {time.perf_counter() - started:.0f} s", flush=True)
     spec = caches[TASKS[0]]["spec"]
     both = ("cls_to_token", "token_to_cls")
@@ -116,23 +159,14 @@ def main() -> None:
         "all layers + log + in-text": {"columns": columns(spec, "all", both), "log": True, "in_text": True},
     }
     settings = ExpNetSettings()
+    if args.save:
+        save_models(caches, spec, variants[args.save], settings, args)
+        return
     results = {}
     for name, variant in variants.items():
         results[name] = {}
         for held_out in TASKS:
-            train = WordDataset()
-            for task in TASKS:
-                if task == held_out:
-                    continue
-                cache = caches[task]
-                for x, gold, ok in zip(cache["features"], cache["golds"], cache["correct"]):
-                    if ok and len(gold):
-                        train.features.append(transform(x, variant))
-                        train.labels.append(torch.from_numpy(gold.astype(np.float32)))
-                        train.tasks.append(task)
-            dummy = replace(spec, layers=(0,), num_heads=train.features[0].shape[1], directions=("cls_to_token",))
-            model, history = fit_model(train, dummy, settings, args.seed)
-            rate = float(np.mean([float(y.mean()) for y in train.labels]))
+            model, rate = fit_variant(caches, spec, variant, held_out, settings, args.seed)
             results[name][held_out] = score(model, caches[held_out], variant, rate)
         mean = {k: float(np.mean([results[name][t][k] for t in TASKS])) for k in ("f1", "f1_topk", "auroc", "auprc")}
         results[name]["mean"] = mean

@@ -8,12 +8,13 @@ integration test at the end.
 import csv
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from expnet.benchmark.cache import ResultCache
-from expnet.benchmark.config import QUICK, build, load_config
+from expnet.benchmark.config import QUICK, load_config
 from expnet.cli.main import main
 from expnet.errors import ExpnetError
 from expnet.explainers.learned import ExpNetExplainer
@@ -141,8 +142,8 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
     assert again["tasks"]["alpha"]["tables"] == results["tasks"]["alpha"]["tables"] or _same_scores(again, results)
 
     # Changing one explainer's budget recomputes only that explainer's results.
-    text = open(config).read().replace("perturbations_per_eval = 8", "perturbations_per_eval = 5")
-    open(config, "w").write(text)
+    path = Path(config)
+    path.write_text(path.read_text().replace("perturbations_per_eval = 8", "perturbations_per_eval = 5"))
     third = run_benchmark(capsys, config, out)
     computed = third["cache"]["computed"]
     assert set(computed) <= {"explanations", "faithfulness"}, computed
@@ -151,14 +152,14 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
 
 def _same_scores(a, b) -> bool:
     """Equal apart from timings (which are cached too, so this is only a fallback)."""
-    strip = lambda t: [{k: v for k, v in r.items() if k not in ("examples_per_second", "seconds", "expnet_speedup")} for r in t["rows"]]  # noqa: E731
+    strip = lambda t: [{k: v for k, v in r.items() if k not in ("examples_per_second", "seconds", "expnet_speedup")} for r in t["rows"]]
     return all(strip(a["tasks"]["alpha"]["tables"][n]) == strip(b["tasks"]["alpha"]["tables"][n]) for n in a["tasks"]["alpha"]["tables"])
 
 
 def test_interrupted_run_resumes(capsys, tmp_path, tiny_classifier_dir, monkeypatch):
     config = tiny_config(tmp_path, tiny_classifier_dir)
     out = tmp_path / "run"
-    import expnet.benchmark.runner as runner
+    from expnet.benchmark import runner
 
     calls = {"n": 0}
     real = runner.run_explainer
@@ -196,20 +197,34 @@ def test_cache_counts_and_rejects_other_keys(tmp_path):
     assert cache.counters()["hits"] == {"explanations": 1} and cache.counters()["computed"] == {"explanations": 1}
 
 
+def effective(config) -> dict:
+    """The settings a config really runs with (per-task fine-tunes and ExpNet fields resolved)."""
+    from dataclasses import asdict
+
+    data = config.to_dict()
+    data["expnet"] = config.expnet_settings("last").to_dict()
+    for task, raw in zip(config.tasks, data["tasks"], strict=True):
+        raw["finetune"] = asdict(task.finetune_settings())
+    return data
+
+
 def test_quick_preset_and_config_errors(tmp_path):
     quick = load_config(None, quick=True)
     assert [t.name for t in quick.tasks] == ["hatexplain", "sst2"]
-    assert all(t.max_examples == 24 for t in quick.tasks)
+    assert all(t.max_examples == 16 for t in quick.tasks)
     assert "lime" in quick.explainers and quick.explainer_settings["lime"]["n_samples"] <= 32
     assert quick.tasks[0].finetune_settings().max_examples == QUICK["tasks"]["hatexplain"]["finetune"]["max_examples"]
     default = load_config(None)
     assert [t.name for t in default.tasks] == ["hatexplain", "sst2", "movies"]
+    # benchmarks/full.toml spells out the defaults: the two stay equal.
+    full = load_config(Path(__file__).resolve().parent.parent / "benchmarks" / "full.toml")
+    assert effective(full) == effective(default)
     assert default.explainers == "all" and set(default.candidates) <= set(default.variants)
     # A file only overrides what it names; a task keeps the preset's other settings.
     path = tmp_path / "c.toml"
     path.write_text("[tasks.hatexplain]\nmax_examples = 5\n[tasks.sst2]\n")
     merged = load_config(path, quick=True)
-    assert merged.tasks[0].max_examples == 5 and merged.tasks[0].slow_max_examples == 8
+    assert merged.tasks[0].max_examples == 5 and merged.tasks[0].slow_max_examples == 6
     yaml_path = tmp_path / "c.yaml"
     yaml_path.write_text("tasks:\n  hatexplain: {max_examples: 7}\n  sst2: {}\nseed: 4\n")
     pytest.importorskip("yaml")
@@ -236,7 +251,7 @@ def test_bad_explainer_names_get_one_line(capsys, tmp_path, tiny_classifier_dir)
     err = capsys.readouterr().err
     assert code == 2 and "unknown explainer 'no_such'" in err and "Traceback" not in err
     bad = tmp_path / "bad.toml"
-    bad.write_text(open(config).read().replace("perturbations_per_eval = 8", "n_sample = 8"))
+    bad.write_text(Path(config).read_text().replace("perturbations_per_eval = 8", "n_sample = 8"))
     code = main(["benchmark", "--config", str(bad), "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2 and "no setting 'n_sample'" in capsys.readouterr().err
 
@@ -258,7 +273,7 @@ def test_attention_x_gradient_expnet_saves_and_loads(tmp_path, tiny_classifier_d
     loaded = ExpNetExplainer.from_pretrained(tmp_path / "e")
     words = [e.words for e in examples[:3]]
     np.testing.assert_allclose(
-        [e.scores for e in loaded.explain(classifier, words)][0], [e.scores for e in expnet.explain(classifier, words)][0], rtol=1e-5
+        loaded.explain(classifier, words)[0].scores, expnet.explain(classifier, words)[0].scores, rtol=1e-5
     )
     # A config saved before "values" existed still loads, as attention-only features.
     del config["features"]["values"]

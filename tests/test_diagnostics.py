@@ -154,6 +154,31 @@ def test_skip_to_layer_reproduces_the_full_model(tiny_classifier_3heads_dir):
     assert all(type(m).__name__ == "BertLayer" for m in classifier.model.bert.encoder.layer)
 
 
+def test_only_the_cls_row_of_the_final_layer_reaches_the_output(tiny_classifier):
+    """Why the final-layer permutation may shuffle the [CLS] row alone: the other rows cannot
+    change the output, while the [CLS] row does."""
+    batch = tiny_classifier.encode(TEXTS)
+    before = reference_pass(tiny_classifier, batch)
+
+    def keep_cls(replace_cls: bool):
+        def replacement(weights, key_mask):
+            other = uniform_weights(weights, key_mask)
+            first, rest = (other, weights) if replace_cls else (weights, other)
+            return torch.cat([first[:, :, :1], rest[:, :, 1:]], dim=2)
+
+        return replacement
+
+    with torch.no_grad(), attention_intervention(tiny_classifier, keep_cls(False), layers=-1):
+        assert torch.allclose(tiny_classifier.forward(batch).logits, before.logits, atol=1e-6)
+    with torch.no_grad(), attention_intervention(tiny_classifier, keep_cls(True), layers=-1):
+        assert not torch.allclose(tiny_classifier.forward(batch).logits, before.logits, atol=1e-4)
+    partly = permute_weights(
+        before.attentions[1], batch.attention_mask.bool(), torch.Generator().manual_seed(0), rows=1
+    )
+    assert torch.equal(partly[:, :, 1:], before.attentions[1][:, :, 1:])
+    assert torch.equal(partly[:, :, :1].sort(-1).values, before.attentions[1][:, :, :1].sort(-1).values)
+
+
 def test_permutation_shuffles_each_row_among_real_tokens_only():
     torch.manual_seed(0)
     mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
@@ -169,7 +194,9 @@ def test_permutation_shuffles_each_row_among_real_tokens_only():
 
 def test_non_bert_models_get_a_clear_error(tmp_path):
     folder = tmp_path / "distilbert"
-    config = DistilBertConfig(vocab_size=len(VOCAB), dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=64)
+    config = DistilBertConfig(
+        vocab_size=len(VOCAB), dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=64
+    )
     DistilBertForSequenceClassification(config).save_pretrained(folder)
     BertTokenizerFast(vocab={t: i for i, t in enumerate(VOCAB)}).save_pretrained(folder)
     classifier = Classifier.load(folder, device="cpu")
@@ -242,8 +269,23 @@ def test_diagnose_command_writes_json_plots_and_an_escaped_page(tiny_classifier_
     rows = [{"id": f"x{i}", "tokens": words, "label": i % 2} for i, words in enumerate(TEXTS)]
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "diag"
-    argv = ["diagnose", "--classifier", tiny_classifier_dir, "--data", str(data), "--out", str(out),
-            "--permutations", "4", "--adversarial-steps", "2", "--batch-size", "2", "--seed", "3"]
+    argv = [
+        "diagnose",
+        "--classifier",
+        tiny_classifier_dir,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--permutations",
+        "4",
+        "--adversarial-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--seed",
+        "3",
+    ]
     assert main(argv) == 0
     results = json.loads((out / "diagnostics.json").read_text())
     assert set(results) >= {"settings", "correlation", "permutation", "adversarial", "uniform", "interpretation"}
@@ -274,7 +316,9 @@ def test_diagnose_command_writes_json_plots_and_an_escaped_page(tiny_classifier_
     ],
 )
 def test_diagnose_bad_input_is_one_line(tiny_classifier_dir, tmp_path, capsys, extra, fragment):
-    code = main(["diagnose", "--classifier", tiny_classifier_dir, "--data", "sst2", "--out", str(tmp_path / "o"), *extra])
+    code = main(
+        ["diagnose", "--classifier", tiny_classifier_dir, "--data", "sst2", "--out", str(tmp_path / "o"), *extra]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and fragment in err
@@ -291,11 +335,35 @@ def test_diagnose_refuses_to_replace_a_foreign_folder(tiny_classifier_dir, tmp_p
 
 def test_diagnose_correlates_a_trained_expnet_too(tiny_classifier_dir, tmp_path, capsys):
     expnet_dir = tmp_path / "expnet"
-    trained = main(["train", "--task", f"sst2={tiny_classifier_dir}", "--out", str(expnet_dir), "--max-examples", "20", "--include-wrong"])
+    trained = main(
+        [
+            "train",
+            "--task",
+            f"sst2={tiny_classifier_dir}",
+            "--out",
+            str(expnet_dir),
+            "--max-examples",
+            "20",
+            "--include-wrong",
+        ]
+    )
     assert trained == 0
     out = tmp_path / "diag"
-    argv = ["diagnose", "--classifier", tiny_classifier_dir, "--data", "sst2", "--max-examples", "6",
-            "--diagnostics", "correlation", "--expnet", str(expnet_dir), "--out", str(out)]
+    argv = [
+        "diagnose",
+        "--classifier",
+        tiny_classifier_dir,
+        "--data",
+        "sst2",
+        "--max-examples",
+        "6",
+        "--diagnostics",
+        "correlation",
+        "--expnet",
+        str(expnet_dir),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     results = json.loads((out / "diagnostics.json").read_text())
     assert set(results) & {"permutation", "adversarial", "uniform"} == set()

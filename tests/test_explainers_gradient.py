@@ -10,7 +10,7 @@ from architectures import BUILDERS, build_bert
 
 from expnet.explainers import get_explainer
 from expnet.explainers.gradient import baseline_embeddings
-from expnet.explainers.gradients import input_embeddings
+from expnet.models.gradients import input_embeddings
 from expnet.models.classifier import Classifier
 
 GRADIENT = ["saliency", "input_x_gradient", "integrated_gradients", "smoothgrad"]

@@ -138,3 +138,17 @@ def test_training_is_deterministic(tiny_classifier):
     b = train_expnet([(tiny_classifier, examples)], settings, seed=7, progress=False)
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[key])
+
+
+def test_in_text_features_are_standardised_per_text(tiny_classifier):
+    from expnet.network.features import within_text
+
+    batch = tiny_classifier.encode([["good", "fun", "movie"], ["bad"]])
+    features = torch.tensor([[[1.0], [3.0], [5.0]], [[7.0], [0.0], [0.0]]])
+    out = within_text(features, batch)
+    std = np.sqrt(8 / 3)  # population std of 1, 3, 5
+    assert out[0, :, 0].tolist() == pytest.approx([-2 / std, 0.0, 2 / std], abs=1e-5)
+    assert out[1, :, 0].tolist() == [0.0, 0.0, 0.0]  # one word: nothing stands out; padding stays 0
+    spec = FeatureSpec.for_model(2, 2, in_text=True)
+    assert spec.dim == 8 and spec.names()[-1].endswith(".in_text")
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec

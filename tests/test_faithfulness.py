@@ -11,11 +11,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import VOCAB
 from transformers import BertTokenizerFast
 
-from conftest import VOCAB
 from expnet.errors import ExpnetError
-from expnet.metrics.faithfulness import DEFAULT_BINS, FaithfulnessScores, faithfulness, kendall_against, leave_one_out, words_for_bin
+from expnet.metrics.faithfulness import (
+    DEFAULT_BINS,
+    FaithfulnessScores,
+    faithfulness,
+    kendall_against,
+    leave_one_out,
+    words_for_bin,
+)
 from expnet.models.classifier import Classifier
 
 WEIGHTS = {"good": 2.0, "bad": -1.0, "fun": 1.0, "the": 0.0, "[MASK]": 0.5, "un": 1.0, "##believ": 1.0, "##able": 1.0}
@@ -166,3 +173,17 @@ def test_bad_arguments(bag):
         faithfulness(bag, [WORDS], [SCORES], [1], bins=(0.0,))
     with pytest.raises(ValueError, match="scores"):
         faithfulness(bag, [WORDS], [SCORES[:2]], [1])
+
+
+def test_many_explainers_share_rows_and_match_single_runs(bag):
+    texts = [WORDS, ["good", "fun"], ["bad", "the", "unbelievable"]]
+    rng = np.random.default_rng(1)
+    first = [rng.normal(size=len(t)) for t in texts]
+    second = [rng.normal(size=len(t)) for t in texts[:2]]  # a prefix subset, like slow explainers
+    from expnet.metrics.faithfulness import faithfulness_many
+
+    both = faithfulness_many(bag, texts, {"a": first, "b": second}, [1, 0, 1], removal="mask", kendall=True)
+    alone_a = faithfulness(bag, texts, first, [1, 0, 1], removal="mask", kendall=True)
+    alone_b = faithfulness(bag, texts[:2], second, [1, 0], removal="mask", kendall=True)
+    assert both["a"].to_arrays() == alone_a.to_arrays()
+    assert both["b"].to_arrays() == alone_b.to_arrays() and both["b"].n_examples == 2

@@ -10,7 +10,7 @@ import torch
 
 from expnet.explainers import explainer_names, get_explainer
 from expnet.explainers.attention import forward_with_attentions
-from expnet.explainers.gradients import attention_gradients
+from expnet.models.gradients import attention_gradients
 from expnet.shapley import (
     attention_matrices,
     brute_force_shapley,

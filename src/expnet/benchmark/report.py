@@ -7,17 +7,14 @@ switch). Every file is written atomically; report.html embeds the plots, so it s
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import io
-import os
-import tempfile
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
-from expnet.io import atomic_write_json, atomic_write_text
+from expnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from expnet.report import html
 
 CSV_COLUMNS = (
@@ -92,7 +89,7 @@ def ablation_rows(task: dict) -> tuple[list[str], list[list[str]]]:
                 row["variant"],
                 str(settings.get("layers", "")),
                 "+".join(settings.get("directions", [])) if settings else "",
-                "+".join(settings.get("values", [])) if settings else "",
+                "+".join(settings.get("values", [])) + (" +in-text" if settings.get("in_text") else "") if settings else "",
                 _fmt(row.get("validation")),
                 *[_fmt(row.get(key)) for _, key in ABLATION],
                 "**selected**" if row.get("selected") else ("candidate" if row.get("candidate") else ""),
@@ -196,22 +193,22 @@ def plot_f1(results: dict):
 
 
 def plot_speed(results: dict):
-    figure = _figure(7.5, 5.0)
-    ax = figure.subplots()
-    markers = "osD^v<>pP*"
-    for i, (name, task) in enumerate(results["tasks"].items()):
-        rows = [r for r in _largest(task)["rows"] if r["explainer"] != "expnet@k"]
+    """One panel per held-out task: F1 against examples/s (log scale), every explainer named."""
+    tasks = results["tasks"]
+    figure = _figure(5.2 * len(tasks), 4.8)
+    axes = figure.subplots(1, len(tasks), squeeze=False, sharey=True)[0]
+    for ax, (name, task) in zip(axes, tasks.items(), strict=True):
+        rows = [r for r in _largest(task)["rows"] if r["explainer"] != "expnet@k" and r["examples_per_second"]]
         xs = [r["examples_per_second"] for r in rows]
         ys = [r["f1"] if r["f1"] is not None else np.nan for r in rows]
-        ax.scatter(xs, ys, marker=markers[i % len(markers)], label=name, c=[_colour(r) for r in rows], alpha=0.8)
+        ax.scatter(xs, ys, c=[_colour(r) for r in rows], alpha=0.85)
         for row, x, y in zip(rows, xs, ys, strict=True):
-            if x and np.isfinite(y):
+            if np.isfinite(y):
                 ax.annotate(row["explainer"], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("examples per second (log scale)")
-    ax.set_ylabel("F1 (ExpNet at 0.5, baselines at top-k)")
-    ax.set_title("Plausibility against speed")
-    ax.legend(title="held-out task", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("examples per second (log scale)")
+        ax.set_title(f"{name} ({_largest(task)['n_examples']} examples)")
+    axes[0].set_ylabel("F1 (ExpNet at 0.5, baselines at top-k)")
     return figure
 
 
@@ -238,20 +235,6 @@ def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 # --- HTML ----------------------------------------------------------------------------------
@@ -283,7 +266,7 @@ def report_html(results: dict, examples: dict, images: dict[str, bytes]) -> str:
         body += _html_table(*ablation_rows(task))
         shown = examples.get(name) or []
         if shown:
-            body += f"<h3>Examples, side by side per explainer</h3>"
+            body += "<h3>Examples, side by side per explainer</h3>"
         for example, blocks in shown:
             gold = example.gold_mask(results["config"]["gold_rule"])
             body += f"<h4>{escape(example.id)} &middot; gold label {escape(example.label_name)}</h4><table>"
@@ -324,6 +307,6 @@ def write_outputs(outcome, out: str | Path, plots: bool = True) -> dict[str, Pat
     if plots:
         for name, make in (("f1_per_task", plot_f1), ("f1_vs_speed", plot_speed), ("deletion_curves", plot_deletion)):
             images[name] = _png(make(results))
-            paths[f"plots/{name}.png"] = _atomic_write_bytes(out / "plots" / f"{name}.png", images[name])
+            paths[f"plots/{name}.png"] = atomic_write_bytes(out / "plots" / f"{name}.png", images[name])
     paths["report.html"] = atomic_write_text(out / "report.html", report_html(results, outcome.examples, images))
     return paths

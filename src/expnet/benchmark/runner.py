@@ -51,7 +51,11 @@ from expnet.explainers import get_explainer, list_explainers
 from expnet.explainers.base import Explanation
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.metrics import faithfulness as faithfulness_module
-from expnet.metrics.faithfulness import FaithfulnessScores, faithfulness, leave_one_out
+from expnet.metrics.faithfulness import (
+    FaithfulnessScores,
+    faithfulness_many,
+    leave_one_out,
+)
 from expnet.models.classifier import Classifier, default_backbone, read_metrics
 from expnet.network import features as features_module
 from expnet.network import gradient_features as gradient_module
@@ -181,6 +185,7 @@ class BenchmarkRunner:
         self.families = {name: info.family for name, info in infos.items()}
         self.explainer_names = self._explainer_names(infos)
         self.skipped: dict[str, dict[str, str]] = {}
+        self.started = time.perf_counter()
 
     # --- set-up ----------------------------------------------------------------------------
     def _explainer_names(self, infos) -> list[str]:
@@ -205,7 +210,8 @@ class BenchmarkRunner:
 
     def say(self, text: str) -> None:
         if self.progress:
-            self.console.print(text, highlight=False, soft_wrap=True)
+            elapsed = time.perf_counter() - self.started
+            self.console.print(f"[{elapsed:5.0f}s] {text}", highlight=False, soft_wrap=True)
 
     def _prepare_task(self, task: TaskConfig) -> TaskData:
         name = task_name(task.name)
@@ -215,12 +221,12 @@ class BenchmarkRunner:
         if jsonl:
             everything = load_examples(task.name, None, self.data_dir, purpose="evaluation")
             order = _order(len(everything), f"{seed}:{name}:jsonl-split")
-            n_eval = max(1, int(round(task.eval_fraction * len(everything))))
+            n_eval = max(1, round(task.eval_fraction * len(everything)))
             evaluation_pool = [everything[i] for i in order[:n_eval]]
             pool = [everything[i] for i in order[n_eval:]]
             train_pool = pool
-            eval_split = train_split = f"jsonl:{file_digest([task.name])[:12]}:eval={task.eval_fraction}:seed={seed}"
-            eval_split, train_split = f"{eval_split}:evaluation", f"{train_split}:train"
+            split = f"jsonl:{file_digest([task.name])[:12]}:eval={task.eval_fraction}:seed={seed}"
+            eval_split, train_split = f"{split}:evaluation", f"{split}:train"
         else:
             evaluation_pool = load_examples(task.name, None, self.data_dir, purpose="evaluation")
             train_pool = load_examples(task.name, None, self.data_dir, purpose="explainer_train")
@@ -233,7 +239,7 @@ class BenchmarkRunner:
         rationales = _sample([e for e in train_pool if e.has_rationale], task.expnet_train_max_examples, f"{seed}:{name}:explainer-train")
         if len(rationales) < 4:
             raise ExpnetError(f"{name}: only {len(rationales)} annotated training examples; ExpNet needs more rationale data")
-        n_val = max(1, int(round(self.config.validation_fraction * len(rationales))))
+        n_val = max(1, round(self.config.validation_fraction * len(rationales)))
         return TaskData(
             config=task,
             name=name,
@@ -370,27 +376,44 @@ class BenchmarkRunner:
         payload = self.cache.get("leave_one_out", key)
         if payload is None:
             self.say(f"  leave-one-out by {removal} on {len(task.evaluation)} examples (for Kendall tau)")
-            values = leave_one_out(entry.classifier, [e.words for e in task.evaluation], targets, removal, self.config.faithfulness.batch_size)
+            values = leave_one_out(
+                entry.classifier, [e.words for e in task.evaluation], targets, removal, self.config.faithfulness.batch_size, self.progress
+            )
             payload = self.cache.put("leave_one_out", key, [_nan_list(v) for v in values])
         return [np.array([np.nan if v is None else v for v in row], dtype=np.float64) for row in payload]
 
-    def _faithfulness(self, entry, run_key: str, run: ExplainerRun, examples, targets, removal: str, loo) -> FaithfulnessScores:
+    def _faithfulness(self, entry, todo: dict, examples, targets, removal: str, loo) -> dict[str, FaithfulnessScores]:
+        """Faithfulness of every run in ``todo`` (name -> (run, run key)) by one removal; the
+        cache misses are computed together, sharing identical perturbed rows."""
         faith = self.config.faithfulness
-        key = {"run": run_key, "removal": removal, "bins": list(faith.bins), "kendall": loo is not None, "code": source_digest(faithfulness_module)}
-        payload = self.cache.get("faithfulness", key)
-        if payload is None:
-            scores = faithfulness(
+        keys = {
+            name: {"run": key, "removal": removal, "bins": list(faith.bins), "kendall": loo is not None, "code": source_digest(faithfulness_module)}
+            for name, (_, key) in todo.items()
+        }
+        results, missing = {}, {}
+        for name, (run, _) in todo.items():
+            payload = self.cache.get("faithfulness", keys[name])
+            if payload is None:
+                missing[name] = [e.scores for e in run.explanations]
+            else:
+                results[name] = FaithfulnessScores.from_arrays(payload)
+        if missing:
+            needed = max(len(v) for v in missing.values())
+            computed = faithfulness_many(
                 entry.classifier,
-                [e.words for e in examples],
-                [e.scores for e in run.explanations],
-                targets,
+                [e.words for e in examples[:needed]],
+                missing,
+                targets[:needed],
                 removal=removal,
                 bins=faith.bins,
                 batch_size=faith.batch_size,
-                loo=loo,
+                loo=None if loo is None else loo[:needed],
+                progress=self.progress,
             )
-            payload = self.cache.put("faithfulness", key, scores.to_arrays())
-        return FaithfulnessScores.from_arrays(payload)
+            for name, scores in computed.items():
+                self.cache.put("faithfulness", keys[name], scores.to_arrays())
+                results[name] = scores
+        return results
 
     # --- the protocol ------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -478,7 +501,7 @@ class BenchmarkRunner:
                 run, key, status = self._explain(entry, explainer, identity, held, held.eval_split, chosen, name)
             except (KeyboardInterrupt, MemoryError):
                 raise
-            except Exception as error:  # one broken explainer must not end an hour-long run
+            except Exception as error:  # noqa: BLE001  (one broken explainer must not end an hour-long run)
                 reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
                 self.skipped.setdefault(held.name, {})[name] = reason
                 self.say(f"  [yellow]{name}: skipped ({reason})[/yellow]")
@@ -491,14 +514,15 @@ class BenchmarkRunner:
         faith: dict[str, dict[str, FaithfulnessScores]] = {name: {} for name in runs}
         if faith_cfg.enabled:
             loo = {r: self._loo(entry, held, targets, r) for r in faith_cfg.kendall_removals if r in faith_cfg.removals}
-            for name, (run, key) in runs.items():
-                if name.startswith("expnet:") and name != f"expnet:{selected}" and not faith_cfg.all_variants:
-                    continue
-                n = len(run.explanations)
-                for removal in faith_cfg.removals:
-                    reference = loo[removal][:n] if removal in loo else None
-                    faith[name][removal] = self._faithfulness(entry, key, run, examples[:n], targets[:n], removal, reference)
-            self.say(f"  faithfulness ({', '.join(faith_cfg.removals)}) of {len(runs)} explainers: done")
+            todo = {
+                name: value
+                for name, value in runs.items()
+                if faith_cfg.all_variants or not name.startswith("expnet:") or name == f"expnet:{selected}"
+            }
+            for removal in faith_cfg.removals:
+                for name, scores in self._faithfulness(entry, todo, examples, targets, removal, loo.get(removal)).items():
+                    faith[name][removal] = scores
+            self.say(f"  faithfulness ({', '.join(faith_cfg.removals)}) of {len(todo)} runs: done")
 
         expnet_run = runs[f"expnet:{selected}"][0]
         expnet_speed = expnet_run.examples_per_second
@@ -530,13 +554,12 @@ class BenchmarkRunner:
         ablation = []
         for variant in config.variants:
             r = row(f"expnet:{variant}", "variant", f"expnet:{variant}", n_all, "threshold")
-            r["f1_topk"] = score_run(runs[f"expnet:{variant}"][0], examples, rate, config.gold_rule)["f1_topk"]
             r.update(variant=variant, validation=validation[variant]["mean"], validation_per_task={k: v for k, v in validation[variant].items() if k != "mean"}, selected=variant == selected, candidate=variant in config.candidates)
-            r["settings"] = {"layers": config.variants[variant].layers, "directions": config.variants[variant].directions, "values": config.variants[variant].values}
+            spec = config.variants[variant]
+            r["settings"] = {"layers": spec.layers, "directions": spec.directions, "values": spec.values, "in_text": spec.in_text}
             ablation.append(r)
         if IN_DOMAIN in runs:
             r = row(IN_DOMAIN, "reference", IN_DOMAIN, n_all, "threshold")
-            r["f1_topk"] = score_run(runs[IN_DOMAIN][0], examples, rate, config.gold_rule)["f1_topk"]
             r.update(variant=f"in-domain ({selected})", validation=None, selected=False, candidate=False)
             ablation.append(r)
 
@@ -599,6 +622,7 @@ class BenchmarkRunner:
             "precision": scores["precision" + suffix],
             "recall": scores["recall" + suffix],
             "f1_pooled": scores["f1_pooled" + suffix],
+            "f1_topk": scores["f1_topk"],
             "auroc": scores["auroc"],
             "auprc": scores["auprc"],
             "examples_per_second": run.examples_per_second,
@@ -629,19 +653,32 @@ class BenchmarkRunner:
 
 def protocol_notes(config: BenchmarkConfig) -> list[str]:
     faith = config.faithfulness
+    bins = ", ".join(f"{b:.0%}" for b in faith.bins)
+    kendall = [r for r in faith.kendall_removals if r in faith.removals]
     return [
-        "Leave one task out: ExpNet is trained on the other tasks' rationales (each with its own task's classifier) and "
-        "evaluated on the held-out task's evaluation split with the held-out task's classifier; every explainer sees the "
-        "same classifier and the same sampled examples.",
-        f"The ExpNet variant is chosen by mean {config.selection_metric} on a held-back {config.validation_fraction:.0%} "
-        "of the training tasks' rationale data (never the evaluation split); every variant is reported in the ablation table.",
-        "Binarisation: baselines select the top-k words with k = round(rate x words), rate = mean rationale rate of ExpNet's "
-        "training data (the information ExpNet sees); ExpNet is reported with its own 0.5 threshold (expnet) and with the "
-        "same top-k (expnet@k). AUROC/AUPRC are threshold-free and computed per example, then averaged.",
-        f"Faithfulness for the predicted class: comprehensiveness and sufficiency as AOPC (mean over bins "
-        f"{', '.join(f'{b:.0%}' for b in faith.bins)} of words, at least one word) and Kendall tau-b against leave-one-out, "
-        f"by {' and '.join(faith.removals)}; tables show removal by {faith.shown}.",
-        "Speed: examples per second of the whole explanation (tokenisation and forward passes included) at batch size "
-        f"{config.batch_size}, after one warm-up batch; 'ExpNet speed-up' = ExpNet's examples/s divided by the explainer's.",
+        (
+            "Leave one task out: ExpNet is trained on the other tasks' rationales (each with its own task's classifier) "
+            "and evaluated on the held-out task's evaluation split with the held-out task's classifier; every explainer "
+            "sees the same classifier and the same sampled examples."
+        ),
+        (
+            f"The ExpNet variant is chosen by mean {config.selection_metric} on a held-back {config.validation_fraction:.0%} "
+            "of the training tasks' rationale data (never the evaluation split); every variant is in the ablation table."
+        ),
+        (
+            "Binarisation: baselines select the top-k words, k = max(1, round(rate x words)), rate = the mean rationale "
+            "rate of ExpNet's training data (the information ExpNet sees); ExpNet is reported with its own 0.5 threshold "
+            "(expnet) and with the same top-k (expnet@k). AUROC/AUPRC are threshold-free, per example, then averaged."
+        ),
+        (
+            f"Faithfulness for the predicted class by {' and '.join(faith.removals)} (tables show {faith.shown}): "
+            f"comprehensiveness and sufficiency as AOPC, the mean over bins {bins} of the words (at least one word); "
+            f"Kendall tau-b against leave-one-out by {' and '.join(kendall) or 'none'}."
+        ),
+        (
+            "Speed: examples per second of the whole explanation (tokenisation and forward passes included) at batch "
+            f"size {config.batch_size}, after one warm-up batch; 'ExpNet speed-up' = ExpNet's examples/s divided by "
+            "the explainer's."
+        ),
         "expnet_in_domain is ExpNet trained on the held-out task's own training rationales: an upper reference, not a competitor.",
     ]

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("--config", default=None, help="TOML or YAML config (see benchmarks/full.toml); defaults apply to what it leaves out")
-    parser.add_argument("--quick", action="store_true", help="CI-sized preset: 2 short tasks x 24 examples, cheap explainers, tiny fine-tunes (a --config file goes on top)")
+    parser.add_argument("--quick", action="store_true", help="CI-sized preset: 2 short tasks x 16 examples, cheap explainers, tiny fine-tunes (a --config file goes on top)")
     add_data_dir(parser)
     parser.add_argument("--out", required=True, help="output folder (results, plots, report, and the cache)")
     parser.add_argument("--explainers", default=None, help="comma-separated explainer names, or 'all' (overrides the config)")
@@ -75,8 +75,9 @@ def run(args) -> int:
     outcome = runner.run()
     paths = write_outputs(outcome, out, plots=not args.no_plots)
     if not args.quiet:
-        from expnet.benchmark.report import leaderboard_rows
         from rich.table import Table
+
+        from expnet.benchmark.report import leaderboard_rows
 
         for name, task in outcome.results["tasks"].items():
             table_name = "common" if "common" in task["tables"] else "main"

@@ -36,7 +36,10 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default=None, help="split to use (default: the task's evaluation split)")
     parser.add_argument("--max-examples", type=positive_int, default=200, help="first N examples (default 200)")
     parser.add_argument(
-        "--layer", type=int, default=-1, help="layer to intervene on; negative counts from the end (default -1, the final layer)"
+        "--layer",
+        type=int,
+        default=-1,
+        help="layer to intervene on; negative counts from the end (default -1, the final layer)",
     )
     parser.add_argument("--out", required=True, help="output folder (diagnostics.json, *.png, report.html)")
     parser.add_argument(
@@ -71,7 +74,9 @@ def check_out(path: str) -> Path:
     if out.exists() and not out.is_dir():
         raise ExpnetError(f"--out {path} is a file; give a folder path")
     if out.is_dir() and any(out.iterdir()) and not (out / RESULT_NAME).is_file():
-        raise ExpnetError(f"--out {path} is a folder with other files in it; give a new or empty folder (it is replaced whole)")
+        raise ExpnetError(
+            f"--out {path} is a folder with other files in it; give a new or empty folder (it is replaced whole)"
+        )
     return out
 
 
@@ -96,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
     check_labels(classifier, examples)
     texts = [example.words for example in examples]
-    explainers = correlation.attention_explainers(args.expnet, args.batch_size, args.seed) if "correlation" in chosen else {}
+    explainers = (
+        correlation.attention_explainers(args.expnet, args.batch_size, args.seed) if "correlation" in chosen else {}
+    )
 
     results: dict = {
         "settings": {
@@ -130,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
                 "p_value": {k: _nullable(v) for k, v in found.p_value.items()},
             }
         elif name == "permutation":
-            found = permutation.permutation_effects(classifier, texts, layer, args.permutations, args.seed, progress=True)
+            found = permutation.permutation_effects(
+                classifier, texts, layer, args.permutations, args.seed, progress=True
+            )
             section = {"summary": found.summary(), "per_example": found.per_example()}
         elif name == "adversarial":
             found = adversarial.adversarial_attention(
@@ -138,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
             )
             section = {"summary": found.summary(), "per_example": found.per_example()}
         else:
-            found = uniform.uniform_effects(classifier, texts, [e.label for e in examples], layer, args.batch_size, progress=True)
+            found = uniform.uniform_effects(
+                classifier, texts, [e.label for e in examples], layer, args.batch_size, progress=True
+            )
             section = {"summary": found.summary(), "per_example_tvd": [float(t) for t in found.tvd(str(layer))]}
         section["seconds"] = time.perf_counter() - clock
         results[name] = section

@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default=None, help="rationale split to train on (default: each task's explainer-training split)")
     parser.add_argument("--max-examples", type=positive_int, default=None, help="at most N examples per task")
     parser.add_argument("--layers", default="last", help="attention layers for features: last (paper), all, or indices like 4,5")
+    parser.add_argument("--in-text", action="store_true", help="also give ExpNet each feature standardised within its text")
     parser.add_argument("--include-wrong", action="store_true", help="also train on examples the classifier gets wrong")
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority", help="how annotator masks combine (default majority)")
     parser.add_argument("--batch-size", type=positive_int, default=32)
@@ -50,6 +51,7 @@ def run(args) -> int:
     out = require_new_or_dir(args.out)
     settings = ExpNetSettings(
         layers=parse_layers(args.layers),
+        in_text=args.in_text,
         only_correct=not args.include_wrong,
         gold_rule=args.gold_rule,
         feature_batch_size=args.batch_size,

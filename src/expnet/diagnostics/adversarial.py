@@ -109,7 +109,16 @@ def adversarial_attention(
         chunk = [list(words) for words in texts[start : start + batch_size]]
         generator = torch.Generator().manual_seed(seed * 1_000_003 + start)
         found = _search(
-            classifier, chunk, layer, candidates, steps, learning_rate, hinge_epsilon, report_epsilon, hinge_weight, generator
+            classifier,
+            chunk,
+            layer,
+            candidates,
+            steps,
+            learning_rate,
+            hinge_epsilon,
+            report_epsilon,
+            hinge_weight,
+            generator,
         )
         for key, values in found.items():
             results[key].append(values)
@@ -117,8 +126,16 @@ def adversarial_attention(
     bar.close()
     merged = {key: np.concatenate(values) for key, values in results.items()}
     return AdversarialResult(
-        layer, candidates, steps, learning_rate, hinge_epsilon, report_epsilon,
-        merged["jsd"], merged["head_mean"], merged["tvd"], merged["found"].astype(bool),
+        layer,
+        candidates,
+        steps,
+        learning_rate,
+        hinge_epsilon,
+        report_epsilon,
+        merged["jsd"],
+        merged["head_mean"],
+        merged["tvd"],
+        merged["found"].astype(bool),
     )
 
 
@@ -145,9 +162,11 @@ def _search(classifier, chunk, layer, k, steps, lr, hinge_epsilon, report_epsilo
     def replace_cls_row(weights, _key_mask):
         return torch.cat([current["attention"].to(weights.dtype).unsqueeze(2), weights[:, :, 1:, :]], dim=2)
 
-    with skip_to_layer(classifier, layer, reference.hidden_states[layer].repeat_interleave(k, 0)), attention_intervention(
-        classifier, replace_cls_row, layer
-    ) as state, torch.enable_grad():
+    with (
+        skip_to_layer(classifier, layer, reference.hidden_states[layer].repeat_interleave(k, 0)),
+        attention_intervention(classifier, replace_cls_row, layer) as state,
+        torch.enable_grad(),
+    ):
         for step in range(steps + 1):
             attention = logits.masked_fill(~keys, float("-inf")).softmax(-1)
             current["attention"] = attention

@@ -103,7 +103,10 @@ def correlations(
     """Per-text Kendall tau of each attention explainer against each reference (see module doc)."""
     words = [list(w) for w in texts]
     references = reference_explanations(classifier, words, batch_size, seed, detach_attention, progress)
-    scores = {name: explainer.explain(classifier, words, progress=progress) for name, explainer in attention_explainers.items()}
+    scores = {
+        name: explainer.explain(classifier, words, progress=progress)
+        for name, explainer in attention_explainers.items()
+    }
     result = CorrelationResult(gradient_attention="detached" if detach_attention else "live")
     pairs = [(a, r) for a in scores for r in references] + [("input_x_gradient", "occlusion")]
     everything = {**scores, **references}

@@ -62,7 +62,9 @@ def resolve_layer(classifier: Classifier, layer: int | None) -> int:
     count = classifier.num_layers
     index = count - 1 if layer is None else int(layer)
     if not -count <= index < count:
-        raise ExpnetError(f"--layer {layer} is out of range: this classifier has layers 0..{count - 1} (or -1..-{count})")
+        raise ExpnetError(
+            f"--layer {layer} is out of range: this classifier has layers 0..{count - 1} (or -1..-{count})"
+        )
     return index % count
 
 
@@ -74,8 +76,14 @@ def uniform_weights(weights: torch.Tensor, key_mask: torch.Tensor) -> torch.Tens
     return row[:, None, None, :].expand_as(weights)
 
 
-def permute_weights(weights: torch.Tensor, key_mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Each head's row shuffled, independently, among the real keys (padding keeps its zeros)."""
+def permute_weights(
+    weights: torch.Tensor, key_mask: torch.Tensor, generator: torch.Generator | None = None, rows: int | None = None
+) -> torch.Tensor:
+    """Each head's row shuffled, independently, among the real keys (padding keeps its zeros);
+    with ``rows``, only the first ``rows`` query rows are shuffled and the others kept."""
+    if rows is not None:
+        shuffled = permute_weights(weights[:, :, :rows], key_mask, generator)
+        return torch.cat([shuffled, weights[:, :, rows:]], dim=2)
     real = key_mask[:, None, None, :].expand_as(weights)
     noise = torch.rand(weights.shape, generator=generator).to(weights.device)
     order = torch.where(real, noise, torch.full_like(noise, 2.0)).argsort(-1)  # real keys first, shuffled
@@ -265,7 +273,9 @@ def reference_pass(classifier: Classifier, batch: EncodedBatch):
     """The unmodified forward pass with every layer's attention and hidden states."""
     output = classifier.forward(batch, output_attentions=True, output_hidden_states=True)
     if not output.attentions or output.attentions[0] is None or not output.hidden_states:
-        raise ExpnetError(f"{classifier.source} returns no attention weights or hidden states; attention diagnostics cannot run")
+        raise ExpnetError(
+            f"{classifier.source} returns no attention weights or hidden states; attention diagnostics cannot run"
+        )
     return output
 
 

@@ -235,8 +235,8 @@ def interpret(results: dict) -> dict[str, str]:
             f"JSD from the original is {s['median_max_jsd']:.3f} nats (of at most 0.693), and "
             f"{100 * s['share_max_jsd_above_half_ln2']:.0f}% of examples exceed half the maximum. "
             + (
-                "Very different attention gives practically the same prediction, so the observed attention is "
-                "not the only explanation consistent with the output."
+                "For most examples, very different attention gives practically the same prediction, so the "
+                "observed attention is not the only explanation consistent with the output."
                 if s["median_max_jsd"] > LN2 / 2
                 else "Attention far from the original does change the prediction here, so the layer's attention is "
                 "comparatively constrained by the output."
@@ -269,8 +269,11 @@ def _headline_rows(results: dict) -> list[list[object]]:
         for key, s in results["correlation"]["summary"]["pairs"].items():
             if s["mean_tau"] is not None:
                 rows.append(
-                    [f"correlation: {key}", f"tau {s['mean_tau']:.3f} +/- {s['std_tau']:.3f}",
-                     f"p<0.05 for {100 * s['share_p_below_0.05']:.0f}% (n={s['examples']})"]
+                    [
+                        f"correlation: {key}",
+                        f"tau {s['mean_tau']:.3f} +/- {s['std_tau']:.3f}",
+                        f"p<0.05 for {100 * s['share_p_below_0.05']:.0f}% (n={s['examples']})",
+                    ]
                 )
     if "permutation" in results:
         s = results["permutation"]["summary"]
@@ -278,14 +281,20 @@ def _headline_rows(results: dict) -> list[list[object]]:
     if "adversarial" in results:
         s = results["adversarial"]["summary"]
         rows.append(
-            ["adversarial: median max JSD (nats)", f"{s['median_max_jsd']:.3f}",
-             f"found within eps for {100 * s['share_found_within_epsilon']:.0f}%"]
+            [
+                "adversarial: median max JSD (nats)",
+                f"{s['median_max_jsd']:.3f}",
+                f"found within eps for {100 * s['share_found_within_epsilon']:.0f}%",
+            ]
         )
     if "uniform" in results:
         s = results["uniform"]["summary"]
         rows.append(
-            ["uniform: accuracy change", f"{s['accuracy_change']:+.3f}",
-             f"mean TVD {s['mean_tvd']:.4f}, {100 * s['prediction_changed']:.1f}% predictions changed"]
+            [
+                "uniform: accuracy change",
+                f"{s['accuracy_change']:+.3f}",
+                f"mean TVD {s['mean_tvd']:.4f}, {100 * s['prediction_changed']:.1f}% predictions changed",
+            ]
         )
     return rows
 
@@ -301,7 +310,7 @@ def html_page(results: dict, plots: dict[str, bytes]) -> str:
     meanings = interpret(results)
     body = (
         f'<p class="meta">classifier {escape(str(settings["classifier"]))} &middot; data {escape(str(settings["data"]))} '
-        f'({escape(str(settings["split"]))}) &middot; {int(settings["examples"])} examples &middot; '
+        f"({escape(str(settings['split']))}) &middot; {int(settings['examples'])} examples &middot; "
         f"layer {int(settings['layer'])} &middot; seed {int(settings['seed'])}</p>"
     )
     body += "<h2>Headline numbers</h2>" + html_helpers.table(["diagnostic", "value", "detail"], _headline_rows(results))

@@ -1,6 +1,6 @@
 """Attention x gradient explainers: attention weights weighed by the target logit's gradient.
 
-Both use ``expnet.explainers.gradients.attention_gradients`` (one forward and one backward pass
+Both use ``expnet.models.gradients.attention_gradients`` (one forward and one backward pass
 for the target class's logit) and mask padding out of every matrix, so a text scores the same
 alone or inside a padded batch. Special tokens never get a word score (``pool_to_words``).
 """
@@ -11,7 +11,7 @@ import torch
 
 from expnet.explainers.attention import forward_with_attentions, real_token_mask
 from expnet.explainers.base import BatchAttribution, Explainer
-from expnet.explainers.gradients import AttentionGradients, attention_gradients
+from expnet.models.gradients import AttentionGradients, attention_gradients
 from expnet.explainers.registry import register
 from expnet.words import pool_to_words
 

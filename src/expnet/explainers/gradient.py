@@ -3,7 +3,7 @@
 Conventions (shared by the four, see CONTRIBUTING.md and peers.md for the alternatives):
 
 - **Where:** gradients are taken with respect to the word-piece input embeddings (``inputs_embeds``,
-  see ``expnet.explainers.gradients.input_embeddings``); the model adds position and segment
+  see ``expnet.models.gradients.input_embeddings``); the model adds position and segment
   embeddings itself, so only what the words contribute is attributed.
 - **What:** the target class's *logit* (as ferret, Chefer and LXT do for gradient methods).
 - **Hidden dimension:** ``input_x_gradient`` and ``integrated_gradients`` sum over it (signed; for
@@ -31,7 +31,7 @@ from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Salien
 
 from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
-from expnet.explainers.gradients import input_embeddings
+from expnet.models.gradients import input_embeddings
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
 from expnet.words import EncodedBatch, pool_to_words

@@ -39,7 +39,7 @@ from transformers import activations as hf_activations
 
 from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
-from expnet.explainers.gradients import input_embeddings, target_logits
+from expnet.models.gradients import input_embeddings, target_logits
 from expnet.explainers.registry import register
 from expnet.words import pool_to_words
 

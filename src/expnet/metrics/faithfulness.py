@@ -31,12 +31,13 @@ Forward passes are batched: every perturbed row of a chunk of texts goes through
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from scipy.stats import kendalltau
+from tqdm.auto import tqdm
 
 from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
@@ -80,8 +81,9 @@ class _RowRunner:
     text) share one row, and rows are sorted by length before batching so padding stays small.
     """
 
-    def __init__(self, classifier: Classifier, removal: str, batch_size: int) -> None:
+    def __init__(self, classifier: Classifier, removal: str, batch_size: int, progress: str | None = None) -> None:
         self.classifier = classifier
+        self.progress = progress  # a tqdm label, or None for no bar
         self.removal = removal
         self.batch_size = max(1, int(batch_size))
         self.replacement = removal_token_id(classifier) if removal == "mask" else None
@@ -120,7 +122,8 @@ class _RowRunner:
         out = np.empty(len(self.rows), dtype=np.float64)
         device = self.classifier.device
         order = sorted(range(len(self.rows)), key=lambda r: int(self.rows[r][0].numel()))
-        for start in range(0, len(order), self.batch_size):
+        starts = range(0, len(order), self.batch_size)
+        for start in tqdm(starts, desc=self.progress, disable=self.progress is None, leave=False):
             rows = order[start : start + self.batch_size]
             chunk = [self.rows[r] for r in rows]
             width = max(1, max(int(ids.numel()) for ids, _ in chunk))
@@ -179,7 +182,7 @@ class FaithfulnessScores:
 
     @property
     def n_examples(self) -> int:
-        return int(len(self.full))
+        return len(self.full)
 
     def comprehensiveness_per_bin(self) -> np.ndarray:
         return (self.full[:, None] - self.removed).mean(0) if self.n_examples else np.full(len(self.bins), np.nan)
@@ -235,7 +238,7 @@ class FaithfulnessScores:
 
     def to_arrays(self) -> dict:
         """JSON-ready per-example values (``from_arrays`` reads them back)."""
-        nan_list = lambda a: [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]  # noqa: E731
+        nan_list = lambda a: [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
         return {
             "removal": self.removal,
             "bins": list(self.bins),
@@ -247,7 +250,7 @@ class FaithfulnessScores:
 
     @classmethod
     def from_arrays(cls, data: dict) -> FaithfulnessScores:
-        floats = lambda x: np.array([np.nan if v is None else v for v in x], dtype=np.float64)  # noqa: E731
+        floats = lambda x: np.array([np.nan if v is None else v for v in x], dtype=np.float64)
         bins = tuple(data["bins"])
         return cls(
             data["removal"],
@@ -265,10 +268,11 @@ def leave_one_out(
     targets: Sequence[int],
     removal: str = "mask",
     batch_size: int = 32,
+    progress: bool = False,
 ) -> list[np.ndarray]:
     """Per text: ``p(y | x) - p(y | x without word i)`` for each scored word (NaN if unscored)."""
     _check(removal, DEFAULT_BINS)
-    runner = _RowRunner(classifier, removal, batch_size)
+    runner = _RowRunner(classifier, removal, batch_size, f"leave-one-out ({removal})" if progress else None)
     plan = []
     for index, ids, types, token_word, scored in _texts(classifier, words, batch_size):
         n = len(words[index])
@@ -315,38 +319,67 @@ def faithfulness(
     ``scores`` holds one array per text with one value per word (NaN = not scored); pass the
     ``leave_one_out`` result as ``loo`` to share it between explainers.
     """
+    if len(scores) != len(words):
+        raise ValueError(f"{len(words)} texts but {len(scores)} score arrays")
+    return faithfulness_many(classifier, words, {"scores": scores}, targets, removal, bins, batch_size, kendall, loo)["scores"]
+
+
+def faithfulness_many(
+    classifier: Classifier,
+    words: Sequence[Sequence[str]],
+    scores: Mapping[str, Sequence[np.ndarray]],
+    targets: Sequence[int],
+    removal: str = "mask",
+    bins: Sequence[float] = DEFAULT_BINS,
+    batch_size: int = 32,
+    kendall: bool = False,
+    loo: Sequence[np.ndarray] | None = None,
+    progress: bool = False,
+) -> dict[str, FaithfulnessScores]:
+    """``faithfulness`` of several explainers' scores of the same texts in one pass: a
+    perturbation two explainers share (the full text, the same top words) is scored once.
+    Each explainer's score list may cover only the first texts (a common prefix subset)."""
     _check(removal, bins)
     bins = tuple(float(b) for b in bins)
-    if not len(words) == len(scores) == len(targets):
-        raise ValueError(f"{len(words)} texts, {len(scores)} score arrays and {len(targets)} targets")
-    runner = _RowRunner(classifier, removal, batch_size)
-    plan = []
-    for index, ids, types, token_word, scored in _texts(classifier, words, batch_size):
+    if len(targets) != len(words):
+        raise ValueError(f"{len(words)} texts but {len(targets)} targets")
+    for name, values in scores.items():
+        if len(values) > len(words):
+            raise ValueError(f"{name}: {len(values)} score arrays for {len(words)} texts")
+    needed = max((len(v) for v in scores.values()), default=0)
+    runner = _RowRunner(classifier, removal, batch_size, f"faithfulness ({removal})" if progress else None)
+    plans: dict[str, list] = {name: [] for name in scores}
+    for index, ids, types, token_word, scored in _texts(classifier, words[:needed], batch_size):
         n = len(words[index])
-        text_scores = np.asarray(scores[index], dtype=np.float64)
-        if len(text_scores) != n:
-            raise ValueError(f"text {index}: {len(text_scores)} scores for {n} words")
-        usable = scored & np.isfinite(text_scores)
-        order = _ranking(text_scores, usable)
         target = targets[index]
         full_row = runner.add(index, ids, types, token_word, np.zeros(n, dtype=bool), target)
-        removed_rows, kept_rows = [], []
-        for fraction in bins:
-            top = np.zeros(n, dtype=bool)
-            top[order[: words_for_bin(len(order), fraction)]] = True
-            removed_rows.append(runner.add(index, ids, types, token_word, top, target))
-            # Only the top words kept: every other scored word goes (unscored ones are unseen).
-            kept_rows.append(runner.add(index, ids, types, token_word, scored & ~top, target))
-        plan.append((full_row, removed_rows, kept_rows))
+        for name, values in scores.items():
+            if index >= len(values):
+                continue
+            text_scores = np.asarray(values[index], dtype=np.float64)
+            if len(text_scores) != n:
+                raise ValueError(f"{name}, text {index}: {len(text_scores)} scores for {n} words")
+            order = _ranking(text_scores, scored & np.isfinite(text_scores))
+            removed_rows, kept_rows = [], []
+            for fraction in bins:
+                top = np.zeros(n, dtype=bool)
+                top[order[: words_for_bin(len(order), fraction)]] = True
+                removed_rows.append(runner.add(index, ids, types, token_word, top, target))
+                # Only the top words kept: every other scored word goes (unscored ones are unseen).
+                kept_rows.append(runner.add(index, ids, types, token_word, scored & ~top, target))
+            plans[name].append((full_row, removed_rows, kept_rows))
     probabilities = runner.run()
-    full = np.array([probabilities[p[0]] for p in plan])
-    removed = np.array([[probabilities[r] for r in p[1]] for p in plan]).reshape(-1, len(bins))
-    kept = np.array([[probabilities[r] for r in p[2]] for p in plan]).reshape(-1, len(bins))
-    taus = np.empty(0)
-    if kendall or loo is not None:
-        if loo is None:
-            loo = leave_one_out(classifier, words, targets, removal, batch_size)
-        if len(loo) != len(words):
-            raise ValueError(f"{len(loo)} leave-one-out arrays for {len(words)} texts")
-        taus = np.array([kendall_against(s, r) for s, r in zip(scores, loo, strict=True)], dtype=np.float64)
-    return FaithfulnessScores(removal, bins, full, removed, kept, taus)
+    if (kendall or loo is not None) and loo is None:
+        loo = leave_one_out(classifier, words[:needed], targets[:needed], removal, batch_size, progress)
+    results = {}
+    for name, plan in plans.items():
+        full = np.array([probabilities[p[0]] for p in plan])
+        removed = np.array([[probabilities[r] for r in p[1]] for p in plan]).reshape(-1, len(bins))
+        kept = np.array([[probabilities[r] for r in p[2]] for p in plan]).reshape(-1, len(bins))
+        taus = np.empty(0)
+        if loo is not None:
+            if len(loo) < len(plan):
+                raise ValueError(f"{len(loo)} leave-one-out arrays for {len(plan)} texts")
+            taus = np.array([kendall_against(s, r) for s, r in zip(scores[name], loo, strict=False)], dtype=np.float64)
+        results[name] = FaithfulnessScores(removal, bins, full, removed, kept, taus)
+    return results

@@ -14,12 +14,21 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
 
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
 from expnet.io import atomic_directory, atomic_write_json
-from expnet.models.classifier import Classifier, load_config, pick_device, quiet_transformers
+from expnet.models.classifier import (
+    Classifier,
+    load_config,
+    pick_device,
+    quiet_transformers,
+)
 from expnet.seeding import seed_everything
 from expnet.words import encode_words
 

@@ -19,7 +19,7 @@ exactly the paper's features in the same order, and configs saved without ``valu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -41,6 +41,9 @@ class FeatureSpec:
     directions: tuple[str, ...] = DIRECTIONS
     length_scaled: bool = True
     values: tuple[str, ...] = ("attention",)
+    # Append every value again relative to its own text ((x - text mean) / text std): which words
+    # stand out *within* a text transfers across tasks better than absolute attention levels.
+    in_text: bool = False
 
     @classmethod
     def for_model(
@@ -51,6 +54,7 @@ class FeatureSpec:
         directions: Sequence[str] = DIRECTIONS,
         length_scaled: bool = True,
         values: Sequence[str] = ("attention",),
+        in_text: bool = False,
     ) -> FeatureSpec:
         if layers == "last":
             chosen = (num_layers - 1,)
@@ -64,11 +68,12 @@ class FeatureSpec:
         unknown = set(values) - set(VALUES)
         if unknown or not values:
             raise ExpnetError(f"unknown feature value(s) {sorted(unknown)}: use {VALUES}")
-        return cls(chosen, num_layers, num_heads, tuple(directions), length_scaled, tuple(dict.fromkeys(values)))
+        return cls(chosen, num_layers, num_heads, tuple(directions), length_scaled, tuple(dict.fromkeys(values)), in_text)
 
     @property
     def dim(self) -> int:
-        return len(self.layers) * self.num_heads * len(self.directions) * len(self.values)
+        base = len(self.layers) * self.num_heads * len(self.directions) * len(self.values)
+        return 2 * base if self.in_text else base
 
     @property
     def needs_gradient(self) -> bool:
@@ -76,13 +81,14 @@ class FeatureSpec:
 
     def names(self) -> list[str]:
         suffix = {"attention": "", "attention_x_gradient": ".xgrad"}
-        return [
+        names = [
             f"L{l}.h{h}.{d}{suffix[v]}"
             for l in self.layers
             for d in self.directions
             for v in self.values
             for h in range(self.num_heads)
         ]
+        return names + [f"{name}.in_text" for name in names] if self.in_text else names
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,6 +102,7 @@ class FeatureSpec:
             directions=tuple(data["directions"]),
             length_scaled=bool(data["length_scaled"]),
             values=tuple(data.get("values", ("attention",))),
+            in_text=bool(data.get("in_text", False)),
         )
 
     def check_model(self, num_layers: int, num_heads: int) -> None:
@@ -112,10 +119,10 @@ def word_features(
     attentions: Sequence[torch.Tensor],
     batch: EncodedBatch,
     spec: FeatureSpec,
-    gradients: Mapping[int, torch.Tensor] | None = None,
+    gradients: Sequence[torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Features [B, W, spec.dim] from a forward pass's attentions (one [B, H, T, T] per layer);
-    ``gradients`` (layer -> dlogit/dA, same shape) are needed for attention x gradient values."""
+    ``gradients`` (per layer dlogit/dA, same shape) are needed for attention x gradient values."""
     if not attentions:
         raise ExpnetError("the classifier returned no attention weights; load it with attn_implementation='eager'")
     if spec.needs_gradient and gradients is None:
@@ -137,4 +144,17 @@ def word_features(
                 else:
                     values = attention[:, :, :, 0].transpose(1, 2)
                     parts.append(pool_to_words(values, batch, "mean"))
-    return torch.cat(parts, dim=-1)
+    features = torch.cat(parts, dim=-1)
+    return torch.cat([features, within_text(features, batch)], dim=-1) if spec.in_text else features
+
+
+def within_text(features: torch.Tensor, batch: EncodedBatch) -> torch.Tensor:
+    """Each feature standardised over the scored words of its own text (0 for a one-word text)."""
+    valid = torch.zeros(features.shape[:2], dtype=features.dtype, device=features.device)
+    for i, scored in enumerate(batch.word_scored):
+        valid[i, : len(scored)] = torch.from_numpy(scored).to(features.dtype)
+    weight = valid.unsqueeze(-1)
+    count = weight.sum(1, keepdim=True).clamp(min=1)
+    mean = (features * weight).sum(1, keepdim=True) / count
+    std = (((features - mean) ** 2 * weight).sum(1, keepdim=True) / count).sqrt()
+    return (features - mean) / (std + 1e-6) * weight

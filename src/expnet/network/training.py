@@ -35,15 +35,16 @@ class ExpNetSettings:
     length_scaled: bool = True
     # ("attention",) = the paper; add "attention_x_gradient" for A * dlogit/dA values (gradient_features.py).
     feature_values: tuple[str, ...] = ("attention",)
+    in_text: bool = False  # append per-text standardised features (features.py)
     hidden_size: int = 64
     dropout: float = 0.1
     focal_alpha: float = 0.5  # weight of the positive class
     focal_gamma: float = 2.0
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     max_epochs: int = 60
-    patience: int = 6
-    batch_words: int = 512
+    patience: int = 4
+    batch_words: int = 4096  # words per step: rationale sets have 10^4-10^5 words
     validation_fraction: float = 0.15
     only_correct: bool = True
     gold_rule: str = "majority"
@@ -191,7 +192,7 @@ def train_expnet(
     first = sources[0][0]
     spec = FeatureSpec.for_model(
         first.num_layers, first.num_heads, settings.layers, settings.directions, settings.length_scaled,
-        settings.feature_values,
+        settings.feature_values, settings.in_text,
     )
     dataset = WordDataset()
     for classifier, examples in sources:

@@ -2,7 +2,7 @@
 
 - Plain: attention averaged over the chosen layers (default all) and every head.
 - Gradient-weighted (Grad-SAM style): ``mean_{l,h}( A ⊙ ReLU(d target logit / d A) )``, from one
-  forward and one backward pass (``expnet.explainers.gradients.attention_gradients``).
+  forward and one backward pass (``expnet.models.gradients.attention_gradients``).
 
 Matrices keep the padded [B, T, T] token layout of the batch; the players of each text are its
 non-special tokens (``batch.word_tokens``: [CLS], [SEP] and padding never play). Rows are not
@@ -93,7 +93,7 @@ def attention_matrices(
         logits, attentions = forward_with_attentions(classifier, batch)
         matrices = mean_attention(attentions, layers)
     elif weighting == "gradient":
-        from expnet.explainers.gradients import attention_gradients
+        from expnet.models.gradients import attention_gradients
 
         result = attention_gradients(classifier, batch, targets)
         if not result.attentions or result.attentions[0] is None:

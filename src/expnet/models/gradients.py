@@ -1,4 +1,4 @@
-"""Gradient plumbing shared by gradient-based explainers.
+"""Gradient plumbing shared by gradient-based explainers, ExpNet's gradient features and TCAV.
 
 The classifier's weights are frozen, so gradients flow from the input embeddings: the model is
 run on ``inputs_embeds`` (the word-piece embedding lookup, made a leaf that requires grad); the
@@ -8,11 +8,11 @@ The attributed quantity is the target class's *logit* (as in ferret, Chefer and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from expnet.explainers.base import resolve_targets
 from expnet.models.classifier import Classifier
 from expnet.words import EncodedBatch
 
@@ -31,19 +31,29 @@ class AttentionGradients:
     logits: torch.Tensor  # [B, C], detached
     targets: torch.Tensor  # [B]
     attentions: tuple[torch.Tensor, ...]  # per layer [B, H, T, T], detached
-    gradients: tuple[torch.Tensor, ...]  # d target logit / d attention, same shapes
+    gradients: tuple[torch.Tensor | None, ...]  # d target logit / d attention; None where not asked
 
 
-def attention_gradients(classifier: Classifier, batch: EncodedBatch, targets: torch.Tensor | None) -> AttentionGradients:
-    """One forward and one backward pass: every layer's attention and its gradient."""
+def attention_gradients(
+    classifier: Classifier,
+    batch: EncodedBatch,
+    targets: torch.Tensor | None,
+    layers: Sequence[int] | None = None,
+) -> AttentionGradients:
+    """One forward and one backward pass: every layer's attention and the gradients of the chosen
+    ``layers`` (default all; asking only for late layers keeps the backward pass short)."""
     with torch.enable_grad():
         embeddings = input_embeddings(classifier, batch).requires_grad_(True)
         output = classifier.forward(batch, output_attentions=True, inputs_embeds=embeddings)
-        chosen = resolve_targets(output.logits, targets)
-        gradients = torch.autograd.grad(target_logits(output.logits, chosen).sum(), output.attentions)
+        chosen = output.logits.argmax(-1) if targets is None else targets
+        wanted = range(len(output.attentions)) if layers is None else sorted(set(layers))
+        computed = torch.autograd.grad(
+            target_logits(output.logits, chosen).sum(), [output.attentions[i] for i in wanted]
+        )
+    by_layer = dict(zip(wanted, computed))
     return AttentionGradients(
         logits=output.logits.detach(),
         targets=chosen,
         attentions=tuple(a.detach() for a in output.attentions),
-        gradients=tuple(g.detach() for g in gradients),
+        gradients=tuple(None if i not in by_layer else by_layer[i].detach() for i in range(len(output.attentions))),
     )
