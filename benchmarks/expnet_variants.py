@@ -119,6 +119,8 @@ def save_models(caches, spec, variant, settings, args) -> None:
     directions = tuple(d for d in ("cls_to_token", "token_to_cls") if any(name.endswith(d) for name in names))
     real = FeatureSpec.for_model(spec.num_layers, spec.num_heads, layers, directions, in_text=bool(variant.get("in_text")))
     for held_out in TASKS:
+        if (Path(args.save_dir) / f"expnet-no-{held_out}" / "config.json").is_file():
+            continue  # already saved: keep it (a rerun resumes)
         model, _ = fit_variant(caches, spec, variant, held_out, settings, args.seed)
         explainer = ExpNetExplainer(model, real, settings, model.history)
         folder = explainer.save_pretrained(Path(args.save_dir) / f"expnet-no-{held_out}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from expnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from expnet.report import html
+from expnet.report.figures import new_figure, png_bytes
 
 CSV_COLUMNS = (
     "task", "table", "table_examples", "explainer", "kind", "family", "binarisation", "n_examples",
@@ -171,16 +172,10 @@ def _colour(row: dict) -> str:
     return {"expnet": "#c0392b", "reference": "#e6a19a"}.get(row["kind"], "#4a78b0")
 
 
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
 def plot_f1(results: dict):
     tasks = results["tasks"]
     height = max(3.0, 0.28 * max(len(_largest(t)["rows"]) for t in tasks.values()) + 1.0)
-    figure = _figure(4.2 * len(tasks), height)
+    figure = new_figure(4.2 * len(tasks), height)
     axes = figure.subplots(1, len(tasks), squeeze=False)[0]
     for ax, (name, task) in zip(axes, tasks.items(), strict=True):
         rows = [r for r in _largest(task)["rows"]][::-1]
@@ -195,7 +190,7 @@ def plot_f1(results: dict):
 def plot_speed(results: dict):
     """One panel per held-out task: F1 against examples/s (log scale), every explainer named."""
     tasks = results["tasks"]
-    figure = _figure(5.2 * len(tasks), 4.8)
+    figure = new_figure(5.2 * len(tasks), 4.8)
     axes = figure.subplots(1, len(tasks), squeeze=False, sharey=True)[0]
     for ax, (name, task) in zip(axes, tasks.items(), strict=True):
         rows = [r for r in _largest(task)["rows"] if r["explainer"] != "expnet@k" and r["examples_per_second"]]
@@ -214,7 +209,7 @@ def plot_speed(results: dict):
 
 def plot_deletion(results: dict):
     tasks = results["tasks"]
-    figure = _figure(4.6 * len(tasks), 4.4)
+    figure = new_figure(4.6 * len(tasks), 4.4)
     axes = figure.subplots(1, len(tasks), squeeze=False)[0]
     for ax, (name, task) in zip(axes, tasks.items(), strict=True):
         block = task["deletion_curves"]
@@ -229,12 +224,6 @@ def plot_deletion(results: dict):
         ax.set_ylabel("mean p(predicted class)")
         ax.legend(fontsize=6, ncol=2)
     return figure
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 # --- HTML ----------------------------------------------------------------------------------
@@ -306,7 +295,7 @@ def write_outputs(outcome, out: str | Path, plots: bool = True) -> dict[str, Pat
     images: dict[str, bytes] = {}
     if plots:
         for name, make in (("f1_per_task", plot_f1), ("f1_vs_speed", plot_speed), ("deletion_curves", plot_deletion)):
-            images[name] = _png(make(results))
+            images[name] = png_bytes(make(results))
             paths[f"plots/{name}.png"] = atomic_write_bytes(out / "plots" / f"{name}.png", images[name])
     paths["report.html"] = atomic_write_text(out / "report.html", report_html(results, outcome.examples, images))
     return paths

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 from html import escape
 from pathlib import Path
 
@@ -13,18 +12,15 @@ from expnet.concepts.tcav import TCAVResult, word_heat
 from expnet.explainers.base import Explanation
 from expnet.io import atomic_write_bytes
 from expnet.report import html
+from expnet.report.figures import new_figure, png_bytes
 
 
 def plot_scores(result: TCAVResult, path: str | Path) -> Path:
     """Mean TCAV score by layer per concept, error bars = one standard deviation over CAVs; the
     grey band is random-vs-random (mean +- std); a star marks a significant layer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     layers = np.array(result.layers)
-    figure, axes = plt.subplots(figsize=(1.6 + 0.9 * len(layers) + 0.3 * len(result.scores), 4.2), dpi=120)
+    figure = new_figure(1.6 + 0.9 * len(layers) + 0.3 * len(result.scores), 4.2, dpi=120)
+    axes = figure.subplots()
     random_mean = np.array([np.mean(result.random_scores[l]) for l in layers])
     random_std = np.array([np.std(result.random_scores[l], ddof=1) if len(result.random_scores[l]) > 1 else 0 for l in layers])
     axes.fill_between(layers, random_mean - random_std, random_mean + random_std, color="0.85", label="random vs random")
@@ -45,11 +41,7 @@ def plot_scores(result: TCAVResult, path: str | Path) -> Path:
     axes.set_ylim(-0.05, 1.12)
     axes.set_title(f"concept sensitivity of class {result.target_name!r}")
     axes.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return atomic_write_bytes(Path(path), buffer.getvalue())
+    return atomic_write_bytes(Path(path), png_bytes(figure))
 
 
 def _explanation(result: TCAVResult, index: int, concept: str, layer: int) -> Explanation:
