@@ -75,6 +75,7 @@ class AdversarialResult:
             "share_found_within_epsilon": float(self.found.mean()),
             "mean_max_jsd": float(values.mean()),
             "median_max_jsd": float(np.median(values)),
+            "median_max_jsd_where_found": float(np.median(values[self.found])) if self.found.any() else None,
             "quartiles_max_jsd": [float(q) for q in np.quantile(values, [0.25, 0.75])],
             "share_max_jsd_above_half_ln2": float(np.mean(values > LN2 / 2)),
             "median_max_jsd_head_mean": float(np.median(self.max_jsd_head_mean)),

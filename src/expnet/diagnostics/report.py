@@ -193,6 +193,11 @@ def _correlation_meaning(pairs: dict) -> str:
     )
 
 
+def _where_found(s: dict) -> str:
+    found = s.get("median_max_jsd_where_found")
+    return "none found" if found is None else f"{found:.3f} over the examples where one was found"
+
+
 def interpret(results: dict) -> dict[str, str]:
     """One plain paragraph per diagnostic about what its numbers say for this classifier."""
     text = {}
@@ -232,7 +237,8 @@ def interpret(results: dict) -> dict[str, str]:
         text["adversarial"] = (
             f"For {100 * s['share_found_within_epsilon']:.0f}% of examples the search found a layer-{s['layer']} "
             f"[CLS] attention whose output stays within TVD {s['report_epsilon']}; the median of the largest such "
-            f"JSD from the original is {s['median_max_jsd']:.3f} nats (of at most 0.693), and "
+            f"JSD from the original is {s['median_max_jsd']:.3f} nats (of at most 0.693; "
+            f"{_where_found(s)}), and "
             f"{100 * s['share_max_jsd_above_half_ln2']:.0f}% of examples exceed half the maximum. "
             + (
                 "For most examples, very different attention gives practically the same prediction, so the "
