@@ -137,3 +137,21 @@ BUILDERS = {
     "distilbert": build_distilbert,
     "electra": build_electra,
 }
+
+
+def check_one_score_per_word(name: str, settings: dict, classifier_dir: str, texts: list[list[str]]):
+    """Explain ``texts`` plus one text cut after 6 word pieces: one finite score per seen word,
+    NaN for the cut words. Returns the explainer's info for family-specific checks."""
+    import numpy as np
+
+    from expnet.explainers import get_explainer
+    from expnet.models.classifier import Classifier
+
+    classifier = Classifier.load(classifier_dir, device="cpu", max_length=8)
+    texts = texts + [["good"] * 12]
+    explanations = get_explainer(name, batch_size=3, **settings).explain(classifier, texts)
+    for words, explanation in zip(texts, explanations):
+        assert len(explanation.scores) == len(words)
+        assert np.isfinite(explanation.scores[explanation.scored]).all()
+    assert explanations[-1].scored.sum() == 6 and np.isnan(explanations[-1].scores[6:]).all()
+    return get_explainer(name).info()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from architectures import BUILDERS, build_bert
+from architectures import BUILDERS, build_bert, check_one_score_per_word
 
 from expnet.explainers import get_explainer
 from expnet.explainers.gradient import baseline_embeddings
@@ -86,14 +86,7 @@ def test_smoothgrad_same_seed_same_scores(sharp_bert):
 
 @pytest.mark.parametrize("name", GRADIENT)
 def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_classifier_dir):
-    classifier = Classifier.load(tiny_classifier_dir, device="cpu", max_length=8)
-    texts = TEXTS + [["good"] * 12]  # the last one is cut at 6 word pieces
-    explanations = get_explainer(name, batch_size=3, **SMALL).explain(classifier, texts)
-    for words, e in zip(texts, explanations):
-        assert len(e.scores) == len(words)
-        assert np.isfinite(e.scores[e.scored]).all()
-    assert explanations[-1].scored.sum() == 6 and np.isnan(explanations[-1].scores[6:]).all()
-    info = get_explainer(name).info()
+    info = check_one_score_per_word(name, SMALL, tiny_classifier_dir, TEXTS)
     assert info.family == "gradient" and info.explains == "logit"
 
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from architectures import BUILDERS, roberta_tokenizer
+from architectures import BUILDERS, roberta_tokenizer, check_one_score_per_word
 from conftest import VOCAB
 from transformers import BertTokenizerFast
 
@@ -158,14 +158,7 @@ def test_another_seed_draws_other_samples(name):
 
 @pytest.mark.parametrize("name", PERTURBATION)
 def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_classifier_dir):
-    classifier = Classifier.load(tiny_classifier_dir, device="cpu", max_length=8)
-    texts = TEXTS + [["good"] * 12]
-    explanations = get_explainer(name, batch_size=3, **SMALL).explain(classifier, texts)
-    for words, e in zip(texts, explanations):
-        assert len(e.scores) == len(words)
-        assert np.isfinite(e.scores[e.scored]).all()
-    assert explanations[-1].scored.sum() == 6 and np.isnan(explanations[-1].scores[6:]).all()
-    info = get_explainer(name).info()
+    info = check_one_score_per_word(name, SMALL, tiny_classifier_dir, TEXTS)
     assert info.family == "perturbation" and info.explains == "probability"
 
 
