@@ -299,12 +299,30 @@ def test_diagnose_command_writes_json_plots_and_an_escaped_page(tiny_classifier_
     page = (out / "report.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;odd&amp;" in page
     assert "TVD" in page and "nats" in page
-    # Same seed, same numbers.
-    assert main(argv) == 0
-    again = json.loads((out / "diagnostics.json").read_text())
+    # Same seed, same numbers (into a new folder: the same one would keep the finished diagnostics).
+    assert main([*argv[:6], str(tmp_path / "again"), *argv[7:]]) == 0
+    again = json.loads((tmp_path / "again" / "diagnostics.json").read_text())
     assert again["permutation"]["per_example"] == results["permutation"]["per_example"]
     assert again["adversarial"]["per_example"] == results["adversarial"]["per_example"]
     capsys.readouterr()
+
+
+def test_diagnose_keeps_finished_diagnostics_and_adds_new_ones(tiny_classifier_dir, tmp_path, capsys):
+    out = tmp_path / "diag"
+    base = ["diagnose", "--classifier", tiny_classifier_dir, "--data", "sst2", "--max-examples", "4", "--out", str(out)]
+    assert main([*base, "--diagnostics", "uniform"]) == 0
+    first = json.loads((out / "diagnostics.json").read_text())
+    capsys.readouterr()
+    assert main([*base, "--diagnostics", "uniform,permutation", "--permutations", "100"]) == 0
+    assert "uniform: kept from the earlier run" in capsys.readouterr().out
+    both = json.loads((out / "diagnostics.json").read_text())
+    assert both["uniform"] == first["uniform"] and "permutation" in both
+    assert both["settings"]["diagnostics"] == ["permutation", "uniform"]
+    assert both["seconds_total"] == pytest.approx(both["uniform"]["seconds"] + both["permutation"]["seconds"])
+    # Other settings (here the seed) start afresh.
+    assert main([*base, "--diagnostics", "uniform", "--seed", "4"]) == 0
+    fresh = json.loads((out / "diagnostics.json").read_text())
+    assert "permutation" not in fresh and fresh["settings"]["seed"] == 4
 
 
 @pytest.mark.parametrize(

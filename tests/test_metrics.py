@@ -46,3 +46,22 @@ def test_unscored_words_count_as_missed():
     assert result.recall == pytest.approx(0.5)
     # NaN is ranked below every scored word: positives {0.2, low} vs negative {0.1}: 1 of 2
     assert result.auroc == pytest.approx(0.5)
+
+
+def test_seen_window_scores_only_the_words_the_classifier_saw():
+    from expnet.evaluation import seen_window_scores
+
+    gold = [np.array([1, 0, 1, 1]), np.array([0, 0, 1]), np.array([1, 0])]
+    scores = [np.array([0.2, 0.1, np.nan, np.nan]), np.array([0.5, 0.4, np.nan]), np.array([0.3, 0.9])]
+    seen = [np.array([1, 1, 0, 0], bool), np.array([1, 1, 0], bool), np.array([1, 1], bool)]
+    result = seen_window_scores(gold, scores, seen, rate=0.5)
+    # Text 2's only gold word was cut off: left out. Text 1 within its window: gold [1, 0], scores
+    # [0.2, 0.1] -> top-1 picks word 0: F1 1, AUROC 1. Text 3: top-1 picks word 1 (0.9): F1 0, AUROC 0.
+    assert result["n_examples_seen"] == 2
+    assert result["n_truncated"] == 2
+    assert result["f1_topk_seen"] == pytest.approx(0.5)
+    assert result["auroc_seen"] == pytest.approx(0.5)
+    # Without truncation the seen view is the main one.
+    untouched = seen_window_scores([gold[2]], [scores[2]], [seen[2]], rate=0.5)
+    main = plausibility([gold[2]], [scores[2]], [top_k_mask(scores[2], 0.5)])
+    assert (untouched["f1_topk_seen"], untouched["auroc_seen"]) == (main.f1, main.auroc)

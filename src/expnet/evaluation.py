@@ -77,15 +77,41 @@ def forward_pass(classifier: Classifier, words: Sequence[Sequence[str]], batch_s
     return np.concatenate(predictions), len(words) / seconds
 
 
+SEEN_KEYS = ("f1_topk_seen", "auroc_seen", "auprc_seen", "n_examples_seen", "n_truncated")
+
+
+def seen_window_scores(golds, scores, seen_masks, rate: float) -> dict:
+    """Plausibility over only the words the classifier saw (``*_seen``), top-k at ``rate`` of them.
+
+    Long texts are cut at the classifier's length; the main scores count gold words beyond the cut
+    as missed by everyone, which drowns the differences between explainers on long reviews. Texts
+    whose gold words all lie beyond the cut are left out here; without truncation the values equal
+    the main ones."""
+    kept_golds, kept_scores, kept_topk = [], [], []
+    for gold, score, seen in zip(golds, scores, seen_masks, strict=True):
+        seen = np.asarray(seen, dtype=bool)
+        gold = np.asarray(gold)
+        if not seen.any() or (gold.any() and not gold[seen].any()):
+            continue
+        kept_golds.append(gold[seen])
+        kept_scores.append(np.asarray(score)[seen])
+        kept_topk.append(top_k_mask(kept_scores[-1], rate))
+    seen_view = plausibility(kept_golds, kept_scores, kept_topk)
+    truncated = int(sum(not np.asarray(seen, dtype=bool).all() for seen in seen_masks))
+    values = (seen_view.f1, seen_view.auroc, seen_view.auprc, seen_view.n_examples, truncated)
+    return dict(zip(SEEN_KEYS, values, strict=True))
+
+
 def score_run(run: ExplainerRun, examples: Sequence[RationaleExample], rate: float, gold_rule: str) -> dict:
     """Plausibility of one run: with the explainer's own rationale when it has one, and with
     top-k at ``rate`` for everyone (``*_topk``), so binarisation cannot decide a comparison."""
-    golds, scores, native, topk = [], [], [], []
+    golds, scores, native, topk, explained = [], [], [], [], []
     for example, explanation in zip(examples, run.explanations, strict=True):
         gold = example.gold_mask(gold_rule)
         if gold is None:
             continue
         golds.append(gold)
+        explained.append(explanation)
         scores.append(explanation.scores)
         selected = top_k_mask(explanation.scores, rate)
         topk.append(selected)
@@ -94,6 +120,7 @@ def score_run(run: ExplainerRun, examples: Sequence[RationaleExample], rate: flo
     by_topk: PlausibilityScores = plausibility(golds, scores, topk)
     result = own.to_dict()
     result.update({f"{key}_topk": by_topk.to_dict()[key] for key in ("f1", "precision", "recall", "f1_pooled")})
+    result.update(seen_window_scores(golds, scores, [e.scored for e in explained], rate))
     result["examples_per_second"] = run.examples_per_second
     result["seconds"] = run.seconds
     return result

@@ -21,6 +21,7 @@ from expnet.report.figures import new_figure, png_bytes
 CSV_COLUMNS = (
     "task", "table", "table_examples", "explainer", "kind", "family", "binarisation", "n_examples",
     "f1", "precision", "recall", "f1_pooled", "f1_topk", "auroc", "auprc",
+    "f1_topk_seen", "auroc_seen", "auprc_seen", "n_examples_seen", "n_truncated",
     "comprehensiveness", "sufficiency", "kendall_tau",
     "comprehensiveness_mask", "sufficiency_mask", "kendall_mask",
     "comprehensiveness_delete", "sufficiency_delete", "kendall_delete",
@@ -32,6 +33,8 @@ LEADERBOARD = (
     ("Comp.", "comprehensiveness"), ("Suff.", "sufficiency"), ("Kendall", "kendall_tau"),
     ("ex/s", "examples_per_second"), ("ExpNet speed-up", "expnet_speedup"),
 )
+# Shown when a task's texts were cut at the classifier's length: scores over the words it saw.
+SEEN_COLUMNS = (("F1@k seen", "f1_topk_seen"), ("AUROC seen", "auroc_seen"))
 ABLATION = (
     ("F1", "f1"), ("F1@k", "f1_topk"), ("AUROC", "auroc"), ("AUPRC", "auprc"),
     ("Comp.", "comprehensiveness"), ("Suff.", "sufficiency"), ("ex/s", "examples_per_second"),
@@ -70,12 +73,20 @@ def _table_title(name: str, table: dict) -> str:
 
 
 # --- tables --------------------------------------------------------------------------------
+def leaderboard_columns(table: dict) -> tuple[tuple[str, str], ...]:
+    """The leaderboard's columns; with truncated texts also the scores over the words seen."""
+    if any(row.get("n_truncated") for row in table["rows"]):
+        return LEADERBOARD[:5] + SEEN_COLUMNS + LEADERBOARD[5:]
+    return LEADERBOARD
+
+
 def leaderboard_rows(table: dict) -> tuple[list[str], list[list[str]]]:
-    headers = ["Explainer", "F1 by", *[h for h, _ in LEADERBOARD]]
+    columns = leaderboard_columns(table)
+    headers = ["Explainer", "F1 by", *[h for h, _ in columns]]
     rows = []
     for row in table["rows"]:
         by = "0.5" if row["binarisation"].startswith("threshold") else "top-k"
-        rows.append([_label(row), by, *[_fmt(row.get(key)) for _, key in LEADERBOARD]])
+        rows.append([_label(row), by, *[_fmt(row.get(key)) for _, key in columns]])
     return headers, rows
 
 

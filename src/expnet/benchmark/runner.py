@@ -46,7 +46,7 @@ from expnet.benchmark.config import BenchmarkConfig, TaskConfig
 from expnet.data import default_split, load_examples, rationale_rate, task_name
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
-from expnet.evaluation import ExplainerRun, forward_pass, run_explainer, score_run
+from expnet.evaluation import SEEN_KEYS, ExplainerRun, forward_pass, run_explainer, score_run
 from expnet.explainers import get_explainer, list_explainers
 from expnet.explainers.base import Explanation
 from expnet.explainers.learned import ExpNetExplainer
@@ -625,6 +625,7 @@ class BenchmarkRunner:
             "f1_topk": scores["f1_topk"],
             "auroc": scores["auroc"],
             "auprc": scores["auprc"],
+            **{key: scores[key] for key in SEEN_KEYS},
             "examples_per_second": run.examples_per_second,
             "seconds": run.seconds,
             "expnet_speedup": expnet_speed / run.examples_per_second if run.examples_per_second > 0 else float("nan"),

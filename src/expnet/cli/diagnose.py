@@ -2,12 +2,15 @@
 
 Four diagnostics on one layer's attention (default: the final layer, all heads): correlation with
 gradient x input and leave-one-out, random permutation, adversarial attention and uniform
-attention. Writes diagnostics.json, PNG plots and report.html into the --out folder.
+attention. Writes diagnostics.json, PNG plots and report.html into the --out folder after each
+diagnostic; a rerun into the same folder with the same settings keeps the finished ones, so an
+interrupted run resumes and diagnostics run one at a time end up in one report.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -85,10 +88,40 @@ def _nullable(values) -> list[float | None]:
     return [None if math.isnan(v) else float(v) for v in values]
 
 
+def earlier_sections(out: Path, settings: dict) -> dict:
+    """The finished diagnostics of an earlier (or interrupted) run into ``out`` with the same
+    settings, the choice of diagnostics aside: they are kept rather than computed again."""
+    path = out / RESULT_NAME
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    comparable = lambda values: {k: v for k, v in (values or {}).items() if k != "diagnostics"}
+    if not earlier or comparable(earlier.get("settings")) != comparable(settings):
+        return {}
+    return {name: earlier[name] for name in DIAGNOSTICS if name in earlier}
+
+
+def save(out: Path, results: dict) -> None:
+    """diagnostics.json, the plots and report.html for the diagnostics finished so far, replacing
+    the folder whole (atomically)."""
+    from expnet.diagnostics.report import html_page, interpret, make_plots
+
+    done = [name for name in DIAGNOSTICS if name in results]
+    results["settings"]["diagnostics"] = done
+    results["seconds_total"] = sum(results[name]["seconds"] for name in done)
+    results["interpretation"] = interpret(results)
+    plots = make_plots(results)
+    with atomic_directory(out) as staging:
+        atomic_write_json(staging / RESULT_NAME, results)
+        for filename, png in plots.items():
+            (staging / filename).write_bytes(png)
+        atomic_write_text(staging / "report.html", html_page(results, plots))
+
+
 def run(args: argparse.Namespace) -> int:
     from expnet.diagnostics import adversarial, correlation, permutation, uniform
     from expnet.diagnostics.intervention import check_supported, resolve_layer
-    from expnet.diagnostics.report import html_page, interpret, make_plots
 
     start(args)
     chosen = parse_diagnostics(args.diagnostics)
@@ -125,8 +158,12 @@ def run(args: argparse.Namespace) -> int:
         },
         "examples": [{"id": e.id, "label": e.label} for e in examples],
     }
-    began = time.perf_counter()
+    earlier = earlier_sections(out, results["settings"])
+    results.update(earlier)
     for name in chosen:
+        if name in earlier:
+            print(f"{name}: kept from the earlier run in {out} (same settings)", flush=True)
+            continue
         clock = time.perf_counter()
         print(f"{name}: {len(texts)} examples ...", flush=True)
         if name == "correlation":
@@ -153,16 +190,10 @@ def run(args: argparse.Namespace) -> int:
             section = {"summary": found.summary(), "per_example_tvd": [float(t) for t in found.tvd(str(layer))]}
         section["seconds"] = time.perf_counter() - clock
         results[name] = section
+        save(out, results)  # after every diagnostic: an interrupted run keeps (and reuses) what it finished
         print(f"{name}: done in {section['seconds']:.1f} s", flush=True)
-    results["seconds_total"] = time.perf_counter() - began
-    results["interpretation"] = interpret(results)
-
-    plots = make_plots(results)
-    with atomic_directory(out) as staging:
-        atomic_write_json(staging / RESULT_NAME, results)
-        for filename, png in plots.items():
-            (staging / filename).write_bytes(png)
-        atomic_write_text(staging / "report.html", html_page(results, plots))
+    if not any(name not in earlier for name in chosen):
+        save(out, results)
     for name in chosen:
         print(f"- {results['interpretation'].get(name, '')}")
     print(out / "report.html")
