@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from conftest import VOCAB
 from tokenizers import ByteLevelBPETokenizer
 from transformers import (
     BertConfig,
@@ -30,6 +29,8 @@ from transformers import (
     RobertaForSequenceClassification,
     RobertaTokenizerFast,
 )
+
+from conftest import VOCAB
 
 HIDDEN = 16
 MAX_POSITIONS = 64

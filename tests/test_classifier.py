@@ -3,7 +3,6 @@
 import json
 
 from architectures import build_roberta
-
 from expnet.explainers import get_explainer
 from expnet.models.classifier import Classifier
 

@@ -72,7 +72,7 @@ def test_long_text_is_truncated_with_warning(capsys, tiny_classifier_dir):
 
 def test_train_and_evaluate_on_jsonl(capsys, tiny_classifier_dir, tmp_path):
     data = write_jsonl(tmp_path / "toy.jsonl", GOOD_ROWS * 4)
-    code, out, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong", "--seed", "1")
+    code, _out, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong", "--seed", "1")
     assert code == 0, err
     results = tmp_path / "r.json"
     code, _, err = run_cli(

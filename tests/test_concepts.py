@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import VOCAB
 from transformers import BertTokenizerFast
 
+from conftest import VOCAB
 from expnet.cli.main import main
 from expnet.concepts import (
     directional_derivatives,

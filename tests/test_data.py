@@ -15,15 +15,19 @@ from expnet.data import (
     TASKS,
     DataError,
     RationaleExample,
+    cola,
+    hatexplain,
     label_names,
     load_examples,
+    movies,
+    ptb,
     rationale_rate,
     resolve_data_dir,
     samples_dir,
+    sst2,
     task_name,
     task_splits,
 )
-from expnet.data import cola, hatexplain, movies, ptb, sst2
 
 # --- PTB parser and SST rationales -------------------------------------------------------------
 
@@ -179,7 +183,7 @@ def test_hatexplain_majority_and_undecided(tmp_path):
 
 def make_movies(root: Path, archive: bool = True) -> None:
     docs = {"negR_1.txt": "a b c\nd e f\n", "posR_2.txt": "good film .\n"}
-    ev = lambda d, s, e: {"docid": d, "start_token": s, "end_token": e}  # noqa: E731
+    ev = lambda d, s, e: {"docid": d, "start_token": s, "end_token": e}
     split_lines = {
         "train": [{"annotation_id": "negR_1.txt", "classification": "NEG",
                    "evidences": [[ev("negR_1.txt", 1, 3)],

@@ -12,9 +12,9 @@ from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.attention import max_flow_to_sink, residual_attention, rollout_matrix
 from expnet.explainers.attention_gradient import gae_matrix, grad_sam_matrix
-from expnet.models.gradients import attention_gradients
 from expnet.explainers.relevance import attnlrp_rules, identity_rule, layer_norm_identity
 from expnet.models.classifier import Classifier
+from expnet.models.gradients import attention_gradients
 
 EXPLAINERS = ["attention_mean", "rollout", "attention_flow", "gae", "grad_sam", "attnlrp"]
 ATTENTION_EXPLAINERS = ["attention_mean", "rollout", "attention_flow", "gae", "grad_sam"]
@@ -250,8 +250,8 @@ def test_attnlrp_hooks_keep_the_forward_and_are_removed(tiny_classifier):
 
 def test_attnlrp_differs_from_plain_gradient_times_input(tiny_classifier):
     batch = tiny_classifier.encode([TEXTS[2].split()])
-    from expnet.models.gradients import input_embeddings
     from expnet.explainers.relevance import attnlrp_token_relevance
+    from expnet.models.gradients import input_embeddings
 
     ruled, logits = attnlrp_token_relevance(tiny_classifier, batch, None)
     with torch.enable_grad():

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from architectures import BUILDERS, build_bert, check_one_score_per_word
 
+from architectures import BUILDERS, build_bert, check_one_score_per_word
 from expnet.explainers import get_explainer
 from expnet.explainers.gradient import baseline_embeddings
-from expnet.models.gradients import input_embeddings
 from expnet.models.classifier import Classifier
+from expnet.models.gradients import input_embeddings
 
 GRADIENT = ["saliency", "input_x_gradient", "integrated_gradients", "smoothgrad"]
 SMALL = {"n_steps": 4, "n_samples": 3}

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from architectures import BUILDERS, roberta_tokenizer, check_one_score_per_word
-from conftest import VOCAB
 from transformers import BertTokenizerFast
 
+from architectures import BUILDERS, check_one_score_per_word, roberta_tokenizer
+from conftest import VOCAB
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.models.classifier import Classifier

@@ -118,7 +118,7 @@ def test_corrupt_folder_is_refused_and_failed_save_keeps_old(trained, tmp_path):
     class Boom(Exception):
         pass
 
-    import expnet.explainers.learned as learned
+    from expnet.explainers import learned
 
     original = learned.save_file
     learned.save_file = lambda *a, **k: (_ for _ in ()).throw(Boom())

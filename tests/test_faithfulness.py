@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import VOCAB
 from transformers import BertTokenizerFast
 
+from conftest import VOCAB
 from expnet.errors import ExpnetError
 from expnet.metrics.faithfulness import (
     DEFAULT_BINS,

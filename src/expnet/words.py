@@ -57,7 +57,7 @@ class EncodedBatch:
         return not bool(self.word_scored[index].all())
 
     def to(self, device: torch.device | str) -> EncodedBatch:
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device)
         return replace(
             self,
             input_ids=move(self.input_ids),

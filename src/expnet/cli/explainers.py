@@ -22,9 +22,12 @@ def run(args) -> int:
         print(json.dumps([vars(i) for i in infos], indent=2))
         return 0
     table = Table(title="explainers (plus any ExpNet folder made by 'expnet train')")
+    # Names and families are what users type and compare: never cut them; the prose columns wrap.
     for column in ("name", "family", "cost per text", "default budget", "signed", "explains"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("name", "family"))
     for info in infos:
         table.add_row(info.name, info.family, info.cost, info.default_budget, "yes" if info.signed else "no", info.explains)
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 110)  # a pipe or a narrow terminal would squash the table
+    console.print(table)
     return 0

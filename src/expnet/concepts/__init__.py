@@ -6,7 +6,15 @@ the t-tests. ``report``: the score-by-layer plot and the per-word heat page.
 CLI: ``expnet concepts``.
 """
 
-from expnet.concepts.cavs import CAVs, TokenStates, read_texts, shipped_sets, token_states, train_cavs, train_random_cavs
+from expnet.concepts.cavs import (
+    CAVs,
+    TokenStates,
+    read_texts,
+    shipped_sets,
+    token_states,
+    train_cavs,
+    train_random_cavs,
+)
 from expnet.concepts.tcav import (
     LayerScore,
     TargetGradients,

@@ -34,8 +34,8 @@ from scipy import stats
 
 from expnet.concepts.cavs import CAVs, TokenStates, check_layers, token_states, train_cavs, train_random_cavs
 from expnet.errors import ExpnetError
-from expnet.models.gradients import input_embeddings
 from expnet.models.classifier import Classifier
+from expnet.models.gradients import input_embeddings
 
 
 @dataclass

@@ -35,8 +35,18 @@ from .errors import DataError
 from .records import GoldRule, RationaleExample
 
 __all__ = [
-    "TASKS", "PURPOSES", "DataError", "RationaleExample", "resolve_data_dir", "load_examples",
-    "task_name", "task_splits", "default_split", "label_names", "rationale_rate", "samples_dir",
+    "PURPOSES",
+    "TASKS",
+    "DataError",
+    "RationaleExample",
+    "default_split",
+    "label_names",
+    "load_examples",
+    "rationale_rate",
+    "resolve_data_dir",
+    "samples_dir",
+    "task_name",
+    "task_splits",
 ]
 
 TASKS = ("hatexplain", "sst2", "movies", "cola")

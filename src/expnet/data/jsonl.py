@@ -15,8 +15,8 @@ in an editor straight away.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import DataError, at, require_file
 from .records import RationaleExample

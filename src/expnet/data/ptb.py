@@ -48,7 +48,7 @@ class Node:
     label: int
     start: int
     end: int
-    children: tuple["Node", ...] = ()
+    children: tuple[Node, ...] = ()
     word: str | None = None  # set on word (pre-terminal) nodes only
 
     @property

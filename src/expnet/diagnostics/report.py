@@ -7,7 +7,6 @@ thresholds; every shown string is escaped (task names, paths and labels come fro
 from __future__ import annotations
 
 import base64
-import io
 import math
 from html import escape
 from itertools import pairwise
@@ -15,6 +14,7 @@ from itertools import pairwise
 import numpy as np
 
 from expnet.report import html as html_helpers
+from expnet.report.figures import new_figure, png_bytes
 
 LN2 = math.log(2.0)
 
@@ -23,25 +23,8 @@ TVD_NEGLIGIBLE, TVD_SMALL, TVD_LARGE = 0.01, 0.05, 0.25
 TAU_WEAK, TAU_MODERATE = 0.2, 0.4
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    return buffer.getvalue()
-
-
 # --- plots ----------------------------------------------------------------------------------
 def permutation_plot(per_example: list[dict], layer: int, bins) -> bytes:
-    plt = _pyplot()
     attention = np.array([e["max_attention"] for e in per_example])
     tvd = np.array([e["median_tvd"] for e in per_example])
     groups, labels = [], []
@@ -49,7 +32,8 @@ def permutation_plot(per_example: list[dict], layer: int, bins) -> bytes:
         inside = (attention >= low) & (attention < high)
         groups.append(tvd[inside])
         labels.append(f"[{low:.2f}, {min(high, 1.0):.2f})\nn={int(inside.sum())}")
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig = new_figure(6.4, 4, dpi=110)
+    ax = fig.subplots()
     positions = [i + 1 for i, g in enumerate(groups) if g.size]
     ax.boxplot([g for g in groups if g.size], positions=positions, widths=0.5, showfliers=False)
     rng = np.random.default_rng(0)
@@ -61,25 +45,25 @@ def permutation_plot(per_example: list[dict], layer: int, bins) -> bytes:
     ax.set_xlabel(f"maximum attention weight (layer {layer}, [CLS] row, mean over heads)")
     ax.set_ylabel("median TVD of the output over permutations")
     ax.set_title("Permuting attention")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def adversarial_plot(per_example: list[dict], epsilon: float) -> bytes:
-    plt = _pyplot()
     values = np.array([e["max_jsd"] for e in per_example])
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig = new_figure(6.4, 4, dpi=110)
+    ax = fig.subplots()
     ax.hist(values, bins=np.linspace(0, LN2, 21), color="tab:orange", edgecolor="white")
     ax.set_xlim(0, LN2)
     ax.set_xlabel(f"max JSD (nats) from the original attention with output TVD <= {epsilon}")
     ax.set_ylabel("examples")
     ax.set_title("Adversarial attention")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def correlation_plot(taus: dict[str, np.ndarray]) -> bytes:
-    plt = _pyplot()
     names = [name for name, values in taus.items() if np.isfinite(values).any()]
-    fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(names)), 4))
+    fig = new_figure(max(6.4, 1.6 * len(names)), 4, dpi=110)
+    ax = fig.subplots()
     if names:
         data = [taus[name][np.isfinite(taus[name])] for name in names]
         ax.violinplot(data, showmedians=True)
@@ -88,19 +72,19 @@ def correlation_plot(taus: dict[str, np.ndarray]) -> bytes:
     ax.set_ylim(-1, 1)
     ax.set_ylabel("Kendall tau per example")
     ax.set_title("Correlation of attention with other importance measures")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def uniform_plot(per_layer: dict[str, dict]) -> bytes:
-    plt = _pyplot()
     keys = list(per_layer)
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig = new_figure(6.4, 3.6, dpi=110)
+    ax = fig.subplots()
     ax.bar(range(len(keys)), [per_layer[k]["mean_tvd"] for k in keys], color="tab:green")
     ax.set_xticks(range(len(keys)), keys)
     ax.set_xlabel("layer made uniform")
     ax.set_ylabel("mean TVD of the output")
     ax.set_title("Uniform attention")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def make_plots(results: dict) -> dict[str, bytes]:

@@ -42,7 +42,7 @@ def top_k_mask(scores: np.ndarray, rate: float) -> np.ndarray:
     unless there is nothing else. Ties go to the earlier word (stable order)."""
     scores = np.asarray(scores, dtype=np.float64)
     n = len(scores)
-    k = min(n, max(1, int(round(rate * n))))
+    k = min(n, max(1, round(rate * n)))
     filled = np.where(np.isnan(scores), -np.inf, scores)
     order = np.argsort(-filled, kind="stable")
     mask = np.zeros(n, dtype=np.int8)

@@ -116,7 +116,7 @@ def collect_features(
 
 def _split(n: int, fraction: float, generator: torch.Generator) -> tuple[list[int], list[int]]:
     order = torch.randperm(n, generator=generator).tolist()
-    n_val = max(1, int(round(n * fraction))) if n > 1 else 0
+    n_val = max(1, round(n * fraction)) if n > 1 else 0
     return order[n_val:], order[:n_val]
 
 
@@ -167,7 +167,7 @@ def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings,
     history = {
         "train_examples": len(train_idx),
         "validation_examples": len(val_idx),
-        "train_words": int(len(y_train)),
+        "train_words": len(y_train),
         "positive_rate": float(y_train.mean()),
         "best_epoch": best_epoch,
         "best_validation_loss": best_loss,
