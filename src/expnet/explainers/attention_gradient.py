@@ -11,8 +11,8 @@ import torch
 
 from expnet.explainers.attention import forward_with_attentions, real_token_mask
 from expnet.explainers.base import BatchAttribution, Explainer
-from expnet.models.gradients import AttentionGradients, attention_gradients
 from expnet.explainers.registry import register
+from expnet.models.gradients import AttentionGradients, attention_gradients
 from expnet.words import pool_to_words
 
 

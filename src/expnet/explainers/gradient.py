@@ -31,9 +31,9 @@ from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Salien
 
 from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
-from expnet.models.gradients import input_embeddings
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
+from expnet.models.gradients import input_embeddings
 from expnet.words import EncodedBatch, pool_to_words
 
 

@@ -111,7 +111,7 @@ class ExpNetExplainer(Explainer):
             spec = FeatureSpec.from_dict(config["features"])
             model = ExpNetModel(spec.dim, int(config["hidden_size"]), float(config["dropout"]))
             model.load_state_dict(load_file(str(weights_path)))
-        except Exception as error:  # any parse/shape problem means the folder is unusable
+        except Exception as error:  # noqa: BLE001 (any parse or shape problem means the folder is unusable)
             raise ExpnetError(f"{folder} holds a corrupt or incompatible ExpNet ({type(error).__name__}: {str(error).splitlines()[0][:160]}); retrain it with 'expnet train'") from None
         model.eval()
         training = config.get("training", {})

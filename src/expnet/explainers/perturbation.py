@@ -139,6 +139,29 @@ class WordPerturbationExplainer(Explainer):
             raise ExpnetError(f"{name} must be at least {minimum} (got {value})")
 
 
+class SampledWordExplainer(WordPerturbationExplainer):
+    """A Captum method with a sample budget (LIME, KernelSHAP, Shapley sampling), called over words."""
+
+    def __init__(self, n_samples: int, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0) -> None:
+        super().__init__(perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
+        self.n_samples = n_samples
+
+    def captum_method(self, text: TextPerturbation):
+        """The Captum attribution object for one text's probability function."""
+        raise NotImplementedError
+
+    def attribute_text(self, text, target, baseline):
+        self._check_budget("n_samples", self.n_samples)
+        return self.captum_method(text).attribute(
+            text.pieces,
+            baselines=baseline,
+            target=target,
+            feature_mask=text.features,
+            n_samples=self.n_samples,
+            perturbations_per_eval=self.perturbations_per_eval,
+        )
+
+
 def _occlude(text: TextPerturbation, target: int, baseline: int, batch: int) -> torch.Tensor:
     return FeatureAblation(text.probabilities).attribute(
         text.pieces, baselines=baseline, target=target, feature_mask=text.features, perturbations_per_eval=batch
@@ -168,7 +191,7 @@ def lime_text_kernel(_original, _perturbed, interpretable: torch.Tensor, **_kwar
 
 
 @register
-class LimeExplainer(WordPerturbationExplainer):
+class LimeExplainer(SampledWordExplainer):
     """Captum's LIME over words: ``n_samples`` random word masks, ridge fit on the probability."""
 
     name = "lime"
@@ -176,26 +199,16 @@ class LimeExplainer(WordPerturbationExplainer):
     default_budget = "n_samples=300"
 
     def __init__(self, n_samples: int = 300, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
-        super().__init__(perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
-        self.n_samples = n_samples
+        super().__init__(n_samples, perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
 
-    def attribute_text(self, text, target, baseline):
+    def captum_method(self, text):
         from captum._utils.models.linear_model import SkLearnRidge
 
-        self._check_budget("n_samples", self.n_samples)
-        lime = Lime(text.probabilities, interpretable_model=SkLearnRidge(alpha=1.0), similarity_func=lime_text_kernel)
-        return lime.attribute(
-            text.pieces,
-            baselines=baseline,
-            target=target,
-            feature_mask=text.features,
-            n_samples=self.n_samples,
-            perturbations_per_eval=self.perturbations_per_eval,
-        )
+        return Lime(text.probabilities, interpretable_model=SkLearnRidge(alpha=1.0), similarity_func=lime_text_kernel)
 
 
 @register
-class KernelShapExplainer(WordPerturbationExplainer):
+class KernelShapExplainer(SampledWordExplainer):
     """Captum's KernelSHAP over words: ``n_samples`` coalitions (the full and empty ones first),
     Shapley-kernel sampling, linear fit on the probability. A one-word text gets its exact
     Shapley value, p(text) - p(masked text)."""
@@ -205,25 +218,20 @@ class KernelShapExplainer(WordPerturbationExplainer):
     default_budget = "n_samples=300"
 
     def __init__(self, n_samples: int = 300, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
-        super().__init__(perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
-        self.n_samples = n_samples
+        super().__init__(n_samples, perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
+
+    def captum_method(self, text):
+        return KernelShap(text.probabilities)
 
     def attribute_text(self, text, target, baseline):
-        self._check_budget("n_samples", self.n_samples)
         if text.num_features == 1:  # Captum's coalition-size distribution is undefined for one feature
+            self._check_budget("n_samples", self.n_samples)
             return _occlude(text, target, baseline, self.perturbations_per_eval)
-        return KernelShap(text.probabilities).attribute(
-            text.pieces,
-            baselines=baseline,
-            target=target,
-            feature_mask=text.features,
-            n_samples=self.n_samples,
-            perturbations_per_eval=self.perturbations_per_eval,
-        )
+        return super().attribute_text(text, target, baseline)
 
 
 @register
-class ShapleySamplingExplainer(WordPerturbationExplainer):
+class ShapleySamplingExplainer(SampledWordExplainer):
     """Captum's Shapley value sampling over words: ``n_samples`` random word orders, each adding
     the words one by one to the all-masked text."""
 
@@ -232,19 +240,10 @@ class ShapleySamplingExplainer(WordPerturbationExplainer):
     default_budget = "n_samples=10 permutations"
 
     def __init__(self, n_samples: int = 10, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
-        super().__init__(perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
-        self.n_samples = n_samples
+        super().__init__(n_samples, perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
 
-    def attribute_text(self, text, target, baseline):
-        self._check_budget("n_samples", self.n_samples)
-        return ShapleyValueSampling(text.probabilities).attribute(
-            text.pieces,
-            baselines=baseline,
-            target=target,
-            feature_mask=text.features,
-            n_samples=self.n_samples,
-            perturbations_per_eval=self.perturbations_per_eval,
-        )
+    def captum_method(self, text):
+        return ShapleyValueSampling(text.probabilities)
 
 
 # --- Partition SHAP through the shap library --------------------------------------------------

@@ -39,8 +39,8 @@ from transformers import activations as hf_activations
 
 from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
-from expnet.models.gradients import input_embeddings, target_logits
 from expnet.explainers.registry import register
+from expnet.models.gradients import input_embeddings, target_logits
 from expnet.words import pool_to_words
 
 _PROJECTIONS = (("query", "key", "value"), ("q_lin", "k_lin", "v_lin"))
