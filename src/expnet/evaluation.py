@@ -105,13 +105,13 @@ def seen_window_scores(golds, scores, seen_masks, rate: float) -> dict:
 def score_run(run: ExplainerRun, examples: Sequence[RationaleExample], rate: float, gold_rule: str) -> dict:
     """Plausibility of one run: with the explainer's own rationale when it has one, and with
     top-k at ``rate`` for everyone (``*_topk``), so binarisation cannot decide a comparison."""
-    golds, scores, native, topk, explained = [], [], [], [], []
+    golds, scores, native, topk, seen = [], [], [], [], []
     for example, explanation in zip(examples, run.explanations, strict=True):
         gold = example.gold_mask(gold_rule)
         if gold is None:
             continue
         golds.append(gold)
-        explained.append(explanation)
+        seen.append(explanation.scored)
         scores.append(explanation.scores)
         selected = top_k_mask(explanation.scores, rate)
         topk.append(selected)
@@ -120,7 +120,7 @@ def score_run(run: ExplainerRun, examples: Sequence[RationaleExample], rate: flo
     by_topk: PlausibilityScores = plausibility(golds, scores, topk)
     result = own.to_dict()
     result.update({f"{key}_topk": by_topk.to_dict()[key] for key in ("f1", "precision", "recall", "f1_pooled")})
-    result.update(seen_window_scores(golds, scores, [e.scored for e in explained], rate))
+    result.update(seen_window_scores(golds, scores, seen, rate))
     result["examples_per_second"] = run.examples_per_second
     result["seconds"] = run.seconds
     return result
