@@ -39,9 +39,14 @@ def write_task(path, n: int, seed: int) -> str:
     return str(path)
 
 
-def tiny_config(tmp_path, classifier: str, explainers=("random", "raw_attention", "occlusion")) -> str:
+def tiny_config(tmp_path, classifier: str, explainers=("random", "raw_attention", "occlusion"), third_task: bool = False) -> str:
     first = write_task(tmp_path / "alpha.jsonl", 40, 1)
     second = write_task(tmp_path / "beta.jsonl", 40, 2)
+    third = f"""
+[tasks."{write_task(tmp_path / "gamma.jsonl", 40, 3)}"]
+classifier = "{classifier}"
+max_examples = 8
+""" if third_task else ""
     text = f"""
 seed = 3
 explainers = {json.dumps(list(explainers))}
@@ -58,7 +63,7 @@ eval_fraction = 0.3
 [tasks."{second}"]
 classifier = "{classifier}"
 max_examples = 8
-
+{third}
 [explainer_settings.occlusion]
 perturbations_per_eval = 8
 
@@ -148,6 +153,27 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
     computed = third["cache"]["computed"]
     assert set(computed) <= {"explanations", "faithfulness"}, computed
     assert computed["explanations"] == 2  # occlusion on alpha and on beta
+
+
+def test_three_tasks_select_by_transfer_with_one_feature_pass_per_task(capsys, tmp_path, tiny_classifier_dir, monkeypatch):
+    from expnet.benchmark import runner
+
+    passes = []
+    collect = runner.collect_features
+    monkeypatch.setattr(runner, "collect_features", lambda classifier, examples, *a, **k: passes.append(examples[0].task) or collect(classifier, examples, *a, **k))
+    config = tiny_config(tmp_path, tiny_classifier_dir, explainers=("random",), third_task=True)
+    results = run_benchmark(capsys, config, tmp_path / "run")
+    # Every variant of every ExpNet came from one feature pass per training task.
+    assert sorted(passes) == ["alpha", "beta", "gamma"]
+    alpha = results["tasks"]["alpha"]
+    assert alpha["trained_on"] == ["beta", "gamma"]
+    for scores in alpha["expnet"]["validation"].values():
+        assert set(scores) == {"beta->gamma", "gamma->beta", "mean"}
+        assert scores["mean"] == pytest.approx((scores["beta->gamma"] + scores["gamma->beta"]) / 2)
+    single = tmp_path / "run" / "expnets" / "single"
+    assert {p.name for p in single.iterdir() if p.is_dir()} == {"alpha", "beta", "gamma"}
+    # Single-task ExpNets serve every held-out task (and the in-domain reference): some are reused.
+    assert results["cache"]["hits"]["expnet"] > 0
 
 
 def _same_scores(a, b) -> bool:

@@ -152,3 +152,23 @@ def test_in_text_features_are_standardised_per_text(tiny_classifier):
     spec = FeatureSpec.for_model(2, 2, in_text=True)
     assert spec.dim == 8 and spec.names()[-1].endswith(".in_text")
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_one_wide_feature_pass_serves_every_variant(tiny_classifier):
+    from expnet.network.gradient_features import batch_features
+
+    batch = tiny_classifier.encode([["good", "fun", "movie"], ["unbelievable", "bad"]])
+    narrow = FeatureSpec.for_model(2, 2, layers="last", directions=["cls_to_token"], values=["attention_x_gradient"], in_text=True)
+    other = FeatureSpec.for_model(2, 2, layers=[0], directions=["token_to_cls"])
+    wide = narrow.union(other)
+    assert wide.layers == (0, 1) and wide.directions == ("cls_to_token", "token_to_cls") and not wide.in_text
+    assert wide.values == ("attention", "attention_x_gradient")
+    direct, _ = batch_features(tiny_classifier, batch, narrow)
+    shared, _ = batch_features(tiny_classifier, batch, wide)
+    for i, scored in enumerate(batch.word_scored):
+        rows = torch.from_numpy(scored)
+        n = len(scored)
+        taken = narrow.select_columns(shared[i, :n][rows], wide)
+        torch.testing.assert_close(taken, direct[i, :n][rows], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ExpnetError):
+        wide.select_columns(direct[0], narrow)  # the narrow pass lacks the wide spec's columns

@@ -16,7 +16,7 @@ A config file only names what differs from the defaults (or from the quick prese
     validation_fraction = 0.2     # share of each training task's rationale data kept for selection
     in_domain = true              # also train ExpNet on the held-out task (upper reference)
     report_examples = 3           # examples highlighted per task in report.html
-    candidates = ["last", "all_layers", "attn_x_grad", "attn_and_grad"]
+    candidates = ["last", "all_layers"]   # variants that may be selected (default: every variant)
 
     [tasks.hatexplain]            # one table per task, in run order; a JSONL path works too:
     max_examples = 300            # [tasks."data/my_task.jsonl"]
@@ -82,8 +82,11 @@ DEFAULT_VARIANTS = {
     "all_layers": {"layers": "all", "directions": list(DIRECTIONS), "values": ["attention"]},
     "attn_x_grad": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention_x_gradient"]},
     "attn_and_grad": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention", "attention_x_gradient"]},
+    # The paper's features plus each standardised within its text (which words stand out).
+    "last_in_text": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention"], "in_text": True},
 }
-DEFAULT_CANDIDATES = ["last", "all_layers", "attn_x_grad", "attn_and_grad"]
+# Every variant competes: the selection is by transfer between the training tasks (runner.py).
+DEFAULT_CANDIDATES = list(DEFAULT_VARIANTS)
 
 
 @dataclass
@@ -215,7 +218,7 @@ QUICK: dict[str, Any] = {
     # CI-sized classifiers are barely better than chance, so the paper's "correctly classified
     # examples only" rule would leave ExpNet (almost) nothing to learn from.
     "expnet": {"max_epochs": 40, "patience": 5, "only_correct": False},
-    "variants": {name: spec for name, spec in DEFAULT_VARIANTS.items() if name != "attn_and_grad"},
+    "variants": {name: spec for name, spec in DEFAULT_VARIANTS.items() if name not in ("attn_and_grad", "last_in_text")},
     "candidates": ["last", "all_layers", "attn_x_grad"],
     "report_examples": 2,
     # One thread: on a small shared CI machine extra OpenMP threads only oversubscribe the cores.

@@ -4,9 +4,12 @@ For each held-out task T (every task in turn):
 
 1. T's classifier is fine-tuned once into ``OUT/classifiers/<task>`` (or reused, or given).
 2. Every ExpNet variant is trained on the *other* tasks' rationales (each with its own task's
-   classifier), on the fit part of their explainer-training split; the held-back validation part
-   (``validation_fraction``) of those same splits picks the variant (``selection_metric``). T's
-   evaluation split is never used for any choice.
+   classifier), on the fit part of their explainer-training split. The held-back validation part
+   (``validation_fraction``) of those same splits picks the variant (``selection_metric``), by
+   transfer between the training tasks: each variant trained on one training task alone explains
+   the other training tasks' validation parts (see ``BenchmarkRunner._validate``). T's
+   evaluation split is never used for any choice. Word features are computed once per training
+   task, with a spec wide enough for every variant (``FeatureSpec.union``).
 3. ExpNet is also trained in-domain, on T's own explainer-training fit part with T's classifier
    and the selected variant's settings: an upper reference, not a competitor.
 4. Every explainer, every ExpNet variant and the in-domain ExpNet explain the same sampled
@@ -21,14 +24,17 @@ For each held-out task T (every task in turn):
    class. Speed: examples/s of the whole explanation at the configured batch size.
 
 Every step's result is cached (``expnet.benchmark.cache``); trained ExpNets live in
-``OUT/expnets/<held-out>/<variant>`` with a key file beside them.
+``OUT/expnets/<held-out>/<variant>`` (trained on the other tasks) and
+``OUT/expnets/single/<task>/<variant>`` (trained on one task: transfer validation and the
+in-domain reference), each with a key file beside it.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +56,7 @@ from expnet.evaluation import SEEN_KEYS, ExplainerRun, forward_pass, run_explain
 from expnet.explainers import get_explainer, list_explainers
 from expnet.explainers.base import Explanation
 from expnet.explainers.learned import ExpNetExplainer
+from expnet.io import atomic_write_json
 from expnet.metrics import faithfulness as faithfulness_module
 from expnet.metrics.faithfulness import (
     FaithfulnessScores,
@@ -61,7 +68,15 @@ from expnet.network import features as features_module
 from expnet.network import gradient_features as gradient_module
 from expnet.network import model as model_module
 from expnet.network import training as training_module
-from expnet.network.training import train_expnet
+from expnet.network.features import FeatureSpec
+from expnet.network.training import (
+    ExpNetSettings,
+    WordDataset,
+    collect_features,
+    fit_expnet,
+    select_dataset,
+    settings_spec,
+)
 from expnet.pipeline import ensure_classifier
 
 EXPNET = "expnet"
@@ -185,6 +200,7 @@ class BenchmarkRunner:
         self.families = {name: info.family for name, info in infos.items()}
         self.explainer_names = self._explainer_names(infos)
         self.skipped: dict[str, dict[str, str]] = {}
+        self._banks: dict[tuple, tuple[WordDataset, FeatureSpec]] = {}
         self.started = time.perf_counter()
 
     # --- set-up ----------------------------------------------------------------------------
@@ -279,7 +295,6 @@ class BenchmarkRunner:
         """Like ``ensure_classifier``, but trained on the JSONL file's training part only."""
         from dataclasses import asdict
 
-        from expnet.io import atomic_write_json
         from expnet.models.finetune import finetune
 
         backbone = self.config.backbone or default_backbone()
@@ -319,8 +334,6 @@ class BenchmarkRunner:
         }
         key_file = folder.parent / f"{folder.name}.key.json"
         if key_file.is_file() and (folder / "config.json").is_file():
-            import json
-
             try:
                 stored = json.loads(key_file.read_text())
             except json.JSONDecodeError:
@@ -328,14 +341,69 @@ class BenchmarkRunner:
             if stored == digest(key):
                 self.cache.note("expnet", reused=True)
                 return ExpNetExplainer.from_pretrained(folder, batch_size=self.config.batch_size, seed=self.config.seed)
-        from expnet.io import atomic_write_json
-
-        explainer = train_expnet([(e.classifier, t.fit) for t, e in sources], settings, seed=self.config.seed, progress=self.progress)
-        explainer.save_pretrained(folder)
+        spec = settings_spec(settings, sources[0][1].classifier)
+        dataset = WordDataset()
+        for task, entry in sources:
+            bank, bank_spec = self._feature_bank(task, entry, settings)
+            part = select_dataset(bank, bank_spec, spec)
+            dataset.features += part.features
+            dataset.labels += part.labels
+            dataset.tasks += part.tasks
+            dataset.skipped_wrong += part.skipped_wrong
+            dataset.skipped_unannotated += part.skipped_unannotated
+        fit_expnet(dataset, spec, settings, seed=self.config.seed).save_pretrained(folder)
         atomic_write_json(key_file, digest(key))
         self.cache.note("expnet", reused=False)
-        loaded = ExpNetExplainer.from_pretrained(folder, batch_size=self.config.batch_size, seed=self.config.seed)
-        return loaded
+        return ExpNetExplainer.from_pretrained(folder, batch_size=self.config.batch_size, seed=self.config.seed)
+
+    def _feature_bank(self, task: TaskData, entry: ClassifierEntry, settings: ExpNetSettings) -> tuple[WordDataset, FeatureSpec]:
+        """``task``'s fit-part word features with one spec wide enough for every variant that
+        collects them the same way: one classifier pass per source task, not one per variant."""
+        collection = (settings.length_scaled, settings.only_correct, settings.gold_rule)
+        bank_key = (task.name, digest(entry.fingerprint), collection)
+        if bank_key not in self._banks:
+            spec = None
+            for variant in self.config.variants:
+                other = self.config.expnet_settings(variant)
+                if (other.length_scaled, other.only_correct, other.gold_rule) == collection:
+                    wanted = settings_spec(other, entry.classifier)
+                    spec = wanted if spec is None else spec.union(wanted)
+            spec = spec or settings_spec(settings, entry.classifier)
+            spec = replace(spec, in_text=False)
+            self.say(f"  ExpNet features of {task.name} ({len(task.fit)} texts, {spec.dim} values per word)")
+            dataset = collect_features(entry.classifier, task.fit, spec, settings, progress=self.progress)
+            self._banks[bank_key] = (dataset, spec)
+        return self._banks[bank_key]
+
+    def _single_source_folder(self, task: TaskData, variant: str) -> Path:
+        # Shared by every held-out task: transfer validation and the in-domain reference.
+        return self.out / "expnets" / "single" / task.name / variant
+
+    def _validate(self, variant: str, sources: list[tuple[TaskData, ClassifierEntry]], trained: ExpNetExplainer, folder: Path) -> dict:
+        """The variant's ``selection_metric`` on the training tasks' validation parts.
+
+        With two or more training tasks the score is a transfer score: an ExpNet trained on one
+        training task alone explains another's validation part (every ordered pair), because the
+        held-out task is new to ExpNet and in-task validation favours what fits one rationale
+        style. With one training task, ``trained`` is scored on that task's own validation part.
+        """
+        if len(sources) == 1:
+            pairs = [(sources[0], sources[0], trained, folder)]
+        else:
+            pairs = []
+            for train in sources:
+                single_folder = self._single_source_folder(train[0], variant)
+                single = self._expnet(single_folder, variant, [train])
+                pairs += [(train, target, single, single_folder) for target in sources if target[0].name != train[0].name]
+        scores = {}
+        for (trained_on, _), (task, entry), explainer, explainer_folder in pairs:
+            identity = self._expnet_identity(explainer, explainer_folder)
+            run, _, _ = self._explain(entry, explainer, identity, task, f"{task.train_split}:validation", task.validation, variant)
+            rate = explainer.rationale_rate or rationale_rate(task.fit, self.config.gold_rule)
+            label = task.name if trained_on.name == task.name else f"{trained_on.name}->{task.name}"
+            scores[label] = score_run(run, task.validation, rate, self.config.gold_rule)[self.config.selection_metric]
+        finite = [v for v in scores.values() if v is not None and np.isfinite(v)]
+        return {**scores, "mean": float(np.mean(finite)) if finite else float("nan")}
 
     def _expnet_identity(self, explainer: ExpNetExplainer, folder: Path) -> dict:
         return {
@@ -454,19 +522,9 @@ class BenchmarkRunner:
         n_all, n_slow = len(examples), held.n_slow
 
         # ExpNet variants, trained on the other tasks; selection on their validation parts.
-        variants: dict[str, ExpNetExplainer] = {}
-        validation: dict[str, dict] = {}
-        for variant in config.variants:
-            folder = self.out / "expnets" / held.name / variant
-            variants[variant] = self._expnet(folder, variant, sources)
-            scores = {}
-            for task, source_entry in sources:
-                identity = self._expnet_identity(variants[variant], folder)
-                run, _, _ = self._explain(source_entry, variants[variant], identity, task, f"{task.train_split}:validation", task.validation, variant)
-                rate = variants[variant].rationale_rate or rationale_rate(task.fit, config.gold_rule)
-                scores[task.name] = score_run(run, task.validation, rate, config.gold_rule)[config.selection_metric]
-            finite = [v for v in scores.values() if v is not None and np.isfinite(v)]
-            validation[variant] = {**scores, "mean": float(np.mean(finite)) if finite else float("nan")}
+        folders = {variant: self.out / "expnets" / held.name / variant for variant in config.variants}
+        variants = {variant: self._expnet(folders[variant], variant, sources) for variant in config.variants}
+        validation = {variant: self._validate(variant, sources, variants[variant], folders[variant]) for variant in config.variants}
         ranked = [c for c in config.candidates if np.isfinite(validation[c]["mean"])] or list(config.candidates)
         selected = max(ranked, key=lambda c: validation[c]["mean"])
         expnet = variants[selected]
@@ -482,12 +540,12 @@ class BenchmarkRunner:
         # Every explainer on the held-out examples (slow ones on the common prefix).
         runs: dict[str, tuple[ExplainerRun, str]] = {}
         for variant, explainer in variants.items():
-            identity = self._expnet_identity(explainer, self.out / "expnets" / held.name / variant)
+            identity = self._expnet_identity(explainer, folders[variant])
             run, key, status = self._explain(entry, explainer, identity, held, held.eval_split, examples, f"expnet:{variant}")
             runs[f"expnet:{variant}"] = (run, key)
             self.say(f"  expnet:{variant}: {run.examples_per_second:.1f} ex/s ({status})")
         if config.in_domain:
-            folder = self.out / "expnets" / held.name / f"in_domain_{selected}"
+            folder = self._single_source_folder(held, selected)
             explainer = self._expnet(folder, selected, [(held, entry)])
             run, key, status = self._explain(entry, explainer, self._expnet_identity(explainer, folder), held, held.eval_split, examples, IN_DOMAIN)
             runs[IN_DOMAIN] = (run, key)
@@ -664,7 +722,9 @@ def protocol_notes(config: BenchmarkConfig) -> list[str]:
         ),
         (
             f"The ExpNet variant is chosen by mean {config.selection_metric} on a held-back {config.validation_fraction:.0%} "
-            "of the training tasks' rationale data (never the evaluation split); every variant is in the ablation table."
+            "of the training tasks' rationale data (never the evaluation split), by transfer: each variant trained on one "
+            "training task explains the other training tasks' validation parts (with one training task, its own); every "
+            "variant is in the ablation table."
         ),
         (
             "Binarisation: baselines select the top-k words, k = max(1, round(rate x words)), rate = the mean rationale "

@@ -20,7 +20,7 @@ exactly the paper's features in the same order, and configs saved without ``valu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -104,6 +104,36 @@ class FeatureSpec:
             values=tuple(data.get("values", ("attention",))),
             in_text=bool(data.get("in_text", False)),
         )
+
+    def union(self, other: FeatureSpec) -> FeatureSpec:
+        """The smallest spec (without per-text features) whose columns hold both specs' values,
+        so one feature pass can serve several ExpNet variants (see ``select_columns``)."""
+        if (self.num_layers, self.num_heads, self.length_scaled) != (other.num_layers, other.num_heads, other.length_scaled):
+            raise ExpnetError("feature specs of different models or length scaling cannot share one feature pass")
+        return FeatureSpec(
+            layers=tuple(sorted(set(self.layers) | set(other.layers))),
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            directions=tuple(d for d in DIRECTIONS if d in self.directions or d in other.directions),
+            length_scaled=self.length_scaled,
+            values=tuple(v for v in VALUES if v in self.values or v in other.values),
+        )
+
+    def select_columns(self, features: torch.Tensor, source: FeatureSpec) -> torch.Tensor:
+        """This spec's features [W, dim] of one text's scored words, taken from features [W, source.dim]
+        computed with a wider ``source`` spec (same values; per-text columns recomputed here)."""
+        position = {name: i for i, name in enumerate(source.names())}
+        base = replace(self, in_text=False).names()
+        missing = [name for name in base if name not in position]
+        if missing or source.in_text:
+            raise ExpnetError(f"feature {missing[0] if missing else 'in_text'!r} cannot be taken from this feature pass")
+        chosen = features[:, [position[name] for name in base]]
+        if not self.in_text:
+            return chosen
+        # Same as ``within_text`` for a text whose rows are exactly its scored words.
+        mean = chosen.mean(0, keepdim=True)
+        std = ((chosen - mean) ** 2).mean(0, keepdim=True).sqrt()
+        return torch.cat([chosen, (chosen - mean) / (std + 1e-6)], dim=-1)
 
     def check_model(self, num_layers: int, num_heads: int) -> None:
         """Refuse a classifier whose attention layout differs from the one trained on."""

@@ -177,6 +177,36 @@ def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings,
     return model, history
 
 
+def settings_spec(settings: ExpNetSettings, classifier: Classifier) -> FeatureSpec:
+    """The feature spec ``settings`` ask for on ``classifier``'s attention layout."""
+    return FeatureSpec.for_model(
+        classifier.num_layers, classifier.num_heads, settings.layers, settings.directions, settings.length_scaled,
+        settings.feature_values, settings.in_text,
+    )
+
+
+def select_dataset(dataset: WordDataset, source: FeatureSpec, spec: FeatureSpec) -> WordDataset:
+    """``dataset`` (collected with the wider spec ``source``) restricted to ``spec``'s features."""
+    return WordDataset(
+        features=[spec.select_columns(f, source) for f in dataset.features],
+        labels=dataset.labels,
+        tasks=dataset.tasks,
+        skipped_wrong=dataset.skipped_wrong,
+        skipped_unannotated=dataset.skipped_unannotated,
+    )
+
+
+def fit_expnet(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings, seed: int = 0):
+    """Fit an ExpNet on collected word features; returns an ``ExpNetExplainer``."""
+    from expnet.explainers.learned import ExpNetExplainer
+
+    model, history = fit_model(dataset, spec, settings, seed)
+    history["tasks"] = sorted(set(dataset.tasks))
+    # Instance-averaged, so long documents do not dominate the rate used for top-k elsewhere.
+    history["rationale_rate"] = float(np.mean([float(y.mean()) for y in dataset.labels]))
+    return ExpNetExplainer(model=model, spec=spec, settings=settings, history=history)
+
+
 def train_expnet(
     sources: Sequence[tuple[Classifier, Sequence[RationaleExample]]],
     settings: ExpNetSettings | None = None,
@@ -184,21 +214,11 @@ def train_expnet(
     progress: bool = True,
 ):
     """Train one ExpNet on every (classifier, examples) source; returns an ``ExpNetExplainer``."""
-    from expnet.explainers.learned import ExpNetExplainer
-
     settings = settings or ExpNetSettings()
     if not sources:
         raise ExpnetError("no training data: give at least one --task TASK=CLASSIFIER")
-    first = sources[0][0]
-    spec = FeatureSpec.for_model(
-        first.num_layers, first.num_heads, settings.layers, settings.directions, settings.length_scaled,
-        settings.feature_values, settings.in_text,
-    )
+    spec = settings_spec(settings, sources[0][0])
     dataset = WordDataset()
     for classifier, examples in sources:
         collect_features(classifier, examples, spec, settings, dataset, progress)
-    model, history = fit_model(dataset, spec, settings, seed)
-    history["tasks"] = sorted(set(dataset.tasks))
-    # Instance-averaged, so long documents do not dominate the rate used for top-k elsewhere.
-    history["rationale_rate"] = float(np.mean([float(y.mean()) for y in dataset.labels]))
-    return ExpNetExplainer(model=model, spec=spec, settings=settings, history=history)
+    return fit_expnet(dataset, spec, settings, seed)
