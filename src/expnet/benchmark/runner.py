@@ -738,7 +738,7 @@ def protocol_notes(config: BenchmarkConfig) -> list[str]:
         ),
         (
             "Speed: examples per second of the whole explanation (tokenisation and forward passes included) at batch "
-            f"size {config.batch_size}, after one warm-up batch; 'ExpNet speed-up' = ExpNet's examples/s divided by "
+            f"size {config.batch_size}, after an untimed warm-up on a short text; 'ExpNet speed-up' = ExpNet's examples/s divided by "
             "the explainer's."
         ),
         "expnet_in_domain is ExpNet trained on the held-out task's own training rationales: an upper reference, not a competitor.",
