@@ -345,12 +345,7 @@ class BenchmarkRunner:
         dataset = WordDataset()
         for task, entry in sources:
             bank, bank_spec = self._feature_bank(task, entry, settings)
-            part = select_dataset(bank, bank_spec, spec)
-            dataset.features += part.features
-            dataset.labels += part.labels
-            dataset.tasks += part.tasks
-            dataset.skipped_wrong += part.skipped_wrong
-            dataset.skipped_unannotated += part.skipped_unannotated
+            dataset.extend(select_dataset(bank, bank_spec, spec))
         fit_expnet(dataset, spec, settings, seed=self.config.seed).save_pretrained(folder)
         atomic_write_json(key_file, digest(key))
         self.cache.note("expnet", reused=False)
@@ -362,14 +357,11 @@ class BenchmarkRunner:
         collection = (settings.length_scaled, settings.only_correct, settings.gold_rule)
         bank_key = (task.name, digest(entry.fingerprint), collection)
         if bank_key not in self._banks:
-            spec = None
+            spec = replace(settings_spec(settings, entry.classifier), in_text=False)
             for variant in self.config.variants:
                 other = self.config.expnet_settings(variant)
                 if (other.length_scaled, other.only_correct, other.gold_rule) == collection:
-                    wanted = settings_spec(other, entry.classifier)
-                    spec = wanted if spec is None else spec.union(wanted)
-            spec = spec or settings_spec(settings, entry.classifier)
-            spec = replace(spec, in_text=False)
+                    spec = spec.union(settings_spec(other, entry.classifier))
             self.say(f"  ExpNet features of {task.name} ({len(task.fit)} texts, {spec.dim} values per word)")
             dataset = collect_features(entry.classifier, task.fit, spec, settings, progress=self.progress)
             self._banks[bank_key] = (dataset, spec)

@@ -70,6 +70,13 @@ class WordDataset:
     def __len__(self) -> int:
         return len(self.features)
 
+    def extend(self, other: WordDataset) -> None:
+        self.features += other.features
+        self.labels += other.labels
+        self.tasks += other.tasks
+        self.skipped_wrong += other.skipped_wrong
+        self.skipped_unannotated += other.skipped_unannotated
+
 
 def focal_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
     """FL = -alpha_t (1 - p_t)^gamma log p_t, averaged (Lin et al. 2017)."""
