@@ -19,6 +19,7 @@ def ensure_classifier(
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
+    trust_remote_code: bool = False,
 ) -> tuple[Classifier, dict]:
     """Load the classifier in ``folder`` if it was made with these settings, else fine-tune it."""
     backbone = backbone or default_backbone()
@@ -27,8 +28,10 @@ def ensure_classifier(
     if not metrics or any(metrics.get(key) != value for key, value in wanted.items()):
         train = load_examples(task, None, data_dir, purpose="classifier_train")
         dev = load_examples(task, None, data_dir, purpose="classifier_dev")
-        metrics = finetune(backbone, train, dev, train[0].label_names, folder, settings, seed, device, progress)
+        metrics = finetune(
+            backbone, train, dev, train[0].label_names, folder, settings, seed, device, progress, trust_remote_code
+        )
         metrics["cached"] = False
     else:
         metrics["cached"] = True
-    return Classifier.load(folder, device=device), metrics
+    return Classifier.load(folder, device=device, trust_remote_code=trust_remote_code), metrics

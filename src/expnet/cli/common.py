@@ -7,6 +7,7 @@ from pathlib import Path
 
 from expnet.data import load_examples
 from expnet.errors import ExpnetError
+from expnet.models.classifier import Classifier
 from expnet.seeding import seed_everything
 
 
@@ -24,6 +25,19 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder with the datasets in their original layout (default: $EXPNET_DATA, else the shipped samples)",
     )
+
+
+def add_trust_remote_code(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run Python code shipped in a model folder (auto_map); only for models you trust (default: refuse such models)",
+    )
+
+
+def load_classifier(name_or_path: str, args: argparse.Namespace) -> Classifier:
+    """The classifier a command names, on --device, running model code only with --trust-remote-code."""
+    return Classifier.load(name_or_path, device=args.device, trust_remote_code=args.trust_remote_code)
 
 
 def positive_int(text: str) -> int:

@@ -7,13 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
-from expnet.cli.common import add_data_dir, add_device, add_seed, positive_int, require_new_or_dir, start
+from expnet.cli.common import (
+    add_data_dir,
+    add_device,
+    add_seed,
+    add_trust_remote_code,
+    load_classifier,
+    positive_int,
+    require_new_or_dir,
+    start,
+)
 from expnet.concepts.cavs import read_texts, shipped_sets
 from expnet.concepts.report import heat_page, plot_scores
 from expnet.concepts.tcav import run_tcav
 from expnet.errors import ExpnetError
 from expnet.io import atomic_write_json, atomic_write_text
-from expnet.models.classifier import Classifier
 
 # The paper's 50: 3 concepts x 6 layers on a MiniLM classifier, 200 inputs, took 1.5 minutes on one
 # (shared) CPU thread; 2 concepts with 30 CAVs took 1 minute.
@@ -57,6 +65,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="folder for tcav.json, scores_by_layer.png and heat.html")
     add_seed(parser)
     add_device(parser)
+    add_trust_remote_code(parser)
     parser.set_defaults(func=run)
 
 
@@ -131,7 +140,7 @@ def run(args) -> int:
     if len(random_texts) < 4:
         raise ExpnetError(f"the random file has {len(random_texts)} texts; give at least 4 (a few hundred is better)")
     layers = parse_layers(args.layers)
-    classifier = Classifier.load(args.classifier, device=args.device)
+    classifier = load_classifier(args.classifier, args)
     target = classifier.label_id(args.target)
     inputs = target_inputs(args, target)
     started = time.perf_counter()

@@ -15,12 +15,20 @@ import math
 import time
 from pathlib import Path
 
-from expnet.cli.common import add_data_dir, add_device, add_seed, load_limited, positive_int, start
+from expnet.cli.common import (
+    add_data_dir,
+    add_device,
+    add_seed,
+    add_trust_remote_code,
+    load_classifier,
+    load_limited,
+    positive_int,
+    start,
+)
 from expnet.cli.evaluate import check_labels
 from expnet.data import task_name
 from expnet.errors import ExpnetError
 from expnet.io import atomic_directory, atomic_write_json, atomic_write_text
-from expnet.models.classifier import Classifier
 
 DIAGNOSTICS = ("correlation", "permutation", "adversarial", "uniform")
 RESULT_NAME = "diagnostics.json"
@@ -61,6 +69,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=16, help="texts per batch (default 16)")
     add_seed(parser)
     add_device(parser)
+    add_trust_remote_code(parser)
     parser.set_defaults(func=run)
 
 
@@ -128,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_out(args.out)
     if args.expnet and not Path(args.expnet).is_dir():
         raise ExpnetError(f"--expnet {args.expnet} is not a folder; give a folder made by 'expnet train'")
-    classifier = Classifier.load(args.classifier, device=args.device)
+    classifier = load_classifier(args.classifier, args)
     check_supported(classifier)
     layer = resolve_layer(classifier, args.layer)
     examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from expnet.cli.common import add_data_dir, add_device, add_seed, load_limited, positive_int, start
+from expnet.cli.common import (
+    add_data_dir,
+    add_device,
+    add_seed,
+    add_trust_remote_code,
+    load_classifier,
+    load_limited,
+    positive_int,
+    start,
+)
 from expnet.data import load_examples, rationale_rate, task_name
 from expnet.data.errors import DataError
 from expnet.errors import ExpnetError
@@ -38,6 +47,7 @@ def register(subparsers) -> None:
     parser.add_argument("--html-examples", type=positive_int, default=8, help="examples shown in the HTML page (default 8)")
     add_seed(parser)
     add_device(parser)
+    add_trust_remote_code(parser)
     parser.set_defaults(func=run)
 
 
@@ -67,7 +77,7 @@ def build_explainers(spec: str, batch_size: int, seed: int) -> dict:
 
 def run(args) -> int:
     start(args)
-    classifier = Classifier.load(args.classifier, device=args.device)
+    classifier = load_classifier(args.classifier, args)
     explainers = build_explainers(args.explainers, args.batch_size, args.seed)
     examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
     check_labels(classifier, examples)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
-from expnet.cli.common import add_device, add_seed, positive_int, start
+from expnet.cli.common import add_device, add_seed, add_trust_remote_code, load_classifier, positive_int, start
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.base import Explanation
 from expnet.io import atomic_write_text
-from expnet.models.classifier import Classifier
 from expnet.report import html
 from expnet.words import split_text
 
@@ -26,6 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to explain; none: read one per line from stdin")
     add_seed(parser)
     add_device(parser)
+    add_trust_remote_code(parser)
     parser.set_defaults(func=run)
 
 
@@ -69,7 +69,7 @@ def render(explanations: list[Explanation], fmt: str) -> str:
 def run(args) -> int:
     start(args)
     words = read_texts(args)
-    classifier = Classifier.load(args.classifier, device=args.device)
+    classifier = load_classifier(args.classifier, args)
     explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed)
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
     explanations = explainer.explain(classifier, words, targets)

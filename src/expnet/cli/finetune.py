@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 
-from expnet.cli.common import add_data_dir, add_device, add_seed, load_limited, positive_int, require_new_or_dir, start
+from expnet.cli.common import (
+    add_data_dir,
+    add_device,
+    add_seed,
+    add_trust_remote_code,
+    load_limited,
+    positive_int,
+    require_new_or_dir,
+    start,
+)
 from expnet.data import load_examples, task_name
 from expnet.models.classifier import default_backbone
 from expnet.models.finetune import FinetuneSettings, finetune
@@ -23,6 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     add_seed(parser)
     add_device(parser)
+    add_trust_remote_code(parser)
     parser.set_defaults(func=run)
 
 
@@ -47,6 +57,7 @@ def run(args) -> int:
         settings,
         seed=args.seed,
         device=args.device,
+        trust_remote_code=args.trust_remote_code,
     )
     metrics["task"] = task_name(args.task)
     print(json.dumps({k: metrics[k] for k in ("task", "dev_accuracy", "dev_examples", "train_examples", "train_seconds")}))

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 
-from expnet.cli.common import add_data_dir, add_device, add_seed, load_limited, positive_int, require_new_or_dir, start
+from expnet.cli.common import (
+    add_data_dir,
+    add_device,
+    add_seed,
+    add_trust_remote_code,
+    load_classifier,
+    load_limited,
+    positive_int,
+    require_new_or_dir,
+    start,
+)
 from expnet.errors import ExpnetError
-from expnet.models.classifier import Classifier
 from expnet.network.training import ExpNetSettings, train_expnet
 
 
@@ -43,6 +52,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=32)
     add_seed(parser)
     add_device(parser)
+    add_trust_remote_code(parser)
     parser.set_defaults(func=run)
 
 
@@ -58,7 +68,7 @@ def run(args) -> int:
     )
     sources = []
     for task, classifier_dir in parse_task_pairs(args.task):
-        classifier = Classifier.load(classifier_dir, device=args.device)
+        classifier = load_classifier(classifier_dir, args)
         examples = load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
         sources.append((classifier, examples))
     explainer = train_expnet(sources, settings, seed=args.seed)

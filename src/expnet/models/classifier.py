@@ -53,15 +53,46 @@ def _looks_like_classifier(config) -> bool:
     return any(name.endswith("ForSequenceClassification") for name in architectures)
 
 
-def load_config(name_or_path: str | Path):
-    """The model's config, or one clear error if there is no model at all."""
+def custom_code_error(name_or_path: str | Path) -> ExpnetError:
+    return ExpnetError(
+        f"{name_or_path} contains custom code (auto_map); expnet does not run model code unless you "
+        "pass --trust-remote-code (trust_remote_code=True), so do that only for a model you trust"
+    )
+
+
+def _is_custom_code_refusal(error: Exception) -> bool:
+    """transformers' ValueError for a model that cannot load without running its own code."""
+    return isinstance(error, ValueError) and "trust_remote_code" in str(error)
+
+
+def load_config(name_or_path: str | Path, trust_remote_code: bool = False):
+    """The model's config, or one clear error if there is no model at all.
+
+    A config with an ``auto_map`` names Python files in the model folder; without an explicit
+    ``trust_remote_code`` such a model is refused here, before transformers could prompt for it
+    (its ``[y/N]`` question reads stdin) or fall back to a built-in class the author did not mean.
+    """
     try:
-        return AutoConfig.from_pretrained(str(name_or_path))
+        config = AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
+        if _is_custom_code_refusal(error):
+            raise custom_code_error(name_or_path) from None
         raise ExpnetError(
             f"no model at {name_or_path!r}: give a folder made by 'expnet finetune' or a "
             f"Hugging Face model name ({str(error).splitlines()[0][:120]})"
         ) from None
+    if not trust_remote_code and (getattr(config, "auto_map", None) or _tokenizer_auto_map(name_or_path)):
+        raise custom_code_error(name_or_path)
+    return config
+
+
+def _tokenizer_auto_map(name_or_path: str | Path) -> bool:
+    """Whether a local folder's tokenizer_config.json names its own tokenizer code."""
+    path = Path(name_or_path) / "tokenizer_config.json"
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("auto_map"))
+    except (OSError, ValueError, AttributeError):
+        return False  # no readable tokenizer config: the tokenizer load reports what is missing
 
 
 @dataclass
@@ -84,8 +115,9 @@ class Classifier:
         device: str | None = None,
         max_length: int | None = None,
         require_classifier: bool = True,
+        trust_remote_code: bool = False,
     ) -> Classifier:
-        config = load_config(name_or_path)
+        config = load_config(name_or_path, trust_remote_code)
         if require_classifier and not _looks_like_classifier(config):
             architectures = ", ".join(getattr(config, "architectures", None) or ["unknown"])
             raise ExpnetError(
@@ -94,11 +126,13 @@ class Classifier:
             )
         quiet_transformers()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+            tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
             model = AutoModelForSequenceClassification.from_pretrained(
-                str(name_or_path), attn_implementation="eager"
+                str(name_or_path), attn_implementation="eager", trust_remote_code=trust_remote_code
             )
         except (OSError, ValueError) as error:
+            if _is_custom_code_refusal(error):
+                raise custom_code_error(name_or_path) from None
             raise ExpnetError(f"cannot load the classifier at {name_or_path}: {error}") from None
         if not getattr(tokenizer, "is_fast", False):
             raise ExpnetError(

@@ -65,17 +65,19 @@ def finetune(
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
+    trust_remote_code: bool = False,
 ) -> dict:
     """Train, measure dev accuracy, and save model + tokenizer + metrics.json atomically."""
     seed_everything(seed)
     if not train:
         raise ExpnetError("no training examples for fine-tuning; check --data-dir and --task")
-    load_config(backbone)  # one clear error if the backbone does not exist
+    load_config(backbone, trust_remote_code)  # one clear error if the backbone does not exist
     target = pick_device(device)
     quiet_transformers()
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    tokenizer = AutoTokenizer.from_pretrained(backbone, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
         backbone,
+        trust_remote_code=trust_remote_code,
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
