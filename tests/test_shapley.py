@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from expnet.explainers import explainer_names, get_explainer
-from expnet.explainers.attention import forward_with_attentions
+from expnet.models.attention import forward_with_attentions
 from expnet.models.gradients import attention_gradients
 from expnet.shapley import (
     attention_matrices,

@@ -1,7 +1,10 @@
 """Fixed-rule attention explainers: scores read straight off the attention weights.
 
-raw_attention, attention_mean, rollout and attention_flow (methods.md section 4). Padding is
-masked out of every matrix, and special tokens never get a word score (``pool_to_words``).
+raw_attention, attention_mean, rollout and attention_flow (methods.md section 4). Each reads the
+row of the token the classification head reads (``expnet.models.readout``: [CLS] for BERT-style
+encoders, the last real token for decoder-only models, the mean of the real tokens' rows for
+mean pooling). Padding is masked out of every matrix, and special tokens never get a word score
+(``pool_to_words``).
 """
 
 from __future__ import annotations
@@ -11,29 +14,17 @@ import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.explainers.registry import register
-from expnet.models.classifier import Classifier
-from expnet.words import EncodedBatch, pool_to_words
-
-
-@torch.no_grad()
-def forward_with_attentions(classifier: Classifier, batch: EncodedBatch):
-    """(logits, attentions) from one forward pass, or a clear error for models that hide them."""
-    output = classifier.forward(batch, output_attentions=True)
-    if not output.attentions or output.attentions[0] is None:
-        raise ExpnetError(
-            f"{classifier.source} returns no attention weights, so attention-based explainers cannot "
-            "run on it; use a gradient or perturbation explainer instead"
-        )
-    return output.logits, output.attentions
+from expnet.models.attention import forward_with_attentions
+from expnet.models.readout import readout_rows, readout_weights
+from expnet.words import pool_to_words
 
 
 @register
 class RawAttention(Explainer):
-    """Final layer, [CLS] row, mean over heads (HateXplain's attention explanation).
-    A word's score is the attention mass on its pieces (sum)."""
+    """Final layer, readout row ([CLS] in BERT), mean over heads (HateXplain's attention
+    explanation). A word's score is the attention mass on its pieces (sum)."""
 
     name = "raw_attention"
     family = "attention"
@@ -42,8 +33,8 @@ class RawAttention(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         logits, attentions = forward_with_attentions(classifier, batch)
-        cls_row = attentions[-1][:, :, 0, :].mean(1)  # [B, T]
-        return BatchAttribution(pool_to_words(cls_row, batch, "sum"), logits)
+        row = readout_rows(attentions[-1].float().mean(1), readout_weights(classifier, batch))  # [B, T]
+        return BatchAttribution(pool_to_words(row, batch, "sum"), logits)
 
 
 # --- shared matrix helpers ------------------------------------------------------------------
@@ -110,8 +101,8 @@ def max_flow_to_sink(layers: np.ndarray, sink: int = 0, scale: int = 1 << 20) ->
 # --- explainers -----------------------------------------------------------------------------
 @register
 class AttentionMean(Explainer):
-    """The [CLS] row of the attention weights, averaged over every layer and head; a word's score
-    is the attention mass on its pieces (sum)."""
+    """The readout row of the attention weights ([CLS] in BERT), averaged over every layer and
+    head; a word's score is the attention mass on its pieces (sum)."""
 
     name = "attention_mean"
     family = "attention"
@@ -120,13 +111,14 @@ class AttentionMean(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         logits, attentions = forward_with_attentions(classifier, batch)
-        cls_row = torch.stack([a[:, :, 0, :].float() for a in attentions]).mean(dim=(0, 2))  # [B, T]
-        return BatchAttribution(pool_to_words(cls_row, batch, "sum"), logits)
+        mean = torch.stack([a.float().mean(1) for a in attentions]).mean(0)  # [B, T, T]
+        row = readout_rows(mean, readout_weights(classifier, batch))
+        return BatchAttribution(pool_to_words(row, batch, "sum"), logits)
 
 
 @register
 class Rollout(Explainer):
-    """Attention rollout (Abnar & Zuidema 2020): the [CLS] row of ``Â_L ... Â_1`` with
+    """Attention rollout (Abnar & Zuidema 2020): the readout row of ``Â_L ... Â_1`` with
     ``Â = rownorm(mean_h A + I)`` over the real tokens (padding masked out); summed per word."""
 
     name = "rollout"
@@ -136,15 +128,17 @@ class Rollout(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         logits, attentions = forward_with_attentions(classifier, batch)
-        cls_row = rollout_matrix(attentions, batch.attention_mask)[:, 0, :]
-        return BatchAttribution(pool_to_words(cls_row, batch, "sum"), logits)
+        row = readout_rows(rollout_matrix(attentions, batch.attention_mask), readout_weights(classifier, batch))
+        return BatchAttribution(pool_to_words(row, batch, "sum"), logits)
 
 
 @register
 class AttentionFlow(Explainer):
     """Attention flow (Abnar & Zuidema 2020): for each input token, the maximum flow from it to
-    [CLS] at the top of the layered attention graph, whose edge capacities are the residual
-    attention ``Â_l = rownorm(mean_h A_l + I)`` (as in the authors' code), over real tokens only.
+    the readout token ([CLS] in BERT) at the top of the layered attention graph, whose edge
+    capacities are the residual attention ``Â_l = rownorm(mean_h A_l + I)`` (as in the authors'
+    code), over real tokens only. Under mean pooling the sink's incoming capacities are the mean
+    of the real tokens' top-layer rows.
 
     One exact max-flow problem per token (scipy's Dinic on integer capacities), on one graph per
     text. Approximation: capacities are quantised to multiples of ``1 / scale`` (default 2^-20),
@@ -167,10 +161,13 @@ class AttentionFlow(Explainer):
         layers = torch.stack([residual_attention(a.float(), batch.attention_mask) for a in attentions], 1)
         layers = layers.cpu().double().numpy()  # [B, L, T, T]
         real = batch.attention_mask.bool().cpu().numpy()
+        readout = readout_weights(classifier, batch).cpu().double().numpy()  # [B, T]
         token_scores = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
         for row in range(batch.batch_size):
-            keep = np.flatnonzero(real[row])  # the [CLS] token is position 0 and always real
-            graph = layers[row][:, keep][:, :, keep]
+            keep = np.flatnonzero(real[row])  # the readout token is always real
+            graph = layers[row][:, keep][:, :, keep].copy()
+            # The sink is node 0 of the top layer, its incoming capacities the readout row.
+            graph[-1, 0] = readout[row, keep] @ graph[-1]
             flows = max_flow_to_sink(graph, sink=0, scale=self.scale)
             total = flows.sum()
             token_scores[row, keep] = torch.from_numpy(flows / total if total > 0 else flows).float()

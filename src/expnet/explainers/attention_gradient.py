@@ -1,26 +1,32 @@
 """Attention x gradient explainers: attention weights weighed by the target logit's gradient.
 
 Both use ``expnet.models.gradients.attention_gradients`` (one forward and one backward pass
-for the target class's logit) and mask padding out of every matrix, so a text scores the same
-alone or inside a padded batch. Special tokens never get a word score (``pool_to_words``).
+for the target class's logit, taken where the head reads: ``head_reads_readout``), read the row
+of the readout token (``expnet.models.readout``: [CLS] in BERT, the last real token in decoders)
+and mask padding out of every matrix, so a text scores the same alone or inside a padded batch.
+Special tokens never get a word score (``pool_to_words``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from expnet.explainers.attention import forward_with_attentions, real_token_mask
+from expnet.explainers.attention import real_token_mask
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.explainers.registry import register
+from expnet.models.attention import forward_with_attentions
 from expnet.models.gradients import AttentionGradients, attention_gradients
+from expnet.models.readout import head_reads_readout, readout_rows, readout_weights
 from expnet.words import pool_to_words
 
 
 def checked_attention_gradients(classifier, batch, targets) -> AttentionGradients:
-    """``attention_gradients``, or the clear ExpnetError of ``forward_with_attentions`` when the
-    model returns no attention weights (checked only after a failure, so it costs nothing)."""
+    """``attention_gradients`` of the logit the head reads, or the clear ExpnetError of
+    ``forward_with_attentions`` when the model returns no attention weights (checked only after
+    a failure, so it costs nothing)."""
     try:
-        result = attention_gradients(classifier, batch, targets)
+        with head_reads_readout(classifier):
+            result = attention_gradients(classifier, batch, targets)
     except (TypeError, RuntimeError, AttributeError, IndexError):
         forward_with_attentions(classifier, batch)  # raises the ExpnetError if attentions are missing
         raise
@@ -50,9 +56,10 @@ def grad_sam_matrix(attentions, gradients, attention_mask: torch.Tensor) -> torc
 
 @register
 class GenericAttentionExplainability(Explainer):
-    """Chefer et al. 2021b (generic attention explainability, no LRP): the [CLS] row of
-    ``R = I + sum of layer updates Ā R`` with ``Ā = mean_h((∇A ⊙ A)^+)``, gradients of the
-    target logit. [CLS]'s own entry is dropped; words sum their pieces. Non-negative."""
+    """Chefer et al. 2021b (generic attention explainability, no LRP): the readout row ([CLS] in
+    BERT) of ``R - I``, ``R = I + sum of layer updates Ā R`` with ``Ā = mean_h((∇A ⊙ A)^+)``,
+    gradients of the target logit. The identity (a token's relevance to itself before any layer)
+    is dropped, as Chefer et al. drop [CLS]'s own entry; words sum their pieces. Non-negative."""
 
     name = "gae"
     family = "attention-gradient"
@@ -63,15 +70,17 @@ class GenericAttentionExplainability(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         grads = checked_attention_gradients(classifier, batch, targets)
-        cls_row = gae_matrix(grads.attentions, grads.gradients, batch.attention_mask)[:, 0, :].clone()
-        cls_row[:, 0] = 0.0  # exclude [CLS] itself
-        return BatchAttribution(pool_to_words(cls_row, batch, "sum"), grads.logits)
+        relevance = gae_matrix(grads.attentions, grads.gradients, batch.attention_mask)
+        updates = relevance - torch.eye(relevance.shape[-1], device=relevance.device)
+        row = readout_rows(updates, readout_weights(classifier, batch))
+        return BatchAttribution(pool_to_words(row, batch, "sum"), grads.logits)
 
 
 @register
 class GradSAM(Explainer):
-    """Grad-SAM (Barkan et al. 2021): the [CLS] row of ``mean_{l,h}(A ⊙ ReLU(∇A))``, gradients of
-    the target logit; words sum their pieces. Non-negative."""
+    """Grad-SAM (Barkan et al. 2021): the readout row ([CLS] in BERT) of
+    ``mean_{l,h}(A ⊙ ReLU(∇A))``, gradients of the target logit; words sum their pieces.
+    Non-negative."""
 
     name = "grad_sam"
     family = "attention-gradient"
@@ -82,5 +91,6 @@ class GradSAM(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         grads = checked_attention_gradients(classifier, batch, targets)
-        cls_row = grad_sam_matrix(grads.attentions, grads.gradients, batch.attention_mask)[:, 0, :]
-        return BatchAttribution(pool_to_words(cls_row, batch, "sum"), grads.logits)
+        matrix = grad_sam_matrix(grads.attentions, grads.gradients, batch.attention_mask)
+        row = readout_rows(matrix, readout_weights(classifier, batch))
+        return BatchAttribution(pool_to_words(row, batch, "sum"), grads.logits)

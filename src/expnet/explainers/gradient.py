@@ -34,6 +34,7 @@ from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
 from expnet.models.gradients import input_embeddings
+from expnet.models.readout import head_reads_readout
 from expnet.words import EncodedBatch, pool_to_words
 
 
@@ -41,11 +42,13 @@ def logit_function(classifier: Classifier, batch: EncodedBatch):
     """f(inputs_embeds, attention_mask, token_type_ids) -> logits [N, C], for Captum.
 
     The mask and segment ids travel as ``additional_forward_args`` so that Captum expands them
-    along with the inputs (IG steps, noise samples)."""
+    along with the inputs (IG steps, noise samples); decoders read each row's last real token
+    (``head_reads_readout``), as they do on input ids."""
 
     def forward(embeddings: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None):
         rows = replace(batch, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return classifier.forward(rows, inputs_embeds=embeddings).logits
+        with head_reads_readout(classifier):
+            return classifier.forward(rows, inputs_embeds=embeddings).logits
 
     return forward
 

@@ -37,6 +37,7 @@ from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
+from expnet.models.readout import is_causal
 from expnet.words import EncodedBatch
 
 
@@ -95,6 +96,12 @@ class TextPerturbation:
             attention_mask=self.row.attention_mask.expand(n, -1),
             token_type_ids=None if self.row.token_type_ids is None else self.row.token_type_ids.expand(n, -1),
         )
+        if is_causal(self.classifier.config):
+            # Decoders often have no mask token, so a removed piece becomes the pad token, which
+            # their head skips on input ids; on embeddings it reads this unpadded row's last
+            # position, so the readout never moves.
+            embeddings = self.classifier.input_embeddings()(ids)
+            return self.classifier.forward(rows, inputs_embeds=embeddings).logits.float().softmax(-1)
         return self.classifier.forward(rows).logits.float().softmax(-1)
 
     def word_scores(self, piece_attributions: torch.Tensor, num_words: int) -> torch.Tensor:

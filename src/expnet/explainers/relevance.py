@@ -41,6 +41,7 @@ from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
 from expnet.explainers.registry import register
 from expnet.models.gradients import input_embeddings, target_logits
+from expnet.models.readout import head_reads_readout
 from expnet.words import pool_to_words
 
 _PROJECTIONS = (("query", "key", "value"), ("q_lin", "k_lin", "v_lin"))
@@ -128,7 +129,7 @@ def attnlrp_rules(model: nn.Module):
 
 def attnlrp_token_relevance(classifier, batch, targets: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(token relevance [B, T], logits [B, C]) for the target logits, one forward + one backward."""
-    with attnlrp_rules(classifier.model), torch.enable_grad():
+    with attnlrp_rules(classifier.model), head_reads_readout(classifier), torch.enable_grad():
         embeddings = input_embeddings(classifier, batch).requires_grad_(True)
         output = classifier.forward(batch, inputs_embeds=embeddings)
         chosen = resolve_targets(output.logits, targets)

@@ -2,7 +2,8 @@
 
 - Plain: attention averaged over the chosen layers (default all) and every head.
 - Gradient-weighted (Grad-SAM style): ``mean_{l,h}( A ⊙ ReLU(d target logit / d A) )``, from one
-  forward and one backward pass (``expnet.models.gradients.attention_gradients``).
+  forward and one backward pass (``expnet.models.gradients.attention_gradients``), for the logit
+  the head reads (``expnet.models.readout.head_reads_readout``: decoders' last real token).
 
 Matrices keep the padded [B, T, T] token layout of the batch; the players of each text are its
 non-special tokens (``batch.word_tokens``: [CLS], [SEP] and padding never play). Rows are not
@@ -19,7 +20,10 @@ import numpy as np
 import torch
 
 from expnet.errors import ExpnetError
+from expnet.models.attention import forward_with_attentions
 from expnet.models.classifier import Classifier
+from expnet.models.gradients import attention_gradients
+from expnet.models.readout import head_reads_readout
 from expnet.words import EncodedBatch
 
 Weighting = Literal["plain", "gradient"]
@@ -88,14 +92,11 @@ def attention_matrices(
     ``targets`` (None: the predicted classes) only matter for the gradient weighting.
     """
     if weighting == "plain":
-        from expnet.explainers.attention import forward_with_attentions
-
         logits, attentions = forward_with_attentions(classifier, batch)
         matrices = mean_attention(attentions, layers)
     elif weighting == "gradient":
-        from expnet.models.gradients import attention_gradients
-
-        result = attention_gradients(classifier, batch, targets)
+        with head_reads_readout(classifier):
+            result = attention_gradients(classifier, batch, targets)
         if not result.attentions or result.attentions[0] is None:
             raise ExpnetError(f"{classifier.source} returns no attention weights; attention Shapley values cannot be computed")
         logits = result.logits
