@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from expnet.data import load_examples
+from expnet.data import TASKS, load_examples
 from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
 from expnet.seeding import seed_everything
@@ -59,7 +62,87 @@ def load_limited(task: str, split: str | None, data_dir, purpose: str, max_examp
     return examples[:max_examples] if max_examples else examples
 
 
+def _is_expnet_folder(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("format") == "expnet"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _is_finetuned_classifier(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "metrics.json").is_file()
+
+
+# How each command recognises a folder it wrote before, which it may replace without --overwrite.
+PREVIOUS_OUTPUT: dict[str, Callable[[Path], bool]] = {
+    "train": _is_expnet_folder,
+    "finetune": _is_finetuned_classifier,
+    "diagnose": lambda folder: (folder / "diagnostics.json").is_file(),
+    "concepts": lambda folder: (folder / "tcav.json").is_file(),
+}
+
+
+def add_out_folder(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--out", required=True, help=help)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it holds files this command did not write (never an input, never the current folder)",
+    )
+
+
+def check_out_folder(args: argparse.Namespace, inputs: Iterable[str | Path | None]) -> Path:
+    """The --out folder, refused before any work starts if writing it could destroy something.
+
+    Outputs are replaced whole, so --out must not be a file, an input (or hold one, or sit inside
+    an input folder), the current folder or one holding it, or a folder of unrelated files
+    (unless --overwrite). A folder this command wrote before is replaced without asking.
+    """
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ExpnetError(f"--out {args.out} is a file; give a folder path")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise ExpnetError(f"--out {args.out} is the current folder or holds it; it would be replaced whole: give a new folder")
+    _refuse_inputs(out, args.out, inputs)
+    _require_writable(out, args.out)
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite and not PREVIOUS_OUTPUT[args.command](out):
+        raise ExpnetError(
+            f"--out {args.out} holds files 'expnet {args.command}' did not write, and it is replaced whole: "
+            "give a new or empty folder, or pass --overwrite to replace it"
+        )
+    return out
+
+
+def data_file(task: str | None) -> str | None:
+    """The path a --task/--data value reads, or None for a built-in task (a name, not a path)."""
+    return None if task in TASKS else task
+
+
+def _refuse_inputs(out: Path, given: str, inputs: Iterable[str | Path | None]) -> None:
+    resolved = out.resolve()
+    for source in inputs:
+        if source is None or not Path(source).exists():
+            continue  # not a local path: a Hugging Face name or a built-in task
+        path = Path(source).resolve()
+        if resolved == path or resolved in path.parents or (path.is_dir() and path in resolved.parents):
+            raise ExpnetError(
+                f"--out {given} overlaps the input {source}; writing there would destroy it: give a folder of its own"
+            )
+
+
+def _require_writable(out: Path, given: str) -> None:
+    """The new folder is staged beside --out, so the nearest existing folder above it must be writable."""
+    parent = out.resolve().parent
+    anchor = next(folder for folder in (parent, *parent.parents) if folder.exists())
+    if not anchor.is_dir():
+        raise ExpnetError(f"--out {given}: {anchor} is a file, not a folder; give a path under a folder")
+    if not os.access(anchor, os.W_OK):
+        raise ExpnetError(f"--out {given}: no permission to write in {anchor}; choose a folder you can write to")
+
+
 def require_new_or_dir(path: str) -> Path:
+    """Kept for cli/benchmark.py (its own cache lives in --out) until it moves to check_out_folder."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ExpnetError(f"--out {path} is a file; give a folder path")

@@ -10,11 +10,13 @@ import numpy as np
 from expnet.cli.common import (
     add_data_dir,
     add_device,
+    add_out_folder,
     add_seed,
     add_trust_remote_code,
+    check_out_folder,
+    data_file,
     load_classifier,
     positive_int,
-    require_new_or_dir,
     start,
 )
 from expnet.concepts.cavs import read_texts, shipped_sets
@@ -62,7 +64,7 @@ def register(subparsers) -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level before the Bonferroni correction (default 0.05)")
     parser.add_argument("--heat-examples", type=positive_int, default=5, help="inputs shown with per-word heat in the HTML page (default 5)")
     parser.add_argument("--batch-size", type=positive_int, default=16)
-    parser.add_argument("--out", required=True, help="folder for tcav.json, scores_by_layer.png and heat.html")
+    add_out_folder(parser, "folder for tcav.json, scores_by_layer.png and heat.html")
     add_seed(parser)
     add_device(parser)
     add_trust_remote_code(parser)
@@ -134,7 +136,10 @@ def run(args) -> int:
     start(args)
     if not 0 < args.alpha < 1:
         raise ExpnetError(f"--alpha {args.alpha} must be between 0 and 1")
-    out = require_new_or_dir(args.out)
+    concept_files = [spec.partition("=")[2] or spec for spec in args.concept]
+    out = check_out_folder(
+        args, [args.classifier, *concept_files, args.random, args.inputs, data_file(args.data), args.data_dir]
+    )
     concepts = parse_concepts(args.concept)
     random_texts = read_texts(args.random, "random")
     if len(random_texts) < 4:

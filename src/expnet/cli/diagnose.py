@@ -18,8 +18,11 @@ from pathlib import Path
 from expnet.cli.common import (
     add_data_dir,
     add_device,
+    add_out_folder,
     add_seed,
     add_trust_remote_code,
+    check_out_folder,
+    data_file,
     load_classifier,
     load_limited,
     positive_int,
@@ -52,7 +55,7 @@ def register(subparsers) -> None:
         default=-1,
         help="layer to intervene on; negative counts from the end (default -1, the final layer)",
     )
-    parser.add_argument("--out", required=True, help="output folder (diagnostics.json, *.png, report.html)")
+    add_out_folder(parser, "output folder (diagnostics.json, *.png, report.html)")
     parser.add_argument(
         "--diagnostics",
         default=",".join(DIAGNOSTICS),
@@ -79,17 +82,6 @@ def parse_diagnostics(spec: str) -> list[str]:
     if unknown or not chosen:
         raise ExpnetError(f"--diagnostics {spec!r}: choose from {', '.join(DIAGNOSTICS)}")
     return [name for name in DIAGNOSTICS if name in chosen]
-
-
-def check_out(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ExpnetError(f"--out {path} is a file; give a folder path")
-    if out.is_dir() and any(out.iterdir()) and not (out / RESULT_NAME).is_file():
-        raise ExpnetError(
-            f"--out {path} is a folder with other files in it; give a new or empty folder (it is replaced whole)"
-        )
-    return out
 
 
 def _nullable(values) -> list[float | None]:
@@ -134,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     start(args)
     chosen = parse_diagnostics(args.diagnostics)
-    out = check_out(args.out)
+    out = check_out_folder(args, [args.classifier, data_file(args.data), args.expnet, args.data_dir])
     if args.expnet and not Path(args.expnet).is_dir():
         raise ExpnetError(f"--expnet {args.expnet} is not a folder; give a folder made by 'expnet train'")
     classifier = load_classifier(args.classifier, args)

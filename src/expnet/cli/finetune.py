@@ -7,11 +7,13 @@ import json
 from expnet.cli.common import (
     add_data_dir,
     add_device,
+    add_out_folder,
     add_seed,
     add_trust_remote_code,
+    check_out_folder,
+    data_file,
     load_limited,
     positive_int,
-    require_new_or_dir,
     start,
 )
 from expnet.data import load_examples, task_name
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("finetune", help="fine-tune a classifier and save it as a Hugging Face folder")
     parser.add_argument("--task", required=True, help="hatexplain, sst2, movies, cola or a JSONL file")
     add_data_dir(parser)
-    parser.add_argument("--out", required=True, help="folder to write the classifier to")
+    add_out_folder(parser, "folder to write the classifier to")
     parser.add_argument("--backbone", default=None, help="model name or folder (default: the bundled all-MiniLM-L6-v2)")
     parser.add_argument("--max-examples", type=positive_int, default=None, help="use at most N training examples")
     parser.add_argument("--epochs", type=positive_int, default=1)
@@ -38,7 +40,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     start(args)
-    out = require_new_or_dir(args.out)
+    out = check_out_folder(args, [args.backbone, data_file(args.task), args.data_dir])
     train = load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
     dev = load_examples(args.task, None, args.data_dir, purpose="classifier_dev")
     settings = FinetuneSettings(

@@ -7,12 +7,14 @@ import json
 from expnet.cli.common import (
     add_data_dir,
     add_device,
+    add_out_folder,
     add_seed,
     add_trust_remote_code,
+    check_out_folder,
+    data_file,
     load_classifier,
     load_limited,
     positive_int,
-    require_new_or_dir,
     start,
 )
 from expnet.errors import ExpnetError
@@ -42,7 +44,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train an ExpNet on human rationales")
     parser.add_argument("--task", action="append", required=True, metavar="TASK=CLF_DIR", help="a rationale task and the classifier fine-tuned on it (repeatable)")
     add_data_dir(parser)
-    parser.add_argument("--out", required=True, help="folder to save the ExpNet to (config.json + safetensors)")
+    add_out_folder(parser, "folder to save the ExpNet to (config.json + safetensors)")
     parser.add_argument("--split", default=None, help="rationale split to train on (default: each task's explainer-training split)")
     parser.add_argument("--max-examples", type=positive_int, default=None, help="at most N examples per task")
     parser.add_argument("--layers", default="last", help="attention layers for features: last (paper), all, or indices like 4,5")
@@ -58,7 +60,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     start(args)
-    out = require_new_or_dir(args.out)
+    pairs = parse_task_pairs(args.task)
+    out = check_out_folder(args, [args.data_dir, *(path for task, clf in pairs for path in (data_file(task), clf))])
     settings = ExpNetSettings(
         layers=parse_layers(args.layers),
         in_text=args.in_text,
@@ -67,7 +70,7 @@ def run(args) -> int:
         feature_batch_size=args.batch_size,
     )
     sources = []
-    for task, classifier_dir in parse_task_pairs(args.task):
+    for task, classifier_dir in pairs:
         classifier = load_classifier(classifier_dir, args)
         examples = load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
         sources.append((classifier, examples))
