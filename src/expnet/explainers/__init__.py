@@ -7,6 +7,7 @@ from expnet.explainers import (  # noqa: F401  (registration)
     attention,
     attention_gradient,
     attention_shapley,
+    contributions,
     gradient,
     perturbation,
     random_baseline,

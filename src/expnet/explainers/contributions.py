@@ -1,0 +1,84 @@
+"""Contribution explainers: forward-only decompositions of what each token adds to the readout.
+
+attention_norm (Kobayashi et al. 2020), globenc (Modarressi et al. 2022), alti (Ferrando et al.
+2022) and value_zeroing (last layer, exact target-logit change); the arithmetic and the readout
+convention live in ``expnet.models.decomposition``. BERT, RoBERTa and ELECTRA classifiers only;
+other architectures get one ExpnetError. A word's score is the sum over its pieces.
+"""
+
+from __future__ import annotations
+
+from expnet.explainers.base import BatchAttribution, Explainer
+from expnet.explainers.registry import register
+from expnet.models.decomposition import decompose
+from expnet.words import pool_to_words
+
+
+@register
+class AttentionNorm(Explainer):
+    """``||sum_h alpha^h_{r j} f^h(x_j)||`` at the readout position ``r`` of one layer (default the
+    last): the norm of what token j adds to the readout's attention output, not just its weight."""
+
+    name = "attention_norm"
+    family = "contribution"
+    cost = "1 forward"
+    needs_attention = True
+
+    def __init__(self, layer: int = -1, batch_size: int = 16, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.layer = layer
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        parts = decompose(classifier, batch, {"attention_norms"}, layers=(self.layer,))
+        return BatchAttribution(pool_to_words(parts.attention_norms[self.layer], batch, "sum"), parts.logits)
+
+
+@register
+class GlobEnc(Explainer):
+    """GlobEnc: rollout of per-layer norms through attention, residual and both LayerNorms
+    (``second_norm=False``: the first only); the readout row, summing to 1."""
+
+    name = "globenc"
+    family = "contribution"
+    cost = "1 forward"
+    needs_attention = True
+
+    def __init__(self, second_norm: bool = True, batch_size: int = 16, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.second_norm = second_norm
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        parts = decompose(classifier, batch, {"globenc"}, globenc_second_norm=self.second_norm)
+        return BatchAttribution(pool_to_words(parts.globenc, batch, "sum"), parts.logits)
+
+
+@register
+class Alti(Explainer):
+    """ALTI: rollout of per-layer contributions ``max(0, ||y_i||_1 - ||y_i - T_i(x_j)||_1)``
+    (normalised per row) through attention, residual and the first LayerNorm; the readout row."""
+
+    name = "alti"
+    family = "contribution"
+    cost = "1 forward"
+    needs_attention = True
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        parts = decompose(classifier, batch, {"alti"})
+        return BatchAttribution(pool_to_words(parts.alti, batch, "sum"), parts.logits)
+
+
+@register
+class ValueZeroing(Explainer):
+    """Target logit minus the target logit with token j's value vector zeroed in every head of the
+    last layer (exact: the zeroed readout contexts go through the rest of the layer and the head)."""
+
+    name = "value_zeroing"
+    family = "contribution"
+    cost = "1 forward + last-layer feed-forward and head on T vectors"
+    signed = True
+    explains = "logit"
+    needs_attention = True
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        parts = decompose(classifier, batch, {"value_zeroing"}, targets=targets)
+        return BatchAttribution(pool_to_words(parts.value_zeroing, batch, "sum"), parts.logits)

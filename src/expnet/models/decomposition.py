@@ -1,0 +1,349 @@
+"""Forward-only decompositions of a BERT-family classifier's output into per-token contributions.
+
+One no-grad forward pass of the classifier (``output_attentions=True``) with hooks that keep, for
+the layers a signal needs, each layer's input hidden states, its value vectors and the inputs of
+its two LayerNorms. Everything else is arithmetic on those tensors with the model's own weights
+(in float32); no model file is copied.
+
+Signals (``decompose(..., signals=...)``), shapes with B texts, T (padded) tokens, H heads:
+
+- ``head_norms`` {layer: [B, H, T]}: ``||alpha^h_{r j} f^h(x_j)||`` with
+  ``f^h(x) = (x W_V^h + b_V^h) W_O^h`` (Kobayashi et al. 2020), ``W_O^h`` the head's columns of
+  the attention output projection, read at the readout position ``r``.
+- ``attention_norms`` {layer: [B, T]}: ``||sum_h alpha^h_{r j} f^h(x_j)||`` (the same paper's
+  head-mixed norm; not derivable from the per-head norms, so it is its own signal).
+- ``value_zeroing`` [B, T]: in the last layer, the target logit minus the target logit with token
+  j's value vector zeroed in every head. Zeroing a value leaves every attention weight unchanged
+  and, in the last layer, only the readout position's output reaches the head, so the n zeroed
+  readout contexts are pushed through the rest of that layer (attention output dense + residual +
+  LayerNorm, feed-forward + residual + LayerNorm) and the classification head in one batch: the
+  exact effect, at the cost of a feed-forward pass over T vectors instead of T forward passes.
+- ``globenc`` [B, T] (Modarressi et al. 2022): per layer ``N_ij = ||LN2(LN1(z_ij))||`` with
+  ``z_ij = sum_h alpha^h_ij f^h(x_j) + [i = j] x_j`` (attention + residual) and each LayerNorm
+  decomposed linearly, ``LN(v) = gamma * (v - mean(v)) / s_i`` with ``s_i`` the standard deviation
+  of the real sum at query i (biases and the feed-forward are left out, as in the paper);
+  ``globenc_second_norm=False`` stops after LN1. Rolled out (``N_L ... N_1``, no per-layer
+  normalisation, as in the authors' code); the readout row, divided by its sum.
+- ``alti`` [B, T] (Ferrando et al. 2022): per layer ``T_i(x_j) = LN1(z_ij)`` (decomposed as above),
+  ``y_i`` the real LN1 output, ``c_ij = max(0, ||y_i||_1 - ||y_i - T_i(x_j)||_1)`` normalised over
+  j to sum 1, rolled out; the readout row (it sums to 1).
+
+Readout convention: the classification heads of the supported architectures read the first
+token (BERT's pooler, RoBERTa's and ELECTRA's classification heads all take position 0, i.e.
+[CLS] or <s>), so the readout position is 0 for every text. Padding is masked everywhere: padding
+keys get no contribution, padding rows are identity rows in the rolled-out matrices.
+
+Only BERT, RoBERTa and ELECTRA sequence classifiers (post-LayerNorm encoders whose layers have
+``attention.self.value``, ``attention.output.{dense, LayerNorm}``, ``intermediate`` and
+``output.{dense, LayerNorm}``) are supported; anything else is refused with one ExpnetError,
+because a decomposition computed on a different layer structure would be silently wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from expnet.errors import ExpnetError
+from expnet.models.classifier import Classifier
+from expnet.words import EncodedBatch
+
+SIGNALS = frozenset({"head_norms", "attention_norms", "value_zeroing", "globenc", "alti"})
+SUPPORTED_MODELS = {
+    "BertForSequenceClassification": "bert",
+    "RobertaForSequenceClassification": "roberta",
+    "ElectraForSequenceClassification": "electra",
+}
+# Floats held at once by one chunk of ALTI's [B, rows, T, D] decomposed vectors (64 MiB).
+_ALTI_CHUNK_FLOATS = 1 << 24
+
+
+@dataclass
+class Decomposition:
+    """What ``decompose`` returns; a signal that was not asked for is None (or an empty dict)."""
+
+    logits: torch.Tensor  # [B, C]
+    attentions: tuple[torch.Tensor, ...]  # per layer [B, H, T, T] (as output_attentions gives)
+    head_norms: dict[int, torch.Tensor]  # layer (as asked) -> [B, H, T]: ||alpha^h_{r j} f^h(x_j)||
+    value_zeroing: torch.Tensor | None  # [B, T] last layer, target logit change
+    globenc: torch.Tensor | None  # [B, T] rolled-out readout row, sums to 1
+    alti: torch.Tensor | None  # [B, T] rolled-out readout row, sums to 1
+    attention_norms: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [B, T]
+    targets: torch.Tensor | None = None  # [B] the classes value zeroing explains
+
+
+@dataclass
+class _LayerCapture:
+    """One encoder layer's tensors, as the forward pass saw them."""
+
+    inputs: torch.Tensor | None = None  # [B, T, D] the layer's input hidden states
+    values: torch.Tensor | None = None  # [B, T, D] x W_V + b_V, heads side by side
+    pre_norm1: torch.Tensor | None = None  # [B, T, D] input of the attention block's LayerNorm
+    pre_norm2: torch.Tensor | None = None  # [B, T, D] input of the feed-forward block's LayerNorm
+
+
+def encoder_layers(classifier: Classifier) -> nn.ModuleList:
+    """The encoder layers of a supported classifier, or one ExpnetError saying what is supported."""
+    model = classifier.model
+    kind = SUPPORTED_MODELS.get(type(model).__name__)
+    config = model.config
+    if kind is None or getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+        raise ExpnetError(
+            f"contribution explainers (attention_norm, globenc, alti, value_zeroing) support BERT, RoBERTa "
+            f"and ELECTRA sequence classifiers only, not {type(model).__name__}; use a gradient, "
+            "perturbation or attention explainer instead"
+        )
+    return getattr(model, kind).encoder.layer
+
+
+def classifier_head(classifier: Classifier, states: torch.Tensor) -> torch.Tensor:
+    """Logits [N, C] from readout vectors [N, D] after the last layer, through the model's own head.
+
+    BERT's pooler and RoBERTa's / ELECTRA's classification heads read position 0 of a sequence, so
+    each vector goes in as a sequence of length 1."""
+    model = classifier.model
+    sequence = states.unsqueeze(1)
+    if SUPPORTED_MODELS[type(model).__name__] == "bert":
+        return model.classifier(model.dropout(model.bert.pooler(sequence)))
+    return model.classifier(sequence)
+
+
+def readout_positions(batch: EncodedBatch) -> torch.Tensor:
+    """[B] the position the head reads in each text: 0 for every supported architecture."""
+    return torch.zeros(batch.batch_size, dtype=torch.long, device=batch.input_ids.device)
+
+
+@contextmanager
+def _capture(layers: nn.ModuleList, wanted: Collection[int]) -> Iterator[dict[int, _LayerCapture]]:
+    captures = {index: _LayerCapture() for index in wanted}
+    handles = []
+
+    def keep(capture: _LayerCapture, name: str, from_output: bool = False):
+        def hook(module, args, *rest):
+            if from_output:
+                tensor = rest[0]
+            else:
+                tensor = args[0] if args else rest[0]["hidden_states"]
+            setattr(capture, name, tensor.detach())
+
+        return hook
+
+    try:
+        for index, capture in captures.items():
+            layer = layers[index]
+            handles += [
+                layer.register_forward_pre_hook(keep(capture, "inputs"), with_kwargs=True),
+                layer.attention.self.value.register_forward_hook(keep(capture, "values", from_output=True)),
+                layer.attention.output.LayerNorm.register_forward_pre_hook(keep(capture, "pre_norm1")),
+                layer.output.LayerNorm.register_forward_pre_hook(keep(capture, "pre_norm2")),
+            ]
+        yield captures
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _layer_index(index: int, num_layers: int) -> int:
+    if not -num_layers <= index < num_layers:
+        raise ExpnetError(f"layer {index} does not exist: this classifier has layers 0..{num_layers - 1} (or -1 for the last)")
+    return index % num_layers
+
+
+def _std(states: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """[B, T] the divisor LayerNorm applies at each position."""
+    return (states.float().var(-1, unbiased=False) + norm.eps).sqrt()
+
+
+def _centre_then_scale(norm: nn.LayerNorm) -> torch.Tensor:
+    """[D, D] ``M^T`` of the linear part of LayerNorm before its division, ``v -> gamma * (v - mean v)``,
+    laid out to act on row vectors (``v @ M^T``)."""
+    gamma = norm.weight.float()
+    size = gamma.shape[0]
+    centre = torch.eye(size, device=gamma.device) - 1.0 / size
+    return centre * gamma  # (diag(gamma) C)^T = C diag(gamma), C symmetric
+
+
+def head_transformed_values(layer: nn.Module, capture: _LayerCapture, num_heads: int) -> torch.Tensor:
+    """[B, H, T, D] ``f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h`` for every head and token."""
+    batch, length, hidden = capture.values.shape
+    values = capture.values.float().view(batch, length, num_heads, hidden // num_heads)
+    dense = layer.attention.output.dense.weight.float()  # [D_out, D_in], D_in = heads side by side
+    return torch.einsum("bjhv,dhv->bhjd", values, dense.view(dense.shape[0], num_heads, -1))
+
+
+def _mask_matrix(matrix: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Zero padding rows and columns, then make padding rows identity rows."""
+    pairs = real.unsqueeze(-1) & real.unsqueeze(-2)
+    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+    return torch.where(pairs, matrix, torch.zeros_like(matrix)) + eye * (~real).unsqueeze(-1)
+
+
+def globenc_matrix(
+    layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, real: torch.Tensor, second_norm: bool = True
+) -> torch.Tensor:
+    """[B, T, T] one layer's GlobEnc norms ``N_ij`` (see the module docstring), padding masked.
+
+    ``||M z_ij||`` is computed from per-token Gram matrices of the heads' transformed vectors,
+    ``sum_{h,h'} a^h_ij a^h'_ij <M f^h_j, M f^h'_j> + [i = j] (2 sum_h a^h_ii <M f^h_i, M x_i> +
+    ||M x_i||^2)``, so no [B, T, T, D] tensor is ever built."""
+    norm1, norm2 = layer.attention.output.LayerNorm, layer.output.LayerNorm
+    attention = attention.float()
+    num_heads = attention.shape[1]
+    linear = _centre_then_scale(norm1)
+    scale = _std(capture.pre_norm1, norm1)
+    if second_norm:
+        linear = linear @ _centre_then_scale(norm2)
+        scale = scale * _std(capture.pre_norm2, norm2)
+    mapped = head_transformed_values(layer, capture, num_heads) @ linear  # [B, H, T, D]
+    residual = capture.inputs.float() @ linear  # [B, T, D]
+    gram = torch.einsum("bhjd,bkjd->bjhk", mapped, mapped)  # [B, T, H, H]
+    squared = (attention * torch.einsum("bjhk,bkij->bhij", gram, attention)).sum(1)  # [B, T, T]
+    diagonal = attention.diagonal(dim1=-2, dim2=-1)  # [B, H, T] a^h_ii
+    cross = torch.einsum("bhid,bid->bhi", mapped, residual)
+    squared = squared + torch.diag_embed(2 * (diagonal * cross).sum(1) + residual.pow(2).sum(-1))
+    norms = squared.clamp(min=0).sqrt() / scale.unsqueeze(-1)
+    return _mask_matrix(norms, real)
+
+
+def alti_matrix(layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """[B, T, T] one layer's ALTI contributions, rows summing to 1 over the real tokens.
+
+    ``T_i(x_j) = gamma * (z_ij - mean z_ij) / s_i``; the decomposed vectors are built for a chunk of
+    query rows at a time (L1 distances do not factor through Gram matrices)."""
+    norm1 = layer.attention.output.LayerNorm
+    attention = attention.float()
+    transformed = head_transformed_values(layer, capture, attention.shape[1])  # [B, H, T, D]
+    inputs = capture.inputs.float()
+    batch, length, hidden = inputs.shape
+    gamma = norm1.weight.float()
+    scale = _std(capture.pre_norm1, norm1)
+    outputs = nn.functional.layer_norm(capture.pre_norm1.float(), (hidden,), gamma, norm1.bias.float(), norm1.eps)
+    outputs_l1 = outputs.abs().sum(-1)  # [B, T]
+    rows = max(1, _ALTI_CHUNK_FLOATS // (batch * length * hidden))
+    distances = []
+    for start in range(0, length, rows):
+        chunk = slice(start, min(start + rows, length))
+        mixed = torch.einsum("bhij,bhjd->bijd", attention[:, :, chunk], transformed)  # [B, r, T, D]
+        queries = torch.arange(chunk.start, chunk.stop, device=inputs.device)
+        mixed[:, queries - start, queries] += inputs[:, chunk]
+        decomposed = (mixed - mixed.mean(-1, keepdim=True)) * gamma / scale[:, chunk, None, None]
+        distances.append((outputs[:, chunk, None] - decomposed).abs().sum(-1))
+    contributions = (outputs_l1.unsqueeze(-1) - torch.cat(distances, 1)).clamp(min=0)
+    contributions = _mask_matrix(contributions, real)
+    return contributions / contributions.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
+
+
+def rollout_readout_row(matrices: Sequence[torch.Tensor], readout: torch.Tensor) -> torch.Tensor:
+    """[B, T] row ``r`` of ``M_L ... M_1``, divided by its sum.
+
+    Computed as a vector-matrix product from the top down; the vector is rescaled to sum 1 after
+    every layer, which changes no ratio but keeps unnormalised products (GlobEnc) finite."""
+    top = matrices[-1]
+    row = top[torch.arange(top.shape[0], device=top.device), readout]
+    for matrix in reversed(matrices[:-1]):
+        row = torch.einsum("bi,bij->bj", row, matrix)
+        row = row / row.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
+    return row / row.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
+
+
+def readout_head_vectors(
+    layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, readout: torch.Tensor
+) -> torch.Tensor:
+    """[B, H, T, D] ``alpha^h_{r j} f^h(x_j)`` at the readout position ``r`` of each text."""
+    rows = attention.float()[torch.arange(attention.shape[0], device=attention.device), :, readout]  # [B, H, T]
+    return rows.unsqueeze(-1) * head_transformed_values(layer, capture, attention.shape[1])
+
+
+def value_zeroing_scores(
+    classifier: Classifier,
+    layer: nn.Module,
+    capture: _LayerCapture,
+    attention: torch.Tensor,
+    readout: torch.Tensor,
+    targets: torch.Tensor,
+) -> torch.Tensor:
+    """[B, T] target logit minus the target logit with token j's value zeroed in ``layer`` (the last).
+
+    Row 0 of the batch pushed through the head is the unperturbed readout context, so original and
+    zeroed logits come from the same arithmetic."""
+    batch, length, hidden = capture.values.shape
+    num_heads = attention.shape[1]
+    index = torch.arange(batch, device=attention.device)
+    weights = attention.float()[index, :, readout]  # [B, H, T]
+    values = capture.values.float().view(batch, length, num_heads, hidden // num_heads)
+    removed = weights.permute(0, 2, 1).unsqueeze(-1) * values  # [B, T, H, dh]: token j's share
+    context = removed.sum(1, keepdim=True)  # [B, 1, H, dh]
+    contexts = torch.cat([context, context - removed], 1).reshape(batch * (length + 1), 1, hidden)
+    dtype = capture.inputs.dtype
+    residual = capture.inputs[index, readout].unsqueeze(1).repeat_interleave(length + 1, 0)  # [N, 1, D]
+    attended = layer.attention.output(contexts.to(dtype), residual)
+    outputs = layer.output(layer.intermediate(attended), attended)
+    logits = classifier_head(classifier, outputs[:, 0]).float().view(batch, length + 1, -1)
+    chosen = logits.gather(2, targets.view(-1, 1, 1).expand(-1, length + 1, 1)).squeeze(-1)  # [B, T + 1]
+    return chosen[:, :1] - chosen[:, 1:]
+
+
+@torch.no_grad()
+def decompose(
+    classifier: Classifier,
+    batch: EncodedBatch,
+    signals: Collection[str],
+    layers: Sequence[int] = (-1,),
+    targets: torch.Tensor | None = None,
+    globenc_second_norm: bool = True,
+) -> Decomposition:
+    """The asked ``signals`` (a subset of ``SIGNALS``) from one forward pass of the classifier.
+
+    ``layers`` picks the layers of ``head_norms`` and ``attention_norms`` (keys as given, negative
+    indices count from the top); ``targets`` None means the predicted classes (value zeroing)."""
+    signals = set(signals)
+    if unknown := signals - SIGNALS:
+        raise ExpnetError(f"unknown decomposition signal(s) {', '.join(sorted(unknown))}: use {', '.join(sorted(SIGNALS))}")
+    modules = encoder_layers(classifier)
+    num_layers = len(modules)
+    chosen_layers = {index: _layer_index(index, num_layers) for index in layers}
+    wanted: set[int] = set()
+    if signals & {"head_norms", "attention_norms"}:
+        wanted |= set(chosen_layers.values())
+    if "value_zeroing" in signals:
+        wanted.add(num_layers - 1)
+    if signals & {"globenc", "alti"}:
+        wanted |= set(range(num_layers))
+    with _capture(modules, wanted) as captures:
+        output = classifier.forward(batch, output_attentions=True)
+    attentions = output.attentions
+    if not attentions or attentions[0] is None:
+        raise ExpnetError(
+            f"{classifier.source} returns no attention weights (load it with eager attention, as "
+            "Classifier.load does), so it cannot be decomposed"
+        )
+    logits = output.logits
+    real = batch.attention_mask.bool().to(logits.device)
+    readout = readout_positions(batch).to(logits.device)
+    targets = logits.argmax(-1) if targets is None else targets.to(logits.device)
+    result = Decomposition(logits, attentions, {}, None, None, None, {}, targets)
+    readout_layers = chosen_layers if signals & {"head_norms", "attention_norms"} else {}
+    for key, index in readout_layers.items():
+        vectors = readout_head_vectors(modules[index], captures[index], attentions[index], readout)
+        vectors = vectors * real[:, None, :, None]
+        if "head_norms" in signals:
+            result.head_norms[key] = vectors.norm(dim=-1)
+        if "attention_norms" in signals:
+            result.attention_norms[key] = vectors.sum(1).norm(dim=-1)
+    if "value_zeroing" in signals:
+        last = num_layers - 1
+        scores = value_zeroing_scores(classifier, modules[last], captures[last], attentions[last], readout, targets)
+        result.value_zeroing = scores * real
+    if "globenc" in signals:
+        matrices = [
+            globenc_matrix(modules[i], captures[i], attentions[i], real, globenc_second_norm) for i in range(num_layers)
+        ]
+        result.globenc = rollout_readout_row(matrices, readout)
+    if "alti" in signals:
+        matrices = [alti_matrix(modules[i], captures[i], attentions[i], real) for i in range(num_layers)]
+        result.alti = rollout_readout_row(matrices, readout)
+    return result
