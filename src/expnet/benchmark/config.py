@@ -59,7 +59,7 @@ from typing import Any
 from expnet.errors import ExpnetError
 from expnet.metrics.faithfulness import DEFAULT_BINS, REMOVALS
 from expnet.models.finetune import FinetuneSettings
-from expnet.network.features import DIRECTIONS, VALUES
+from expnet.network.features import DIRECTIONS, FeatureSpec
 from expnet.network.training import ExpNetSettings
 
 SELECTION_METRICS = ("f1", "f1_topk", "auroc", "auprc")
@@ -116,10 +116,27 @@ class TaskConfig:
 
 @dataclass
 class VariantConfig:
+    """One ExpNet variant: its features (``FeatureSpec``) and learner (``ExpNetSettings``)."""
+
     layers: str | list[int] = "last"
     directions: list[str] = field(default_factory=lambda: list(DIRECTIONS))
     values: list[str] = field(default_factory=lambda: ["attention"])
     in_text: bool = False  # also per-text standardised features (FeatureSpec.in_text)
+    signals: list[str] = field(default_factory=list)
+    head_pooling: str = "none"
+    views: list[str] = field(default_factory=list)
+    loss: str = "focal"
+    anchor: str | None = None
+    soft_labels: bool = False
+
+    def settings(self, base: dict) -> ExpNetSettings:
+        """``ExpNetSettings`` with the [expnet] table's ``base`` under this variant's choices."""
+        chosen = {
+            "layers": self.layers, "directions": tuple(self.directions), "feature_values": tuple(self.values),
+            "in_text": self.in_text, "signals": tuple(self.signals), "head_pooling": self.head_pooling,
+            "views": tuple(self.views), "loss": self.loss, "anchor": self.anchor, "soft_labels": self.soft_labels,
+        }
+        return ExpNetSettings(**{**base, **chosen})
 
 
 @dataclass
@@ -159,11 +176,7 @@ class BenchmarkConfig:
     preset: str = "default"
 
     def expnet_settings(self, variant: str) -> ExpNetSettings:
-        spec = self.variants[variant]
-        chosen = {"layers": spec.layers, "directions": tuple(spec.directions), "feature_values": tuple(spec.values)}
-        if spec.in_text:
-            chosen["in_text"] = True
-        return ExpNetSettings(**{**self.expnet, **chosen})
+        return self.variants[variant].settings(self.expnet)
 
     def explainer_kwargs(self, name: str, task: TaskConfig) -> dict:
         return {**self.explainer_settings.get(name, {}), **task.explainer_settings.get(name, {})}
@@ -322,14 +335,17 @@ def build(data: dict) -> BenchmarkConfig:
             raise ExpnetError(f"[variants.{name}] must be a table with layers, directions and values")
         _known(spec, VariantConfig, f"[variants.{name}]")
         variant = VariantConfig(**spec)
-        if set(variant.directions) - set(DIRECTIONS) or not variant.directions:
-            raise ExpnetError(f"[variants.{name}] directions must be some of {list(DIRECTIONS)}")
-        if set(variant.values) - set(VALUES) or not variant.values:
-            raise ExpnetError(f"[variants.{name}] values must be some of {list(VALUES)}")
-        if variant.in_text and "in_text" not in ExpNetSettings.__dataclass_fields__:
-            raise ExpnetError(f"[variants.{name}] in_text needs an expnet version with per-text features")
         if not (variant.layers in ("last", "all") or isinstance(variant.layers, list)):
             raise ExpnetError(f"[variants.{name}] layers must be \"last\", \"all\" or a list of layer numbers")
+        try:  # every other choice is checked where it is defined, on a stand-in layout
+            settings = variant.settings({})
+            FeatureSpec.for_model(
+                max([*variant.layers, 0]) + 1 if isinstance(variant.layers, list) else 2, 2, settings.layers, settings.directions,
+                values=settings.feature_values, in_text=settings.in_text, signals=settings.signals,
+                head_pooling=settings.head_pooling, views=settings.views or None,
+            )
+        except ExpnetError as error:
+            raise ExpnetError(f"[variants.{name}]: {error}") from None
         variants[name] = variant
     faith = data.pop("faithfulness", {})
     _known(faith, FaithfulnessConfig, "[faithfulness]")

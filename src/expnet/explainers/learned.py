@@ -61,7 +61,6 @@ class ExpNetExplainer(Explainer):
 
     @torch.no_grad()
     def explain_batch(self, classifier: Classifier, batch: EncodedBatch, targets) -> BatchAttribution:
-        self.spec.check_model(classifier.num_layers, classifier.num_heads)
         # One forward pass with attentions (plus one backward pass for attention x gradient features).
         features, logits = batch_features(classifier, batch, self.spec, targets)
         model = self.model.to(classifier.device)
@@ -88,6 +87,7 @@ class ExpNetExplainer(Explainer):
             "feature_names": self.spec.names(),
             "hidden_size": self.model.mlp[0].out_features,
             "dropout": self.model.mlp[2].p,
+            "anchor": self.model.anchor,
             "threshold": self.threshold,
             "training": self.settings_used.to_dict(),
             "history": self.history,
@@ -109,7 +109,7 @@ class ExpNetExplainer(Explainer):
             if config.get("format") != "expnet":
                 raise ValueError("config.json is not an ExpNet config")
             spec = FeatureSpec.from_dict(config["features"])
-            model = ExpNetModel(spec.dim, int(config["hidden_size"]), float(config["dropout"]))
+            model = ExpNetModel(spec.dim, int(config["hidden_size"]), float(config["dropout"]), config.get("anchor"))
             model.load_state_dict(load_file(str(weights_path)))
         except Exception as error:  # noqa: BLE001 (any parse or shape problem means the folder is unusable)
             raise ExpnetError(f"{folder} holds a corrupt or incompatible ExpNet ({type(error).__name__}: {str(error).splitlines()[0][:160]}); retrain it with 'expnet train'") from None

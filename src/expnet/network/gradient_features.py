@@ -1,32 +1,62 @@
-"""ExpNet features for one encoded batch, with attention x gradient values when the spec asks.
+"""ExpNet features for one encoded batch: the one entry point training and explaining use.
 
-``batch_features`` is the one entry point training and explaining use: a plain forward pass with
-attentions for the paper's features, or, when ``spec.values`` holds ``"attention_x_gradient"``,
-one forward and one backward pass: the gradient of the explained class's *logit* (the predicted
-class unless targets are given; training uses correctly predicted examples only, so there it is
-the gold class) with respect to each chosen layer's attention weights. As in the gradient
-explainers, gradients flow from the input embeddings (a fresh leaf), the classifier's weights stay
-frozen and no model file is touched. The attention values themselves are returned detached.
+The passes a spec needs, and no more: a plain forward pass with attentions for the paper's
+features; with head norms or contribution signals, the same forward pass with the hooks of
+``expnet.models.decomposition``; with ``"attention_x_gradient"`` values, one forward and one
+backward pass: the gradient of the explained class's *logit* (the predicted class unless targets
+are given; training uses correctly predicted examples only, so there it is the gold class) with
+respect to each chosen layer's attention weights. As in the gradient explainers, gradients flow
+from the input embeddings (a fresh leaf), the classifier's weights stay frozen and no model file
+is touched. Every value is read at the position the classification head reads
+(``expnet.models.readout``): [CLS] for encoders, the last real token for decoders.
 """
 
 from __future__ import annotations
 
 import torch
 
+from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
+from expnet.models.decomposition import decompose
 from expnet.models.gradients import attention_gradients
+from expnet.models.readout import is_causal, readout_kind, readout_positions, readout_weights
 from expnet.network.features import FeatureSpec, word_features
 from expnet.words import EncodedBatch
+
+
+def readout_of(classifier: Classifier, batch: EncodedBatch) -> torch.Tensor:
+    """Where the head reads: [B] positions, or [B, T] weights for mean pooling."""
+    if readout_kind(classifier.config) == "mean":
+        return readout_weights(classifier, batch)
+    return readout_positions(classifier, batch)
 
 
 def batch_features(
     classifier: Classifier, batch: EncodedBatch, spec: FeatureSpec, targets: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Word features [B, W, spec.dim] and the logits [B, C] of one batch."""
-    if not spec.needs_gradient:
+    spec = spec.for_classifier(classifier.num_layers, classifier.num_heads)
+    if is_causal(classifier.config) and "token_to_cls" in spec.directions:
+        raise ExpnetError(
+            "token_to_cls features do not exist for a decoder classifier (under its causal mask no token "
+            "before the last one can attend to the readout token); use directions cls_to_token only"
+        )
+    readout = readout_of(classifier, batch)
+    decomposition, gradients = None, None
+    if spec.decomposition_signals:
+        decomposition = decompose(classifier, batch, spec.decomposition_signals, _decomposed_layers(spec), targets)
+        attentions, logits = decomposition.attentions, decomposition.logits
+    if spec.needs_gradient:
+        result = attention_gradients(classifier, batch, targets, spec.layers)
+        attentions, logits, gradients = result.attentions, result.logits, result.gradients
+    elif decomposition is None:
         with torch.no_grad():
             output = classifier.forward(batch, output_attentions=True)
-        return word_features(output.attentions, batch, spec), output.logits
-    result = attention_gradients(classifier, batch, targets, spec.layers)
+        attentions, logits = output.attentions, output.logits
     with torch.no_grad():
-        return word_features(result.attentions, batch, spec, result.gradients), result.logits
+        return word_features(attentions, batch, spec, gradients, decomposition, readout), logits
+
+
+def _decomposed_layers(spec: FeatureSpec) -> tuple[int, ...]:
+    # Head norms of the spec's layers; the attention_norm signal reads the last layer.
+    return tuple(sorted(set(spec.layers) | {spec.num_layers - 1}))

@@ -25,6 +25,8 @@ from expnet.network.model import ExpNetModel
 
 logger = logging.getLogger(__name__)
 
+LOSSES = ("focal", "listwise", "focal+listwise")
+
 
 @dataclass
 class ExpNetSettings:
@@ -33,9 +35,21 @@ class ExpNetSettings:
     layers: str | list[int] = "last"
     directions: tuple[str, ...] = ("cls_to_token", "token_to_cls")
     length_scaled: bool = True
-    # ("attention",) = the paper; add "attention_x_gradient" for A * dlogit/dA values (gradient_features.py).
+    # ("attention",) = the paper; "attention_x_gradient" (A * dlogit/dA) and "head_norm"
+    # (||alpha f(x)||) per head too; see features.py.
     feature_values: tuple[str, ...] = ("attention",)
-    in_text: bool = False  # append per-text standardised features (features.py)
+    signals: tuple[str, ...] = ()  # per-token signals: value_zeroing, globenc, alti
+    head_pooling: str = "none"  # "quantiles": order statistics over heads (features.py)
+    views: tuple[str, ...] = ()  # absolute, zscore, rank; empty = absolute (+ zscore with in_text)
+    in_text: bool = False  # append per-text standardised features (kept for saved configs)
+    # "focal" (the paper's per-word loss), "listwise" (softmax over each text's words against its
+    # gold words: only the order within a text is learned, not the task's rationale rate), or
+    # "focal+listwise" (their sum).
+    loss: str = "focal"
+    # A feature name (FeatureSpec.names()) the score starts from: score = w * feature + MLP(x),
+    # the MLP's last layer starting at zero, so the network learns a correction of a strong signal.
+    anchor: str | None = None
+    soft_labels: bool = False  # train on the annotators' mean mask instead of the gold rule's 0/1
     hidden_size: int = 64
     dropout: float = 0.1
     focal_alpha: float = 0.5  # weight of the positive class
@@ -50,10 +64,14 @@ class ExpNetSettings:
     gold_rule: str = "majority"
     feature_batch_size: int = 32
 
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ExpnetError(f"unknown ExpNet loss {self.loss!r}: use one of {', '.join(LOSSES)}")
+
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["directions"] = list(self.directions)
-        data["feature_values"] = list(self.feature_values)
+        for name in ("directions", "feature_values", "signals", "views"):
+            data[name] = list(getattr(self, name))
         return data
 
 
@@ -79,12 +97,38 @@ class WordDataset:
 
 
 def focal_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
-    """FL = -alpha_t (1 - p_t)^gamma log p_t, averaged (Lin et al. 2017)."""
+    """FL = -alpha_t (1 - p_t)^gamma log p_t, averaged (Lin et al. 2017); soft labels mix the
+    positive and negative terms by the label."""
     log_p = nn.functional.logsigmoid(logits)
     log_not_p = nn.functional.logsigmoid(-logits)
-    log_p_t = torch.where(labels > 0.5, log_p, log_not_p)
-    alpha_t = torch.where(labels > 0.5, torch.full_like(logits, alpha), torch.full_like(logits, 1 - alpha))
-    return (-alpha_t * (1 - log_p_t.exp()).pow(gamma) * log_p_t).mean()
+    positive = -alpha * (1 - log_p.exp()).pow(gamma) * log_p
+    negative = -(1 - alpha) * (1 - log_not_p.exp()).pow(gamma) * log_not_p
+    return (labels * positive + (1 - labels) * negative).mean()
+
+
+def listwise_loss(logits: torch.Tensor, labels: torch.Tensor, texts: torch.Tensor, n_texts: int) -> torch.Tensor:
+    """ListNet's top-one loss per text (Cao et al. 2007): cross-entropy between the softmax of a
+    text's word logits and its gold words' share (labels / their sum), averaged over the texts
+    with at least one gold word. ``texts`` [N] maps each word to its text (0..n_texts-1)."""
+    peak = torch.full((n_texts,), float("-inf"), device=logits.device).scatter_reduce(0, texts, logits.detach(), "amax")
+    shifted = (logits - peak[texts]).exp()
+    log_norm = torch.zeros(n_texts, device=logits.device).index_add(0, texts, shifted).log() + peak
+    log_softmax = logits - log_norm[texts]
+    mass = torch.zeros(n_texts, device=logits.device).index_add(0, texts, labels)
+    share = labels / mass[texts].clamp(min=1e-12)
+    per_text = torch.zeros(n_texts, device=logits.device).index_add(0, texts, -share * log_softmax)
+    annotated = mass > 0
+    return per_text[annotated].mean() if bool(annotated.any()) else logits.sum() * 0.0
+
+
+def expnet_loss(logits, labels, texts, n_texts, settings: ExpNetSettings) -> torch.Tensor:
+    """The training objective ``settings.loss`` names, on a batch of whole texts."""
+    total = logits.sum() * 0.0
+    if "focal" in settings.loss:
+        total = total + focal_loss(logits, labels, settings.focal_alpha, settings.focal_gamma)
+    if "listwise" in settings.loss:
+        total = total + listwise_loss(logits, labels, texts, n_texts)
+    return total
 
 
 @torch.no_grad()
@@ -98,7 +142,7 @@ def collect_features(
 ) -> WordDataset:
     """Run the classifier once per batch and keep the word features of usable examples."""
     dataset = WordDataset() if dataset is None else dataset
-    spec.check_model(classifier.num_layers, classifier.num_heads)
+    spec = spec.for_classifier(classifier.num_layers, classifier.num_heads)
     annotated = [e for e in examples if e.has_rationale]
     dataset.skipped_unannotated += len(examples) - len(annotated)
     step = settings.feature_batch_size
@@ -113,12 +157,18 @@ def collect_features(
                 dataset.skipped_wrong += 1
                 continue
             scored = torch.from_numpy(batch.word_scored[i])
-            gold = torch.from_numpy(example.gold_mask(settings.gold_rule).astype(np.float32))
+            gold = torch.from_numpy(_labels(example, settings))
             n = len(example.words)
             dataset.features.append(features[i, :n][scored])
             dataset.labels.append(gold[scored])
             dataset.tasks.append(example.task)
     return dataset
+
+
+def _labels(example: RationaleExample, settings: ExpNetSettings) -> np.ndarray:
+    if settings.soft_labels:
+        return np.asarray(example.rationales, dtype=np.float32).mean(axis=0)
+    return example.gold_mask(settings.gold_rule).astype(np.float32)
 
 
 def _split(n: int, fraction: float, generator: torch.Generator) -> tuple[list[int], list[int]]:
@@ -127,15 +177,42 @@ def _split(n: int, fraction: float, generator: torch.Generator) -> tuple[list[in
     return order[n_val:], order[:n_val]
 
 
-def _stack(dataset: WordDataset, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    return (
-        torch.cat([dataset.features[i] for i in indices]),
-        torch.cat([dataset.labels[i] for i in indices]),
-    )
+@dataclass
+class _Words:
+    """Some examples' words stacked: features [N, F], labels [N], text index [N] (0..n_texts-1)."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    texts: torch.Tensor
+    n_texts: int
+
+    @classmethod
+    def stack(cls, dataset: WordDataset, indices: Sequence[int]) -> _Words:
+        lengths = torch.tensor([len(dataset.labels[i]) for i in indices])
+        return cls(
+            torch.cat([dataset.features[i] for i in indices]),
+            torch.cat([dataset.labels[i] for i in indices]),
+            torch.repeat_interleave(torch.arange(len(indices)), lengths),
+            len(indices),
+        )
+
+
+def _text_batches(dataset: WordDataset, indices: list[int], batch_words: int, generator: torch.Generator) -> list[list[int]]:
+    """Shuffled groups of whole texts of about ``batch_words`` words each (a listwise loss needs
+    every word of a text in the same step)."""
+    order = [indices[i] for i in torch.randperm(len(indices), generator=generator).tolist()]
+    batches, current, words = [], [], 0
+    for index in order:
+        current.append(index)
+        words += len(dataset.labels[index])
+        if words >= batch_words:
+            batches.append(current)
+            current, words = [], 0
+    return batches + ([current] if current else [])
 
 
 def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings, seed: int) -> tuple[ExpNetModel, dict]:
-    """Fit the MLP with focal loss; early stopping on the validation examples' loss."""
+    """Fit the MLP with the chosen loss; early stopping on the validation examples' loss."""
     if len(dataset) < 2:
         raise ExpnetError(
             f"only {len(dataset)} usable training example(s) (annotated and, with only_correct, "
@@ -144,24 +221,23 @@ def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings,
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     train_idx, val_idx = _split(len(dataset), settings.validation_fraction, generator)
-    x_train, y_train = _stack(dataset, train_idx)
-    x_val, y_val = _stack(dataset, val_idx)
-    model = ExpNetModel(spec.dim, settings.hidden_size, settings.dropout)
-    model.set_feature_statistics(x_train)
+    train, validation = _Words.stack(dataset, train_idx), _Words.stack(dataset, val_idx)
+    anchor = _anchor_index(spec, settings.anchor)
+    model = ExpNetModel(spec.dim, settings.hidden_size, settings.dropout, anchor)
+    model.set_feature_statistics(train.features)
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    loss_args = (settings.focal_alpha, settings.focal_gamma)
     best_loss, best_state, best_epoch, waited = float("inf"), None, 0, 0
     for epoch in range(settings.max_epochs):
         model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        for start in range(0, len(order), settings.batch_words):
-            rows = order[start : start + settings.batch_words]
+        for group in _text_batches(dataset, train_idx, settings.batch_words, generator):
+            words = _Words.stack(dataset, group)
             optimiser.zero_grad()
-            focal_loss(model(x_train[rows]), y_train[rows], *loss_args).backward()
+            expnet_loss(model(words.features), words.labels, words.texts, words.n_texts, settings).backward()
             optimiser.step()
         model.eval()
         with torch.no_grad():
-            val_loss = float(focal_loss(model(x_val), y_val, *loss_args))
+            logits = model(validation.features)
+            val_loss = float(expnet_loss(logits, validation.labels, validation.texts, validation.n_texts, settings))
         if val_loss < best_loss - 1e-6:
             best_loss, best_epoch, waited = val_loss, epoch, 0
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -174,8 +250,8 @@ def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings,
     history = {
         "train_examples": len(train_idx),
         "validation_examples": len(val_idx),
-        "train_words": len(y_train),
-        "positive_rate": float(y_train.mean()),
+        "train_words": len(train.labels),
+        "positive_rate": float(train.labels.mean()),
         "best_epoch": best_epoch,
         "best_validation_loss": best_loss,
         "skipped_wrong_predictions": dataset.skipped_wrong,
@@ -184,11 +260,20 @@ def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings,
     return model, history
 
 
+def _anchor_index(spec: FeatureSpec, anchor: str | None) -> int | None:
+    if anchor is None:
+        return None
+    names = spec.names()
+    if anchor not in names:
+        raise ExpnetError(f"anchor feature {anchor!r} is not among this ExpNet's features (e.g. {names[0]!r})")
+    return names.index(anchor)
+
+
 def settings_spec(settings: ExpNetSettings, classifier: Classifier) -> FeatureSpec:
     """The feature spec ``settings`` ask for on ``classifier``'s attention layout."""
     return FeatureSpec.for_model(
         classifier.num_layers, classifier.num_heads, settings.layers, settings.directions, settings.length_scaled,
-        settings.feature_values, settings.in_text,
+        settings.feature_values, settings.in_text, settings.signals, settings.head_pooling, settings.views or None,
     )
 
 

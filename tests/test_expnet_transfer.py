@@ -1,0 +1,118 @@
+"""ExpNet's transfer machinery: head-order statistics, within-text views, contribution signals,
+the listwise loss, the anchored model and layout-free ExpNets, each against a hand computation."""
+
+import numpy as np
+import pytest
+import torch
+
+from expnet.errors import ExpnetError
+from expnet.explainers import get_explainer
+from expnet.models.classifier import Classifier
+from expnet.models.decomposition import decompose
+from expnet.network.features import FeatureSpec, rank_within_text, word_features
+from expnet.network.gradient_features import batch_features
+from expnet.network.model import ExpNetModel
+from expnet.network.training import ExpNetSettings, listwise_loss, train_expnet
+from test_expnet import planted_examples, random_texts
+
+
+def test_head_quantiles_by_hand(tiny_classifier_3heads_dir):
+    classifier = Classifier.load(tiny_classifier_3heads_dir)  # 3 layers x 4 heads
+    batch = classifier.encode([["good", "fun"]])  # [CLS] good fun [SEP]
+    T = batch.input_ids.shape[1]
+    attention = torch.zeros(1, 4, T, T)
+    attention[0, :, 0, 1] = torch.tensor([0.1, 0.4, 0.2, 0.3])  # the heads' readout mass on "good"
+    spec = FeatureSpec.for_model(1, 4, directions=["cls_to_token"], length_scaled=False, head_pooling="quantiles")
+    features = word_features((attention,), batch, spec)
+    # max, q75, median, q25, min, mean of (0.1, 0.2, 0.3, 0.4), numpy's linear interpolation
+    assert features[0, 0].tolist() == pytest.approx([0.4, 0.325, 0.25, 0.175, 0.1, 0.25], abs=1e-6)
+    assert spec.names() == [f"L0.{s}.cls_to_token" for s in ("max", "q75", "median", "q25", "min", "mean")]
+
+
+def test_rank_view_by_hand():
+    values = torch.tensor([[[3.0], [1.0], [2.0], [9.0]], [[5.0], [0.0], [0.0], [0.0]]])
+    valid = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    ranks = rank_within_text(values, valid)
+    assert ranks[0, :, 0].tolist() == pytest.approx([1.0, 0.0, 0.5, 0.0])  # 4th word is unscored
+    assert ranks[1, :, 0].tolist() == pytest.approx([0.5, 0.0, 0.0, 0.0])  # one word: the middle
+
+
+def test_listwise_loss_by_hand():
+    logits = torch.tensor([0.0, 1.0, 2.0, 0.5, -0.5])
+    labels = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0])  # text 1 has no gold word: left out
+    texts = torch.tensor([0, 0, 0, 1, 1])
+    log_softmax = torch.log_softmax(logits[:3], 0)
+    expected = -(0.5 * log_softmax[0] + 0.5 * log_softmax[1])
+    assert float(listwise_loss(logits, labels, texts, 2)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_anchored_model_starts_from_its_anchor():
+    torch.manual_seed(0)
+    features = torch.randn(50, 3) * 4 + 1
+    model = ExpNetModel(3, hidden_size=8, dropout=0.0, anchor=2)
+    model.set_feature_statistics(features)
+    standardised = (features[:, 2] - features[:, 2].mean()) / features[:, 2].std()
+    bias = model.mlp[3].bias  # the only MLP term left at initialisation
+    torch.testing.assert_close(model(features), standardised + bias, rtol=1e-5, atol=1e-5)
+
+
+def test_contribution_signals_are_the_decomposition_summed_per_word(tiny_classifier):
+    batch = tiny_classifier.encode([["unbelievable", "fun"], ["good", "bad", "movie"]])
+    spec = FeatureSpec.for_model(2, 2, directions=["cls_to_token"], values=["head_norm"], signals=["value_zeroing"], length_scaled=False)
+    features, _ = batch_features(tiny_classifier, batch, spec)
+    reference = decompose(tiny_classifier, batch, {"head_norms", "value_zeroing"}, layers=(1,))
+    # word 0 of text 0 is un ##believ ##able = tokens 1..3: head norms and value zeroing summed
+    torch.testing.assert_close(features[0, 0, :2], reference.head_norms[1][0, :, 1:4].sum(-1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(features[0, 0, 2], reference.value_zeroing[0, 1:4].sum(), rtol=1e-5, atol=1e-6)
+    assert spec.names() == ["L1.h0.cls_to_token.norm", "L1.h1.cls_to_token.norm", "value_zeroing"]
+
+
+def test_layout_free_expnet_explains_another_layout(tiny_classifier, tiny_classifier_3heads_dir, tmp_path):
+    examples = planted_examples(tiny_classifier, n=40)
+    settings = ExpNetSettings(
+        directions=("cls_to_token",), head_pooling="quantiles", views=("zscore", "rank"), loss="listwise", max_epochs=3
+    )
+    expnet = train_expnet([(tiny_classifier, examples)], settings, seed=0, progress=False)
+    assert expnet.spec.dim == 12  # 6 head statistics x 2 views, whatever the number of heads
+    other = Classifier.load(tiny_classifier_3heads_dir)  # 3 layers x 4 heads instead of 2 x 2
+    loaded = get_explainer(str(expnet.save_pretrained(tmp_path / "free")))
+    texts = random_texts(3, seed=1)
+    for a, b in zip(expnet.explain(other, texts), loaded.explain(other, texts)):
+        assert np.isfinite(a.scores).all()
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+
+
+def test_listwise_and_anchored_expnet_learn_a_planted_rationale(tiny_classifier):
+    from expnet.metrics.plausibility import plausibility
+
+    examples = planted_examples(tiny_classifier, n=120)
+    for settings in (
+        ExpNetSettings(views=("absolute", "zscore"), loss="listwise", max_epochs=60, patience=10),
+        ExpNetSettings(views=("absolute", "zscore"), loss="focal+listwise", anchor="L1.h0.cls_to_token.in_text", max_epochs=60, patience=10),
+    ):
+        expnet = train_expnet([(tiny_classifier, examples[:90])], settings, seed=0, progress=False)
+        held_out = examples[90:]
+        explanations = expnet.explain(tiny_classifier, [e.words for e in held_out])
+        result = plausibility([e.gold_mask() for e in held_out], [x.scores for x in explanations], [x.rationale for x in explanations])
+        assert result.auroc > 0.8, settings.loss
+
+
+def test_unknown_feature_choices_are_one_line_errors():
+    with pytest.raises(ExpnetError, match="head pooling"):
+        FeatureSpec.for_model(2, 2, head_pooling="sorted")
+    with pytest.raises(ExpnetError, match="view"):
+        FeatureSpec.for_model(2, 2, views=["log"])
+    with pytest.raises(ExpnetError, match="do not exist"):
+        FeatureSpec.for_model(4, 2, layers=[99, -100])  # no silent modulo
+    with pytest.raises(ExpnetError, match="loss"):
+        ExpNetSettings(loss="hinge")
+    with pytest.raises(ExpnetError, match="anchor"):
+        _fit_with_anchor("nope")
+
+
+def _fit_with_anchor(anchor):
+    from expnet.network.training import WordDataset, fit_model
+
+    spec = FeatureSpec.for_model(2, 2)
+    dataset = WordDataset(features=[torch.randn(3, spec.dim)] * 4, labels=[torch.tensor([1.0, 0.0, 0.0])] * 4, tasks=["t"] * 4)
+    fit_model(dataset, spec, ExpNetSettings(anchor=anchor, max_epochs=1), seed=0)
