@@ -177,3 +177,127 @@ def test_out_that_is_a_file_or_under_a_file_is_refused(capsys, tiny_classifier_d
         code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
         assert_one_line_error(code, err, fragment)
     assert afile.read_text() == "x"
+
+
+# --- 3. an interrupted folder swap never loses the folder ------------------------------------
+def folder_contents(folder):
+    return {path.name: path.read_text() for path in folder.iterdir()}
+
+
+def hidden_leftovers(parent):
+    return sorted(path.name for path in parent.iterdir() if path.name.startswith("."))
+
+
+def dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(child.stdout)
+
+
+def save_in_a_process_killed(target, when):
+    """Run atomic_directory(target) in a child that dies (os._exit, like SIGKILL) at ``when``:
+    'writing' (inside the staging write) or 'swap' (after the old folder was moved aside)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, pathlib
+import expnet.io as io
+real_replace = os.replace
+def replace(src, dst):
+    if {when!r} == "swap" and pathlib.Path(dst) == pathlib.Path({str(target)!r}):
+        os._exit(9)  # between 'old folder moved aside' and 'new folder renamed in'
+    real_replace(src, dst)
+io.os.replace = replace
+with io.atomic_directory({str(target)!r}) as staging:
+    (staging / "a.txt").write_text("new")
+    if {when!r} == "writing":
+        os._exit(9)
+"""
+    assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 9
+
+
+def make_folder(path, text="old"):
+    path.mkdir()
+    (path / "a.txt").write_text(text)
+    return path
+
+
+def test_a_kill_between_the_renames_is_recovered_by_the_next_save(tmp_path):
+    from expnet.io import atomic_directory
+
+    target = make_folder(tmp_path / "out")
+    save_in_a_process_killed(target, "swap")
+    assert not target.exists()  # the state the kill leaves; the next use repairs it
+    with atomic_directory(target) as staging:
+        assert folder_contents(target) == {"a.txt": "new"}  # the killed save had finished writing
+        (staging / "a.txt").write_text("newer")
+    assert folder_contents(target) == {"a.txt": "newer"}
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_a_kill_during_the_staging_write_keeps_the_old_folder_and_clears_the_staging(tmp_path):
+    from expnet.io import recover_directory
+
+    target = make_folder(tmp_path / "out")
+    save_in_a_process_killed(target, "writing")
+    assert hidden_leftovers(tmp_path)  # the half-written staging folder
+    recover_directory(target)
+    assert folder_contents(target) == {"a.txt": "old"}
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_classifier_load_restores_a_folder_left_aside_by_a_killed_save(tiny_classifier_dir, tmp_path):
+    classifier = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
+    classifier.rename(tmp_path / f".clf.old-{dead_pid()}")  # what the old swap left after a kill
+    assert Classifier.load(classifier).num_labels == 2
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_a_failed_rename_in_the_swap_keeps_the_old_folder(monkeypatch, tmp_path):
+    import os
+
+    from expnet.io import atomic_directory
+
+    target = make_folder(tmp_path / "out")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst) == str(target) and ".old-" not in str(src):  # the rename that puts the new folder in
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("expnet.io.os.replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"), atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("new")
+    assert folder_contents(target) == {"a.txt": "old"}
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_a_live_process_swap_is_left_alone(tmp_path):
+    import os
+
+    from expnet.io import recover_directory
+
+    target = tmp_path / "out"
+    in_progress = make_folder(tmp_path / f".out.old-{os.getppid()}-ab12")  # pytest's parent process is alive
+    recover_directory(target)
+    assert in_progress.is_dir() and not target.exists()
+
+
+def test_saved_classifier_files_are_readable_by_others(tiny_classifier_dir, tmp_path):
+    import stat
+
+    from expnet.data import jsonl
+    from expnet.models.finetune import FinetuneSettings, finetune
+
+    data = tmp_path / "toy.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in GOOD_ROWS))
+    rows = jsonl.load(data)
+    out = tmp_path / "clf"
+    finetune(tiny_classifier_dir, rows, rows, rows[0].label_names, out, FinetuneSettings(max_length=16), progress=False)
+    mode = stat.S_IMODE((out / "model.safetensors").stat().st_mode)
+    assert mode & stat.S_IROTH and mode & stat.S_IRGRP, oct(mode)
+    assert Classifier.load(out).num_labels == 2

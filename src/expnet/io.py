@@ -1,10 +1,18 @@
-"""Atomic writes: an interrupted save never leaves a half-written file or folder behind."""
+"""Atomic writes: an interrupted save never leaves a half-written file or folder behind.
+
+A folder is written as a hidden sibling ``.NAME.staging-PID-*``, renamed to ``.NAME.ready-PID-*``
+once complete, and swapped in (the old folder goes to ``.NAME.old-PID-*`` for the moment between
+the two renames). A process killed anywhere in that sequence leaves names that say what state it
+was in, so ``recover_directory`` can finish or undo the swap and clear the leftovers.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -48,22 +56,97 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces ``target`` as a whole.
 
-    The old folder is moved aside before the new one is renamed in, and removed only after, so
-    at every moment either the complete old folder or the complete new one is at ``target``.
+    At every moment either the complete old folder or the complete new one is at ``target``, or
+    (after a kill between two renames) a hidden sibling that ``recover_directory`` puts back.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    recover_directory(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{os.getpid()}-", dir=target.parent))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; saved models are shared
     try:
         yield staging
-        backup = None
-        if target.exists():
-            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, backup)
-        os.replace(staging, target)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        _share_files(staging)
+        ready = _sibling(target, "ready")
+        os.replace(staging, ready)  # from here on the new folder is complete: recovery may commit it
+        staging = ready
+        _swap_in(ready, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def recover_directory(target: str | Path) -> None:
+    """Repair ``target`` after a process died while replacing it, and remove what it left.
+
+    A complete new folder (``ready``) is swapped in; else, if ``target`` is missing, the old folder
+    moved aside is put back; half-written staging folders are deleted. Only leftovers of processes
+    that no longer run are touched, so a save in progress elsewhere is left alone.
+    """
+    target = Path(target)
+    if not target.name or not target.parent.is_dir():
+        return
+    dead = [(kind, path) for kind, pid, path in _leftovers(target) if not _running(pid)]
+    by_age = sorted(dead, key=lambda found: found[1].stat().st_mtime)
+    ready = [path for kind, path in by_age if kind == "ready"]
+    old = [path for kind, path in by_age if kind == "old"]
+    if ready:
+        _swap_in(ready[-1], target)
+    elif old and not target.exists():
+        os.replace(old[-1], target)
+    for _kind, path in dead:
+        shutil.rmtree(path, ignore_errors=True)  # what is still there is superseded or half-written
+
+
+_LEFTOVER = re.compile(r"\.(?P<kind>staging|ready|old)-(?P<pid>\d+)(-\w+)?")
+
+
+def _leftovers(target: Path) -> list[tuple[str, int, Path]]:
+    """``(kind, pid, path)`` of the swap folders some process left beside ``target``."""
+    prefix = f".{target.name}"
+    found = []
+    for path in target.parent.iterdir():
+        match = _LEFTOVER.fullmatch(path.name[len(prefix) :]) if path.name.startswith(prefix) else None
+        if match and path.is_dir() and not path.is_symlink():
+            found.append((match["kind"], int(match["pid"]), path))
+    return found
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # this process's own swap (another thread, or a caller's handler) is in progress
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _swap_in(ready: Path, target: Path) -> None:
+    """Put the complete folder ``ready`` at ``target``; the folder it replaces is deleted after."""
+    if not target.exists():
+        os.replace(ready, target)
+        return
+    backup = _sibling(target, "old")
+    os.replace(target, backup)
+    try:
+        os.replace(ready, target)
+    except BaseException:
+        os.replace(backup, target)  # a failure here (not a kill) must not cost the old folder
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _share_files(folder: Path) -> None:
+    """Give every saved file the usual permissions: some writers (transformers' safetensors
+    saving among them) create 0600 files, which other users of a shared model could not read."""
+    mode = 0o666 & ~_umask()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)

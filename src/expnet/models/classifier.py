@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from transformers import logging as hf_logging
 
 from expnet.errors import ExpnetError
+from expnet.io import recover_directory
 from expnet.words import EncodedBatch, encode_words
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ def load_config(name_or_path: str | Path, trust_remote_code: bool = False):
     A config with an ``auto_map`` names Python files in the model folder; without an explicit
     ``trust_remote_code`` such a model is refused here, before transformers could prompt for it
     (its ``[y/N]`` question reads stdin) or fall back to a built-in class the author did not mean.
+    A folder whose save was killed half-way is repaired first.
     """
+    recover_directory(name_or_path)
     try:
         config = AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
@@ -226,5 +229,6 @@ class Classifier:
 
 def read_metrics(folder: str | Path) -> dict:
     """The metrics ``expnet finetune`` saved beside a classifier, or {} if there are none."""
+    recover_directory(folder)
     path = Path(folder) / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else {}
