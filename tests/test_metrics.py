@@ -28,8 +28,8 @@ def test_f1_precision_recall_by_hand():
     # AUROC example 1: positives {0.9, 0.2} vs negatives {0.8, 0.1}: pairs won 3 of 4 -> 0.75
     # example 2: positive 0.9 beats both negatives -> 1.0
     assert result.auroc == pytest.approx((0.75 + 1.0) / 2)
-    # AUPRC example 1 ranking 0.9(+) 0.8(-) 0.2(+) 0.1(-): AP = (1/1 + 2/3) / 2
-    assert result.auprc == pytest.approx(((1 + 2 / 3) / 2 + 1.0) / 2)
+    # Average precision, example 1 ranking 0.9(+) 0.8(-) 0.2(+) 0.1(-): AP = (1/1 + 2/3) / 2
+    assert result.average_precision == pytest.approx(((1 + 2 / 3) / 2 + 1.0) / 2)
     assert result.n_examples == 2
 
 

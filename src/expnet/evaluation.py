@@ -16,8 +16,16 @@ import torch
 
 from expnet.data.records import RationaleExample
 from expnet.explainers.base import Explainer, Explanation
-from expnet.metrics.plausibility import PlausibilityScores, plausibility, top_k_mask
+from expnet.metrics.bootstrap import compare_with_best
+from expnet.metrics.plausibility import PlausibilityScores, expand_to_pieces, plausibility, top_k_mask
+from expnet.metrics.table import COMPARED, SEEN
 from expnet.models.classifier import Classifier
+from expnet.words import encode_words
+
+RANDOM = "random"
+UNITS = ("word", "subword")
+# Long enough for any text: subword pieces are counted on whole texts.
+UNTRUNCATED = 1_000_000
 
 
 @dataclass
@@ -43,6 +51,8 @@ class EvaluationResult:
     scores: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, ExplainerRun] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    # ExpNet minus the best other explainer, per compared metric (see compare_explainers).
+    comparisons: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +62,7 @@ class EvaluationResult:
             "n_annotated": self.n_annotated,
             "accuracy": self.accuracy,
             "rationale_rate": self.rationale_rate,
+            "comparisons": self.comparisons,
             "settings": self.settings,
         }
 
@@ -83,11 +94,12 @@ def forward_pass(classifier: Classifier, words: Sequence[Sequence[str]], batch_s
     return np.concatenate(predictions), len(words) / seconds
 
 
-SEEN_KEYS = ("f1_topk_seen", "auroc_seen", "auprc_seen", "n_examples_seen", "n_truncated")
+SEEN_KEYS = (*SEEN, "n_examples_seen", "n_truncated")
 
 
-def seen_window_scores(golds, scores, seen_masks, rate: float) -> dict:
-    """Plausibility over only the words the classifier saw (``*_seen``), top-k at ``rate`` of them.
+def seen_window_scores(golds, scores, seen_masks, rate: float, top_k: int | None = None) -> dict:
+    """Plausibility over only the words the classifier saw (``*_seen``), top-k of them (``top_k``
+    words, else ``rate`` of them).
 
     Long texts are cut at the classifier's length; the main scores count gold words beyond the cut
     as missed by everyone, which drowns the differences between explainers on long reviews. Texts
@@ -101,35 +113,91 @@ def seen_window_scores(golds, scores, seen_masks, rate: float) -> dict:
             continue
         kept_golds.append(gold[seen])
         kept_scores.append(np.asarray(score)[seen])
-        kept_topk.append(top_k_mask(kept_scores[-1], rate))
-    seen_view = plausibility(kept_golds, kept_scores, kept_topk)
+        kept_topk.append(top_k_mask(kept_scores[-1], rate, top_k))
+    seen_view = plausibility(kept_golds, kept_scores, kept_topk).to_dict()
     truncated = int(sum(not np.asarray(seen, dtype=bool).all() for seen in seen_masks))
-    values = (seen_view.f1, seen_view.auroc, seen_view.auprc, seen_view.n_examples, truncated)
+    # The seen view's F1 is at top-k: its rationales are the top-k masks above.
+    values = (seen_view["f1"], seen_view["auroc"], seen_view["average_precision"], seen_view["auprc"], seen_view["n_examples"], truncated)
     return dict(zip(SEEN_KEYS, values, strict=True))
 
 
-def score_run(run: ExplainerRun, examples: Sequence[RationaleExample], rate: float, gold_rule: str) -> dict:
+def subword_pieces(classifier: Classifier, words: Sequence[Sequence[str]], batch_size: int = 64) -> list[np.ndarray]:
+    """Subword pieces per word of each text, counted on the whole text (no truncation), so that
+    cut-off words keep their weight; a word the tokeniser drops still counts once."""
+    counts = []
+    for start in range(0, len(words), batch_size):
+        batch = encode_words(classifier.tokenizer, words[start : start + batch_size], UNTRUNCATED)
+        for row, text in enumerate(batch.words):
+            owners = batch.token_word[row].numpy()
+            counts.append(np.maximum(np.bincount(owners[owners >= 0], minlength=len(text)), 1))
+    return counts
+
+
+def score_run(
+    run: ExplainerRun,
+    examples: Sequence[RationaleExample],
+    rate: float,
+    gold_rule: str,
+    top_k: int | None = None,
+    pieces: Sequence[np.ndarray] | None = None,
+) -> dict:
     """Plausibility of one run: with the explainer's own rationale when it has one, and with
-    top-k at ``rate`` for everyone (``*_topk``), so binarisation cannot decide a comparison."""
-    golds, scores, native, topk, seen = [], [], [], [], []
-    for example, explanation in zip(examples, run.explanations, strict=True):
+    top-k for everyone (``*_topk``: ``top_k`` words when given, else ``rate`` of the words), so
+    binarisation cannot decide a comparison.
+
+    ``pieces`` (subword pieces per word, aligned with ``examples``) scores subword tokens instead
+    of words, as HateXplain and ferret do: every piece carries its word's gold label and score.
+    ``per_example`` keeps F1@k and AUROC per annotated example with the examples' ids, so two runs
+    can be compared pair by pair."""
+    golds, scores, native, topk, seen, ids = [], [], [], [], [], []
+    for index, (example, explanation) in enumerate(zip(examples, run.explanations, strict=True)):
         gold = example.gold_mask(gold_rule)
         if gold is None:
             continue
+        own = explanation.rationale
+        word_values = (gold, explanation.scores, explanation.scored, own)
+        if pieces is not None:
+            word_values = [None if v is None else expand_to_pieces(v, pieces[index]) for v in word_values]
+        gold, score, scored, own = word_values
+        ids.append(example.id)
         golds.append(gold)
-        seen.append(explanation.scored)
-        scores.append(explanation.scores)
-        selected = top_k_mask(explanation.scores, rate)
+        seen.append(scored)
+        scores.append(score)
+        selected = top_k_mask(score, rate, top_k)
         topk.append(selected)
-        native.append(explanation.rationale if explanation.rationale is not None else selected)
-    own: PlausibilityScores = plausibility(golds, scores, native)
+        native.append(own if own is not None else selected)
+    by_own: PlausibilityScores = plausibility(golds, scores, native)
     by_topk: PlausibilityScores = plausibility(golds, scores, topk)
-    result = own.to_dict()
-    result.update({f"{key}_topk": by_topk.to_dict()[key] for key in ("f1", "precision", "recall", "f1_pooled")})
-    result.update(seen_window_scores(golds, scores, seen, rate))
+    result = by_own.to_dict()
+    topk_values = by_topk.to_dict()
+    result.update({f"{key}_topk": topk_values[key] for key in ("f1", "precision", "recall", "f1_pooled", "iou_f1")})
+    result.update(seen_window_scores(golds, scores, seen, rate, top_k))
+    result["per_example"] = {
+        "ids": ids,
+        "f1_topk": by_topk.per_example.get("f1", np.array([])).tolist(),
+        "auroc": by_own.per_example.get("auroc", np.array([])).tolist(),
+    }
     result["examples_per_second"] = run.examples_per_second
     result["seconds"] = run.seconds
     return result
+
+
+def compare_explainers(scores: Mapping[str, dict], expnets: Sequence[str]) -> list[dict]:
+    """Each ExpNet minus the best other explainer (not another ExpNet, not ``random``, which is a
+    floor rather than a competitor) on F1@k and AUROC, with paired bootstrap 95% intervals."""
+    others = {name: s for name, s in scores.items() if name not in expnets and name != RANDOM}
+    found = []
+    for name in expnets:
+        for metric in COMPARED:
+            comparison = compare_with_best(
+                metric,
+                name,
+                scores[name]["per_example"],
+                {other: (s[metric], s["per_example"]) for other, s in others.items()},
+            )
+            if comparison is not None:
+                found.append(comparison.to_dict())
+    return found
 
 
 def evaluate(
@@ -140,8 +208,15 @@ def evaluate(
     gold_rule: str = "majority",
     batch_size: int = 16,
     progress: bool = False,
+    top_k: int | None = None,
+    unit: str = "word",
 ) -> EvaluationResult:
+    """Every explainer over ``examples``; F1@k takes ``top_k`` words when given, else
+    ``rationale_rate`` of them; ``unit="subword"`` scores subword tokens (see score_run)."""
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
     words = [e.words for e in examples]
+    pieces = subword_pieces(classifier, words) if unit == "subword" else None
     predictions, forward_speed = forward_pass(classifier, words, batch_size)
     labels = np.array([e.label for e in examples])
     result = EvaluationResult(
@@ -155,6 +230,8 @@ def evaluate(
         explainer.batch_size = batch_size
         run = run_explainer(classifier, explainer, words, progress)
         result.runs[name] = run
-        result.scores[name] = score_run(run, examples, rationale_rate, gold_rule)
+        result.scores[name] = score_run(run, examples, rationale_rate, gold_rule, top_k, pieces)
         result.scores[name]["speed_vs_forward"] = run.examples_per_second / forward_speed
+    expnets = [name for name, explainer in explainers.items() if explainer.family == "learned"]
+    result.comparisons = compare_explainers(result.scores, expnets)
     return result

@@ -14,31 +14,37 @@ from pathlib import Path
 
 import numpy as np
 
+from expnet.evaluation import RANDOM
 from expnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from expnet.metrics.bootstrap import compare_with_best
+from expnet.metrics.faithfulness import REMOVALS
+from expnet.metrics.table import BY_KEY, COMPARED, FAITHFULNESS, METRICS, PLAUSIBILITY, SPEED, Metric, metrics
 from expnet.report import html
 from expnet.report.figures import new_figure, png_bytes
 
-CSV_COLUMNS = (
-    "task", "table", "table_examples", "explainer", "kind", "family", "binarisation", "n_examples",
-    "f1", "precision", "recall", "f1_pooled", "f1_topk", "auroc", "auprc",
-    "f1_topk_seen", "auroc_seen", "auprc_seen", "n_examples_seen", "n_truncated",
-    "comprehensiveness", "sufficiency", "kendall_tau",
-    "comprehensiveness_mask", "sufficiency_mask", "kendall_mask",
-    "comprehensiveness_delete", "sufficiency_delete", "kendall_delete",
-    "examples_per_second", "expnet_speedup", "seconds", "variant", "validation", "selected",
-)
-
-LEADERBOARD = (
-    ("F1", "f1"), ("P", "precision"), ("R", "recall"), ("AUROC", "auroc"), ("AUPRC", "auprc"),
-    ("Comp.", "comprehensiveness"), ("Suff.", "sufficiency"), ("Kendall", "kendall_tau"),
-    ("ex/s", "examples_per_second"), ("ExpNet speed-up", "expnet_speedup"),
+LEADERBOARD = metrics(
+    "f1", "precision", "recall", "f1_topk", "iou_f1", "auroc", "average_precision", "auprc",
+    "comprehensiveness", "sufficiency", "kendall_tau", "examples_per_second", "expnet_speedup",
 )
 # Shown when a task's texts were cut at the classifier's length: scores over the words it saw.
-SEEN_COLUMNS = (("F1@k seen", "f1_topk_seen"), ("AUROC seen", "auroc_seen"))
-ABLATION = (
-    ("F1", "f1"), ("F1@k", "f1_topk"), ("AUROC", "auroc"), ("AUPRC", "auprc"),
-    ("Comp.", "comprehensiveness"), ("Suff.", "sufficiency"), ("ex/s", "examples_per_second"),
+SEEN_COLUMNS = metrics("f1_topk_seen", "auroc_seen")
+ABLATION = metrics(
+    "f1", "f1_topk", "auroc", "average_precision", "auprc", "comprehensiveness", "sufficiency", "examples_per_second",
 )
+CSV_COLUMNS = (
+    "task", "table", "table_examples", "explainer", "kind", "family", "binarisation", "n_examples",
+    *(m.key for m in METRICS if m.family == PLAUSIBILITY),
+    "n_examples_seen", "n_truncated",
+    *(m.key for m in METRICS if m.family == FAITHFULNESS),
+    *(f"{name}_{removal}" for removal in sorted(REMOVALS, reverse=True) for name in ("comprehensiveness", "sufficiency", "kendall")),
+    *(m.key for m in METRICS if m.family == SPEED),
+    "variant", "validation", "selected",
+)
+COMPARISON_NOTE = (
+    "paired bootstrap 95% interval over the examples both scored (2000 resamples); a win or a loss only "
+    "when the interval excludes 0"
+)
+COMPARISON_HEADERS = ["Metric", "Best baseline", "ExpNet - baseline", "95% interval", "Pairs", "Verdict"]
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -73,26 +79,70 @@ def _table_title(name: str, table: dict) -> str:
 
 
 # --- tables --------------------------------------------------------------------------------
-def leaderboard_columns(table: dict) -> tuple[tuple[str, str], ...]:
-    """The leaderboard's columns; with truncated texts also the scores over the words seen."""
-    if any(row.get("n_truncated") for row in table["rows"]):
-        return LEADERBOARD[:5] + SEEN_COLUMNS + LEADERBOARD[5:]
-    return LEADERBOARD
+def leaderboard_columns(table: dict) -> tuple[Metric, ...]:
+    """The leaderboard's columns; with truncated texts also the scores over the words seen, after
+    the other plausibility scores."""
+    if not any(row.get("n_truncated") for row in table["rows"]):
+        return LEADERBOARD
+    plausible = tuple(m for m in LEADERBOARD if m.family == PLAUSIBILITY)
+    return plausible + SEEN_COLUMNS + tuple(m for m in LEADERBOARD if m.family != PLAUSIBILITY)
 
 
 def leaderboard_rows(table: dict) -> tuple[list[str], list[list[str]]]:
     columns = leaderboard_columns(table)
-    headers = ["Explainer", "F1 by", *[h for h, _ in columns]]
+    headers = ["Explainer", "F1 by", *[m.header for m in columns]]
     rows = []
     for row in table["rows"]:
         by = "0.5" if row["binarisation"].startswith("threshold") else "top-k"
-        rows.append([_label(row), by, *[_fmt(row.get(key)) for _, key in columns]])
+        rows.append([_label(row), by, *[_fmt(row.get(m.key)) for m in columns]])
     return headers, rows
+
+
+def table_comparisons(table: dict) -> list[dict]:
+    """ExpNet (its threshold row; F1@k and AUROC do not depend on the binarisation) minus the best
+    baseline of the table on each compared metric, with a paired bootstrap 95% interval over the
+    examples. Other ExpNet rows, the in-domain reference and ``random`` are not candidates."""
+    rows = table["rows"]
+    expnet = next((r for r in rows if r["kind"] == "expnet" and r["binarisation"].startswith("threshold")), None)
+    baselines = {r["explainer"]: r for r in rows if r["kind"] == "baseline" and r["explainer"] != RANDOM}
+    if expnet is None:
+        return []
+    found = []
+    for metric in COMPARED:
+        candidates = {name: (r.get(metric), r["per_example"]) for name, r in baselines.items()}
+        comparison = compare_with_best(metric, expnet["explainer"], expnet["per_example"], candidates)
+        if comparison is not None:
+            found.append(comparison.to_dict())
+    return found
+
+
+def with_comparisons(results: dict) -> dict:
+    """A copy of ``results`` whose every task table carries its ``comparisons``."""
+    tasks = {
+        name: {**task, "tables": {key: {**table, "comparisons": table_comparisons(table)} for key, table in task["tables"].items()}}
+        for name, task in results["tasks"].items()
+    }
+    return {**results, "tasks": tasks}
+
+
+def comparison_rows(table: dict) -> tuple[list[str], list[list[str]]]:
+    rows = [
+        [
+            BY_KEY[c["metric"]].header,
+            c["baseline"],
+            f"{c['difference']:+.3f}" if c["difference"] is not None else "-",
+            f"[{_fmt(c['low'])}, {_fmt(c['high'])}]",
+            str(c["n_pairs"]),
+            c["verdict"],
+        ]
+        for c in table["comparisons"]
+    ]
+    return COMPARISON_HEADERS, rows
 
 
 def ablation_rows(task: dict) -> tuple[list[str], list[list[str]]]:
     metric = task["expnet"]["selection_metric"]
-    headers = ["Variant", "layers", "directions", "values", f"validation {metric}", *[h for h, _ in ABLATION], "selected"]
+    headers = ["Variant", "layers", "directions", "values", f"validation {metric}", *[m.header for m in ABLATION], "selected"]
     rows = []
     for row in task["ablation"]:
         settings = row.get("settings") or {}
@@ -103,7 +153,7 @@ def ablation_rows(task: dict) -> tuple[list[str], list[list[str]]]:
                 "+".join(settings.get("directions", [])) if settings else "",
                 "+".join(settings.get("values", [])) + (" +in-text" if settings.get("in_text") else "") if settings else "",
                 _fmt(row.get("validation")),
-                *[_fmt(row.get(key)) for _, key in ABLATION],
+                *[_fmt(row.get(m.key)) for m in ABLATION],
                 "**selected**" if row.get("selected") else ("candidate" if row.get("candidate") else ""),
             ]
         )
@@ -139,6 +189,11 @@ def leaderboard_markdown(results: dict) -> str:
             parts.append("")
             parts.append(_markdown(*leaderboard_rows(table)))
             parts.append("")
+            if table["comparisons"]:
+                parts.append(f"ExpNet minus the best baseline, {COMPARISON_NOTE}:")
+                parts.append("")
+                parts.append(_markdown(*comparison_rows(table)))
+                parts.append("")
         parts.append(f"### ExpNet variants (ablation; selected on validation: {task['expnet']['selected']})")
         parts.append("")
         parts.append(_markdown(*ablation_rows(task)))
@@ -262,6 +317,9 @@ def report_html(results: dict, examples: dict, images: dict[str, bytes]) -> str:
         for table_name, table in task["tables"].items():
             body += f"<h3>{escape(_table_title(table_name, table))}</h3><p class=\"meta\">{escape(table['note'])}</p>"
             body += _html_table(*leaderboard_rows(table))
+            if table["comparisons"]:
+                body += f'<p class="meta">ExpNet minus the best baseline, {escape(COMPARISON_NOTE)}</p>'
+                body += _html_table(*comparison_rows(table))
         body += f"<h3>ExpNet variants (selected on validation: {escape(task['expnet']['selected'])})</h3>"
         body += _html_table(*ablation_rows(task))
         shown = examples.get(name) or []
@@ -297,7 +355,7 @@ def strict_json(value):
 def write_outputs(outcome, out: str | Path, plots: bool = True) -> dict[str, Path]:
     """Write every output file into ``out``; returns their paths by name."""
     out = Path(out)
-    results = strict_json(outcome.results)
+    results = strict_json(with_comparisons(outcome.results))
     paths = {
         "results.json": atomic_write_json(out / "results.json", results),
         "results.csv": atomic_write_text(out / "results.csv", results_csv(results)),
