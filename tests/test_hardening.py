@@ -301,3 +301,23 @@ def test_saved_classifier_files_are_readable_by_others(tiny_classifier_dir, tmp_
     mode = stat.S_IMODE((out / "model.safetensors").stat().st_mode)
     assert mode & stat.S_IROTH and mode & stat.S_IRGRP, oct(mode)
     assert Classifier.load(out).num_labels == 2
+
+
+# --- 4. one data line cannot exhaust memory ---------------------------------------------------
+@pytest.mark.parametrize("label", [10**30, 10_000, -1, 1.5, True])
+def test_a_label_that_is_not_a_small_class_index_is_refused_with_its_line(tmp_path, label):
+    from expnet.data import DataError, jsonl
+
+    path = tmp_path / "toy.jsonl"
+    path.write_text(json.dumps(GOOD_ROWS[0]) + "\n" + json.dumps({**GOOD_ROWS[1], "label": label}) + "\n")
+    with pytest.raises(DataError, match=r"toy\.jsonl:2: 'label' must be a class index") as raised:
+        jsonl.load(path)
+    assert len(str(raised.value)) < 200 and "\n" not in str(raised.value)
+
+
+def test_the_largest_allowed_label_loads(tmp_path):
+    from expnet.data import jsonl
+
+    path = tmp_path / "toy.jsonl"
+    path.write_text(json.dumps({**GOOD_ROWS[0], "label": 9_999}) + "\n")
+    assert len(jsonl.load(path)[0].label_names) == 10_000

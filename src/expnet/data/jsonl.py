@@ -7,7 +7,8 @@ Format::
 
 ``rationales`` holds one 0/1 mask per annotator, ``rationale`` a single mask; both may be left
 out (the example is then unannotated). ``label_names`` is optional: the first line that gives it
-names the labels, else they are "0".."max label". Blank lines are skipped. The task name is the
+names the labels, else they are "0".."max label". A label is a class index below 10,000 (so a
+typo like ``1e30`` cannot make the loader build that many names). Blank lines are skipped. The task name is the
 file stem. Every problem is a ``DataError`` that starts with ``path:line:`` so it can be fixed
 in an editor straight away.
 """
@@ -22,6 +23,7 @@ from .errors import DataError, at, require_file
 from .records import RationaleExample
 
 REQUIRED = ("id", "tokens", "label")
+MAX_CLASSES = 10_000  # far above any classification task, far below what exhausts memory
 
 
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -59,6 +61,11 @@ def check_mask(mask, n_tokens: int, where: str, what: str = "mask") -> list[int]
     return [int(v) for v in mask]
 
 
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def load(path: str | Path) -> list[RationaleExample]:
     """Read one JSONL file into examples (task = file stem)."""
     path = Path(path)
@@ -75,8 +82,10 @@ def load(path: str | Path) -> list[RationaleExample]:
             raise DataError(f"{where}: 'tokens' must be a list of strings")
         if not any(t.strip() for t in tokens):
             raise DataError(f"{where}: 'tokens' is empty; give at least one non-blank token")
-        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-            raise DataError(f"{where}: 'label' must be an integer >= 0, got {label!r}")
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < MAX_CLASSES:
+            raise DataError(
+                f"{where}: 'label' must be a class index, an integer from 0 to {MAX_CLASSES - 1}, got {_short(label)}"
+            )
         if "rationale" in obj and "rationales" in obj:
             raise DataError(f"{where}: give 'rationale' (one mask) or 'rationales' (a list), not both")
         if "rationales" in obj:
