@@ -1,0 +1,294 @@
+"""Every registered explainer on every architecture, and the readout position they all share.
+
+The grid test runs each explainer on each tiny architecture (``tests/architectures.py``): one
+finite score per scored word, or a one-line ExpnetError for a pair listed in EXPECTED_REFUSALS.
+A new explainer, or a new architecture, that crashes or refuses silently fails it.
+
+The readout tests pin down *where* the explainers read: the attention rows of the token the
+classification head reads ([CLS] for encoders, the last real token for decoder-only models),
+checked against the model's own head, against attention steered onto a chosen word, and across
+left and right padding.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import expnet.explainers.attention as attention_module
+import expnet.explainers.attention_gradient as attention_gradient_module
+from architectures import ARCHITECTURES, DECODERS, build_modernbert
+from expnet.errors import ExpnetError
+from expnet.explainers import explainer_names, get_explainer
+from expnet.models.attention import forward_with_attentions
+from expnet.models.classifier import Classifier
+from expnet.models.gradients import AttentionGradients
+from expnet.models.readout import (
+    head_reads_readout,
+    is_causal,
+    readout_columns,
+    readout_kind,
+    readout_positions,
+    readout_rows,
+    readout_weights,
+)
+
+# Small budgets: the grid checks shapes and refusals, not estimates.
+BUDGETS = {"n_samples": 4, "n_steps": 4, "max_evals": 8, "batch_size": 3}
+TEXTS = [
+    ["the", "movie", "was", "unbelievable", "!"],
+    ["i", "hate", "this"],
+    ["they", "love", "you", "but", "not", "that", "boring", "film"],
+]
+LONG = ["good"] * 12  # cut by max_length
+
+BERT_FAMILY = ("bert", "roberta", "electra")
+CONTRIBUTIONS = ("attention_norm", "globenc", "alti", "value_zeroing")
+CONTRIBUTION_REASON = "support BERT, RoBERTa and ELECTRA sequence classifiers only"
+ATTNLRP_REASON = "attnlrp supports BERT-style encoders"
+# (explainer, architecture) -> what the one-line refusal must say. Anything else must work.
+EXPECTED_REFUSALS = {
+    **{
+        (name, arch): CONTRIBUTION_REASON
+        for name in CONTRIBUTIONS
+        for arch in ARCHITECTURES
+        if arch not in BERT_FAMILY
+    },
+    **{("attnlrp", arch): ATTNLRP_REASON for arch in ("deberta_v2", "modernbert", *DECODERS)},
+}
+READOUT_KINDS = {arch: "last" if arch in DECODERS else "first" for arch in ARCHITECTURES}
+ROPE_DECODERS = tuple(arch for arch in DECODERS if arch != "gpt2")  # GPT-2's positions are absolute
+
+
+def small(name: str):
+    """Explainer ``name`` with the small budgets it has (explainers refuse settings they lack)."""
+    accepted = set()
+    for klass in type(get_explainer(name)).__mro__:
+        if "__init__" in klass.__dict__:
+            accepted |= set(inspect.signature(klass.__init__).parameters)
+    return get_explainer(name, **{key: value for key, value in BUDGETS.items() if key in accepted})
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("architectures")
+    return {arch: build(root / arch, initializer_range=0.5) for arch, build in ARCHITECTURES.items()}
+
+
+def load(folder: str, max_length: int = 32, padding_side: str | None = None) -> Classifier:
+    classifier = Classifier.load(folder, device="cpu", max_length=max_length)
+    if padding_side:
+        classifier.tokenizer.padding_side = padding_side
+    return classifier
+
+
+# --- every explainer x every architecture ---------------------------------------------------
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("name", explainer_names())
+def test_every_explainer_scores_every_architecture_or_refuses_in_one_line(folders, arch, name):
+    classifier = load(folders[arch], max_length=8)
+    texts = [*TEXTS, LONG]
+    expected = EXPECTED_REFUSALS.get((name, arch))
+    if expected is not None:
+        with pytest.raises(ExpnetError, match=re.escape(expected)) as refusal:
+            small(name).explain(classifier, texts)
+        assert "\n" not in str(refusal.value)
+        return
+    explanations = small(name).explain(classifier, texts)
+    for words, explanation in zip(texts, explanations, strict=True):
+        assert len(explanation.scores) == len(words)
+        assert explanation.scored.any()
+        assert np.isfinite(explanation.scores[explanation.scored]).all()
+        assert np.isnan(explanation.scores[~explanation.scored]).all()
+    assert not explanations[-1].scored.all(), "the long text must be cut"
+
+
+def test_refusal_table_names_only_registered_explainers_and_known_architectures():
+    names, archs = set(explainer_names()), set(ARCHITECTURES)
+    assert {name for name, _ in EXPECTED_REFUSALS} <= names
+    assert {arch for _, arch in EXPECTED_REFUSALS} <= archs
+
+
+# --- where the head reads ---------------------------------------------------------------------
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_readout_kind_per_architecture(folders, arch):
+    config = load(folders[arch]).config
+    assert readout_kind(config) == READOUT_KINDS[arch]
+    assert is_causal(config) == (arch in DECODERS)
+
+
+def _head_logits(classifier: Classifier, batch) -> torch.Tensor:
+    """The per-token logits [B, T, C] of a decoder's ``score`` head, captured by a hook."""
+    seen = []
+    handle = classifier.model.score.register_forward_hook(lambda m, a, out: seen.append(out))
+    try:
+        logits = classifier.predict_logits(batch)
+    finally:
+        handle.remove()
+    return seen[0], logits
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+@pytest.mark.parametrize("arch", DECODERS)
+def test_readout_positions_are_where_the_decoder_head_reads(folders, arch, padding_side):
+    classifier = load(folders[arch], padding_side=padding_side)
+    batch = classifier.encode(TEXTS)
+    assert not bool(batch.attention_mask.all()), "the batch must be padded"
+    positions = readout_positions(classifier, batch)
+    mask = batch.attention_mask.bool()
+    for row, position in enumerate(positions.tolist()):
+        assert bool(mask[row, position]) and not bool(mask[row, position + 1 :].any())  # last real token
+    per_token, logits = _head_logits(classifier, batch)
+    torch.testing.assert_close(per_token[torch.arange(batch.batch_size), positions], logits)
+
+
+@pytest.mark.parametrize("arch", [a for a in sorted(ARCHITECTURES) if a not in DECODERS])
+def test_encoders_read_position_zero(folders, arch):
+    classifier = load(folders[arch])
+    batch = classifier.encode(TEXTS)
+    assert readout_positions(classifier, batch).tolist() == [0] * len(TEXTS)
+    assert torch.equal(readout_weights(classifier, batch)[:, 0], torch.ones(len(TEXTS)))
+
+
+def test_readout_rows_and_columns_gather_one_row_or_average_rows():
+    matrix = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    positions = torch.tensor([3, 1])
+    rows = readout_rows(matrix, positions)
+    assert torch.equal(rows[0], matrix[0, :, 3, :]) and torch.equal(rows[1], matrix[1, :, 1, :])
+    columns = readout_columns(matrix, positions)
+    assert torch.equal(columns[0], matrix[0, :, :, 3]) and torch.equal(columns[1], matrix[1, :, :, 1])
+    weights = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    averaged = readout_rows(matrix.mean(1), weights)  # without heads: [B, T, T] -> [B, T]
+    assert torch.allclose(averaged[0], matrix[0].mean(0)[:2].mean(0))
+    assert torch.allclose(averaged[1], matrix[1].mean(0)[3])
+
+
+def test_modernbert_mean_pooling_reads_the_mean_of_the_real_rows(tmp_path):
+    classifier = load(build_modernbert(tmp_path / "mean", initializer_range=0.5, pooling="mean"))
+    batch = classifier.encode(TEXTS)
+    assert readout_kind(classifier.config) == "mean"
+    with pytest.raises(ExpnetError, match="classifier_pooling='mean'"):
+        readout_positions(classifier, batch)
+    weights = readout_weights(classifier, batch)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(len(TEXTS)))
+    assert bool((weights[~batch.attention_mask.bool()] == 0).all())
+    _, attentions = forward_with_attentions(classifier, batch)
+    expected = []
+    for row in range(batch.batch_size):
+        real = batch.attention_mask[row].bool()
+        expected.append(attentions[-1][row].mean(0)[real].mean(0))
+    explanations = get_explainer("raw_attention").explain(classifier, TEXTS)
+    for row, explanation in enumerate(explanations):
+        words = batch.token_word[row]
+        want = [float(expected[row][words == w].sum()) for w in range(len(TEXTS[row]))]
+        np.testing.assert_allclose(explanation.scores, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "mistral"])
+def test_decoders_on_embeddings_read_the_last_real_token_only_under_head_reads_readout(folders, arch):
+    classifier = load(folders[arch], padding_side="right")
+    batch = classifier.encode(TEXTS)
+    on_ids = classifier.predict_logits(batch)
+    embeddings = classifier.input_embeddings()(batch.input_ids)
+    with torch.no_grad():
+        plain = classifier.forward(batch, inputs_embeds=embeddings).logits
+        with head_reads_readout(classifier):
+            fixed = classifier.forward(batch, inputs_embeds=embeddings).logits
+    torch.testing.assert_close(fixed, on_ids)
+    assert not torch.allclose(plain, on_ids), "without the fix the head reads padding"
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in classifier.model.modules())
+
+
+# --- explainers read the readout row ----------------------------------------------------------
+def _expected_readout(arch: str, batch) -> torch.Tensor:
+    """The test's own rule: [CLS] at 0 for encoders, the last unmasked token for decoders."""
+    if arch not in DECODERS:
+        return torch.zeros(batch.batch_size, dtype=torch.long)
+    return torch.tensor([int(torch.nonzero(row)[-1]) for row in batch.attention_mask])
+
+
+def _steer(attentions, positions: torch.Tensor, targets: torch.Tensor):
+    """Every layer's readout row (all heads) put entirely on one target token per text."""
+    rows = torch.arange(positions.numel())
+    steered = []
+    for attention in attentions:
+        attention = attention.clone()
+        attention[rows, :, positions, :] = 0.0
+        attention[rows, :, positions, targets] = 1.0
+        steered.append(attention)
+    return tuple(steered)
+
+
+STEERED = ["raw_attention", "attention_mean", "rollout", "attention_flow", "grad_sam", "gae"]
+CHOSEN_WORD = 1  # never the first or the last word of a text
+
+
+# Encoders read position 0 whatever the padding, so only right padding makes sense for them.
+STEERED_CASES = [("bert", "right"), ("modernbert", "right")] + [(a, s) for a in DECODERS for s in ("left", "right")]
+
+
+@pytest.mark.parametrize(("arch", "padding_side"), STEERED_CASES)
+def test_attention_explainers_follow_the_readout_row(folders, arch, padding_side, monkeypatch):
+    """With the readout row steered onto one word, every attention explainer ranks it first;
+    reading row 0 of a decoder (the first token, which only sees itself) ranks word 0 first."""
+    classifier = load(folders[arch], padding_side=padding_side)
+    batch = classifier.encode(TEXTS)
+    positions = _expected_readout(arch, batch)
+    targets = torch.tensor([int(torch.nonzero(row == CHOSEN_WORD)[0]) for row in batch.token_word])
+
+    def steered_forward(classifier, batch):
+        logits, attentions = forward_with_attentions(classifier, batch)
+        return logits, _steer(attentions, positions, targets)
+
+    def steered_gradients(classifier, batch, targets_):
+        logits, attentions = forward_with_attentions(classifier, batch)
+        steered = _steer(attentions, positions, targets)
+        ones = tuple(torch.ones_like(a) for a in steered)
+        return AttentionGradients(logits, logits.argmax(-1), steered, ones)
+
+    monkeypatch.setattr(attention_module, "forward_with_attentions", steered_forward)
+    monkeypatch.setattr(attention_gradient_module, "attention_gradients", steered_gradients)
+    for name in STEERED:
+        explanations = get_explainer(name).explain(classifier, TEXTS)
+        for explanation in explanations:
+            assert int(np.argmax(explanation.scores)) == CHOSEN_WORD, (name, explanation.scores)
+        if name in ("raw_attention", "attention_mean"):
+            for explanation in explanations:
+                np.testing.assert_allclose(explanation.scores.sum(), 1.0, rtol=1e-5)
+                assert explanation.scores[CHOSEN_WORD] == pytest.approx(1.0, rel=1e-5)
+
+
+# --- padding never changes a decoder's scores -------------------------------------------------
+# Deterministic batch explainers (perturbation explainers run each text unpadded anyway); SmoothGrad's
+# noise scale and draws depend on the batch, so it is left out.
+PADDING_EXPLAINERS = [
+    name
+    for name in explainer_names()
+    if name != "smoothgrad" and get_explainer(name).family in ("attention", "attention-gradient", "gradient")
+]
+
+
+def _scores(classifier: Classifier, name: str, texts) -> list[np.ndarray]:
+    return [e.scores for e in small(name).explain(classifier, texts)]
+
+
+@pytest.mark.parametrize("arch", DECODERS)
+def test_decoder_scores_are_the_same_alone_and_left_or_right_padded(folders, arch):
+    """Right padding is invisible to a causal model; so is left padding under RoPE, which only
+    sees relative positions. Gradient explainers run on embeddings, where only
+    ``head_reads_readout`` keeps the head off the padding."""
+    sides = ("left", "right") if arch in ROPE_DECODERS else ("right",)
+    alone = load(folders[arch])
+    padded = {side: load(folders[arch], padding_side=side) for side in sides}
+    for name in PADDING_EXPLAINERS:
+        if (name, arch) in EXPECTED_REFUSALS:
+            continue
+        single = [_scores(alone, name, [text])[0] for text in TEXTS]
+        for side, classifier in padded.items():
+            assert not bool(classifier.encode(TEXTS).attention_mask.all())
+            for text_scores, own in zip(_scores(classifier, name, TEXTS), single, strict=True):
+                np.testing.assert_allclose(text_scores, own, rtol=1e-3, atol=1e-5, err_msg=f"{name} {side}")
