@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from expnet.models.attention import forward_with_attentions
 from expnet.models.classifier import Classifier
 from expnet.models.gradients import AttentionGradients
 from expnet.models.readout import (
+    align_padding,
     head_reads_readout,
     is_causal,
     readout_columns,
@@ -292,3 +294,35 @@ def test_decoder_scores_are_the_same_alone_and_left_or_right_padded(folders, arc
             assert not bool(classifier.encode(TEXTS).attention_mask.all())
             for text_scores, own in zip(_scores(classifier, name, TEXTS), single, strict=True):
                 np.testing.assert_allclose(text_scores, own, rtol=1e-3, atol=1e-5, err_msg=f"{name} {side}")
+
+
+def test_perturbed_decoder_texts_are_read_at_their_last_position(folders):
+    """GPT-2 has no mask token, so a removed word becomes the pad (= eos) token, which the head
+    would skip on input ids; perturbations must still be read at the text's last position."""
+    from expnet.explainers.perturbation import TextPerturbation, replacement_id
+
+    classifier = load(folders["gpt2"])
+    batch = classifier.encode([TEXTS[1]])
+    text = TextPerturbation(classifier, batch, 0)
+    pad = replacement_id(classifier)
+    assert pad == classifier.config.pad_token_id
+    removed = text.pieces.clone()
+    removed[0, -1] = pad  # the last word's piece
+    ids = batch.input_ids.clone()
+    ids[0, text.positions] = removed[0]
+    per_token, _ = _head_logits(classifier, replace(batch, input_ids=ids))
+    torch.testing.assert_close(text.probabilities(removed), per_token[:, -1].softmax(-1))
+
+
+def test_align_padding_gives_a_decoder_its_pad_token(folders):
+    classifier = load(folders["gpt2"])
+    model, tokenizer = classifier.model, classifier.tokenizer
+    tokenizer.pad_token = None
+    model.config.pad_token_id = None
+    align_padding(model, tokenizer)
+    assert tokenizer.pad_token == tokenizer.eos_token
+    assert model.config.pad_token_id == tokenizer.eos_token_id
+    encoder = load(folders["bert"])
+    before = encoder.config.pad_token_id
+    align_padding(encoder.model, encoder.tokenizer)
+    assert encoder.config.pad_token_id == before
