@@ -1,4 +1,4 @@
-"""Tiny random classifiers of eleven architectures, with real fast tokenizers built offline.
+"""Tiny random classifiers of eleven architectures (twelve setups), with real fast tokenizers built offline.
 
 Each builder saves a randomly initialised ``*ForSequenceClassification`` (hidden size 16, two
 layers, a few kB) and its tokenizer to a folder that ``expnet.models.Classifier.load(folder)``
@@ -8,7 +8,8 @@ architecture's own transformers tokenizer class, so pieces and offsets look like
 - BERT, DistilBERT, ELECTRA: a WordPiece vocabulary (the one in ``conftest.py``), lower-cased;
 - RoBERTa: a byte-level BPE in ``RobertaTokenizerFast`` (words carry the ``Ġ`` space marker);
 - DeBERTa-v2: a SentencePiece-style Unigram (``▁`` marker) with [CLS] ... [SEP];
-- ModernBERT: a byte-level BPE with [CLS] ... [SEP] (``PreTrainedTokenizerFast``, as the real one);
+- ModernBERT (``cls`` and ``mean`` pooling): a byte-level BPE with [CLS] ... [SEP]
+  (``PreTrainedTokenizerFast``, as the real one);
 - GPT-2, Qwen2: byte-level BPEs, no special tokens added, pad = eos (the usual fine-tuning setup);
 - Llama, Mistral: a SentencePiece-style BPE that adds <s>, with its own <pad> token;
 - Gemma: the same kind of BPE with Gemma's <pad>/<eos>/<bos> layout, adding <bos>.
@@ -20,6 +21,7 @@ text's last real token.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -301,6 +303,7 @@ ARCHITECTURES = {
     **BUILDERS,
     "deberta_v2": build_deberta_v2,
     "modernbert": build_modernbert,
+    "modernbert_mean": partial(build_modernbert, pooling="mean"),
     "gpt2": build_gpt2,
     "llama": build_llama,
     "mistral": build_mistral,

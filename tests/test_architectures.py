@@ -22,7 +22,7 @@ import torch
 
 import expnet.explainers.attention as attention_module
 import expnet.explainers.attention_gradient as attention_gradient_module
-from architectures import ARCHITECTURES, DECODERS, build_modernbert
+from architectures import ARCHITECTURES, DECODERS
 from expnet.errors import ExpnetError
 from expnet.explainers import explainer_names, get_explainer
 from expnet.models.attention import forward_with_attentions
@@ -60,9 +60,9 @@ EXPECTED_REFUSALS = {
         for arch in ARCHITECTURES
         if arch not in BERT_FAMILY
     },
-    **{("attnlrp", arch): ATTNLRP_REASON for arch in ("deberta_v2", "modernbert", *DECODERS)},
+    **{("attnlrp", arch): ATTNLRP_REASON for arch in ("deberta_v2", "modernbert", "modernbert_mean", *DECODERS)},
 }
-READOUT_KINDS = {arch: "last" if arch in DECODERS else "first" for arch in ARCHITECTURES}
+READOUT_KINDS = {arch: "last" if arch in DECODERS else "first" for arch in ARCHITECTURES} | {"modernbert_mean": "mean"}
 ROPE_DECODERS = tuple(arch for arch in DECODERS if arch != "gpt2")  # GPT-2's positions are absolute
 
 
@@ -148,7 +148,7 @@ def test_readout_positions_are_where_the_decoder_head_reads(folders, arch, paddi
     torch.testing.assert_close(per_token[torch.arange(batch.batch_size), positions], logits)
 
 
-@pytest.mark.parametrize("arch", [a for a in sorted(ARCHITECTURES) if a not in DECODERS])
+@pytest.mark.parametrize("arch", [a for a, kind in sorted(READOUT_KINDS.items()) if kind == "first"])
 def test_encoders_read_position_zero(folders, arch):
     classifier = load(folders[arch])
     batch = classifier.encode(TEXTS)
@@ -169,8 +169,8 @@ def test_readout_rows_and_columns_gather_one_row_or_average_rows():
     assert torch.allclose(averaged[1], matrix[1].mean(0)[3])
 
 
-def test_modernbert_mean_pooling_reads_the_mean_of_the_real_rows(tmp_path):
-    classifier = load(build_modernbert(tmp_path / "mean", initializer_range=0.5, pooling="mean"))
+def test_modernbert_mean_pooling_reads_the_mean_of_the_real_rows(folders):
+    classifier = load(folders["modernbert_mean"])
     batch = classifier.encode(TEXTS)
     assert readout_kind(classifier.config) == "mean"
     with pytest.raises(ExpnetError, match="classifier_pooling='mean'"):
