@@ -158,21 +158,22 @@ def _std(states: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     return (states.float().var(-1, unbiased=False) + norm.eps).sqrt()
 
 
-def _centre_then_scale(norm: nn.LayerNorm) -> torch.Tensor:
-    """[D, D] ``M^T`` of the linear part of LayerNorm before its division, ``v -> gamma * (v - mean v)``,
-    laid out to act on row vectors (``v @ M^T``)."""
-    gamma = norm.weight.float()
-    size = gamma.shape[0]
-    centre = torch.eye(size, device=gamma.device) - 1.0 / size
-    return centre * gamma  # (diag(gamma) C)^T = C diag(gamma), C symmetric
+def _centre_then_scale(vectors: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """LayerNorm's linear part before its division, ``v -> gamma * (v - mean v)``, on the last dim."""
+    return (vectors - vectors.mean(-1, keepdim=True)) * norm.weight.float()
 
 
-def head_transformed_values(layer: nn.Module, capture: _LayerCapture, num_heads: int) -> torch.Tensor:
-    """[B, H, T, D] ``f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h`` for every head and token."""
+def head_transformed_values(
+    layer: nn.Module, capture: _LayerCapture, num_heads: int, norms: Sequence[nn.LayerNorm] = ()
+) -> torch.Tensor:
+    """[B, H, T, D] ``f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h`` for every head and token, followed by
+    the linear parts of ``norms`` in order (folded into ``W_O``: one pass over the vectors)."""
     batch, length, hidden = capture.values.shape
     values = capture.values.float().view(batch, length, num_heads, hidden // num_heads)
-    dense = layer.attention.output.dense.weight.float()  # [D_out, D_in], D_in = heads side by side
-    return torch.einsum("bjhv,dhv->bhjd", values, dense.view(dense.shape[0], num_heads, -1))
+    dense = layer.attention.output.dense.weight.float().T  # [D_in, D_out], D_in = heads side by side
+    for norm in norms:
+        dense = _centre_then_scale(dense, norm)
+    return torch.einsum("bjhv,hvd->bhjd", values, dense.view(num_heads, hidden // num_heads, -1))
 
 
 def _mask_matrix(matrix: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -187,19 +188,20 @@ def globenc_matrix(
 ) -> torch.Tensor:
     """[B, T, T] one layer's GlobEnc norms ``N_ij`` (see the module docstring), padding masked.
 
-    ``||M z_ij||`` is computed from per-token Gram matrices of the heads' transformed vectors,
-    ``sum_{h,h'} a^h_ij a^h'_ij <M f^h_j, M f^h'_j> + [i = j] (2 sum_h a^h_ii <M f^h_i, M x_i> +
-    ||M x_i||^2)``, so no [B, T, T, D] tensor is ever built."""
+    With ``M`` the LayerNorms' linear parts (centre, scale by gamma; LN1's then LN2's), which are
+    linear and so can be applied to every f^h(x_j) and x_j once, ``||M z_ij||^2`` comes from
+    per-token Gram matrices: ``sum_{h,h'} a^h_ij a^h'_ij <M f^h_j, M f^h'_j> + [i = j]
+    (2 sum_h a^h_ii <M f^h_i, M x_i> + ||M x_i||^2)``; no [B, T, T, D] tensor is ever built."""
     norm1, norm2 = layer.attention.output.LayerNorm, layer.output.LayerNorm
     attention = attention.float()
     num_heads = attention.shape[1]
-    linear = _centre_then_scale(norm1)
-    scale = _std(capture.pre_norm1, norm1)
-    if second_norm:
-        linear = linear @ _centre_then_scale(norm2)
-        scale = scale * _std(capture.pre_norm2, norm2)
-    mapped = head_transformed_values(layer, capture, num_heads) @ linear  # [B, H, T, D]
-    residual = capture.inputs.float() @ linear  # [B, T, D]
+    norms = (norm1, norm2) if second_norm else (norm1,)
+    mapped = head_transformed_values(layer, capture, num_heads, norms)  # [B, H, T, D]
+    residual = capture.inputs.float()  # [B, T, D]
+    scale = torch.ones_like(residual[..., 0])
+    for norm, states in zip(norms, (capture.pre_norm1, capture.pre_norm2)):
+        residual = _centre_then_scale(residual, norm)
+        scale = scale * _std(states, norm)
     gram = torch.einsum("bhjd,bkjd->bjhk", mapped, mapped)  # [B, T, H, H]
     squared = (attention * torch.einsum("bjhk,bkij->bhij", gram, attention)).sum(1)  # [B, T, T]
     diagonal = attention.diagonal(dim1=-2, dim2=-1)  # [B, H, T] a^h_ii
@@ -212,27 +214,32 @@ def globenc_matrix(
 def alti_matrix(layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """[B, T, T] one layer's ALTI contributions, rows summing to 1 over the real tokens.
 
-    ``T_i(x_j) = gamma * (z_ij - mean z_ij) / s_i``; the decomposed vectors are built for a chunk of
-    query rows at a time (L1 distances do not factor through Gram matrices)."""
+    ``T_i(x_j) = gamma * (z_ij - mean z_ij) / s_i``. Centring and scaling by gamma are linear, so
+    they are applied to every f^h(x_j) and x_j once; then ``||y_i - T_i(x_j)||_1 =
+    ||s_i y_i - sum_h a^h_ij f~^h_j - [i = j] x~_j||_1 / s_i``. L1 distances do not factor through
+    Gram matrices, so the [B, T, rows, D] vectors are built for a chunk of query rows at a time
+    (laid out key-major, as the batched matrix product makes them)."""
     norm1 = layer.attention.output.LayerNorm
     attention = attention.float()
-    transformed = head_transformed_values(layer, capture, attention.shape[1])  # [B, H, T, D]
-    inputs = capture.inputs.float()
+    transformed = head_transformed_values(layer, capture, attention.shape[1], (norm1,))
+    inputs = _centre_then_scale(capture.inputs.float(), norm1)
     batch, length, hidden = inputs.shape
-    gamma = norm1.weight.float()
     scale = _std(capture.pre_norm1, norm1)
-    outputs = nn.functional.layer_norm(capture.pre_norm1.float(), (hidden,), gamma, norm1.bias.float(), norm1.eps)
-    outputs_l1 = outputs.abs().sum(-1)  # [B, T]
+    outputs = nn.functional.layer_norm(
+        capture.pre_norm1.float(), (hidden,), norm1.weight.float(), norm1.bias.float(), norm1.eps
+    )
+    targets = outputs * scale.unsqueeze(-1)  # s_i y_i
     rows = max(1, _ALTI_CHUNK_FLOATS // (batch * length * hidden))
     distances = []
     for start in range(0, length, rows):
         chunk = slice(start, min(start + rows, length))
-        mixed = torch.einsum("bhij,bhjd->bijd", attention[:, :, chunk], transformed)  # [B, r, T, D]
+        mixed = torch.einsum("bhij,bhjd->bjid", attention[:, :, chunk], transformed)  # [B, T, r, D]
         queries = torch.arange(chunk.start, chunk.stop, device=inputs.device)
-        mixed[:, queries - start, queries] += inputs[:, chunk]
-        decomposed = (mixed - mixed.mean(-1, keepdim=True)) * gamma / scale[:, chunk, None, None]
-        distances.append((outputs[:, chunk, None] - decomposed).abs().sum(-1))
-    contributions = (outputs_l1.unsqueeze(-1) - torch.cat(distances, 1)).clamp(min=0)
+        mixed[:, queries, queries - start] += inputs[:, chunk]
+        mixed.sub_(targets[:, None, chunk])
+        distances.append(torch.linalg.vector_norm(mixed, ord=1, dim=-1).transpose(1, 2))  # [B, r, T]
+    distances = torch.cat(distances, 1) / scale.unsqueeze(-1)
+    contributions = (outputs.abs().sum(-1, keepdim=True) - distances).clamp(min=0)
     contributions = _mask_matrix(contributions, real)
     return contributions / contributions.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
 
