@@ -32,6 +32,8 @@ GOOD_ROWS = [
     {"id": "b", "tokens": ["Boring", "film", "!"], "label": 0, "rationales": [[1, 0, 0], [1, 1, 0]]},
     {"id": "c", "tokens": ["i", "love", "this"], "label": 1, "rationale": [0, 1, 0]},
 ]
+# Twelve examples with distinct ids (the JSONL loader refuses a repeated id).
+TWELVE_ROWS = [{**row, "id": f"{row['id']}{copy}"} for copy in range(4) for row in GOOD_ROWS]
 
 
 def test_help_on_every_subcommand(capsys):
@@ -71,7 +73,7 @@ def test_long_text_is_truncated_with_warning(capsys, tiny_classifier_dir):
 
 
 def test_train_and_evaluate_on_jsonl(capsys, tiny_classifier_dir, tmp_path):
-    data = write_jsonl(tmp_path / "toy.jsonl", GOOD_ROWS * 4)
+    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
     code, _out, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong", "--seed", "1")
     assert code == 0, err
     results = tmp_path / "r.json"
@@ -136,7 +138,7 @@ def test_bad_inputs_get_one_line(capsys, tiny_classifier_dir, tiny_classifier_3h
     code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", corrupt, "good")
     assert_one_line_error(code, err, "corrupt")
     # An ExpNet trained for a 2x2 classifier refuses a 3-layer x 4-head one.
-    data = write_jsonl(tmp_path / "toy.jsonl", GOOD_ROWS * 4)
+    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
     run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong")
     code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_3heads_dir, "--explainer", tmp_path / "e", "good")
     assert_one_line_error(code, err, "heads")

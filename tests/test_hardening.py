@@ -103,7 +103,8 @@ GOOD_ROWS = [
 @pytest.fixture()
 def toy_data(tmp_path):
     path = tmp_path / "toy.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in GOOD_ROWS * 4))
+    copies = [{**row, "id": f"{row['id']}{copy}"} for copy in range(4) for row in GOOD_ROWS]
+    path.write_text("".join(json.dumps(row) + "\n" for row in copies))
     return path
 
 
@@ -321,3 +322,78 @@ def test_the_largest_allowed_label_loads(tmp_path):
     path = tmp_path / "toy.jsonl"
     path.write_text(json.dumps({**GOOD_ROWS[0], "label": 9_999}) + "\n")
     assert len(jsonl.load(path)[0].label_names) == 10_000
+
+
+# --- silently wrong results -------------------------------------------------------------------
+def test_a_classifier_without_tokenizer_files_is_refused(capsys, tiny_classifier_dir, tmp_path):
+    folder = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        (folder / name).unlink(missing_ok=True)
+    # transformers would build a 5-token vocabulary: every word [UNK], exit 0
+    code, _, err = run_cli(capsys, "explain", "--classifier", folder, "--explainer", "random", "good movie")
+    assert_one_line_error(code, err, "no tokenizer files")
+
+
+def test_pickle_weights_are_never_read(monkeypatch, tiny_classifier_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load (unpickling) was called"))
+    with pytest.raises(ExpnetError, match="safe_serialization=True") as raised:
+        Classifier.load(folder)
+    assert "pytorch_model.bin" in str(raised.value)
+
+
+@pytest.mark.parametrize("target", [1.7, True, 1.0, None])
+def test_a_target_that_is_not_a_whole_number_is_refused(tiny_classifier, target):
+    with pytest.raises(ExpnetError, match="not a class"):
+        tiny_classifier.label_id(target)
+
+
+def test_integer_like_targets_still_work(tiny_classifier):
+    import numpy as np
+    import torch
+
+    assert [tiny_classifier.label_id(t) for t in (1, np.int64(1), torch.tensor(1), "1", "class1")] == [1] * 5
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_explain_refuses_a_batch_size_below_one(tiny_classifier, batch_size):
+    from expnet.explainers import get_explainer
+
+    with pytest.raises(ExpnetError, match="batch_size"):
+        get_explainer("random", batch_size=batch_size).explain(tiny_classifier, ["good movie"])
+
+
+def test_explain_refuses_one_bare_string(tiny_classifier):
+    from expnet.explainers import get_explainer
+
+    with pytest.raises(ExpnetError, match="one string; pass a list"):
+        get_explainer("random").explain(tiny_classifier, "good movie")
+
+
+@pytest.mark.parametrize(
+    ("second_id", "fragment"),
+    [("a", "toy.jsonl:2: id 'a' is already used on line 1"), (None, "toy.jsonl:2: 'id' must be"), ("", "toy.jsonl:2: 'id' must be")],
+)
+def test_jsonl_ids_must_be_unique_and_present(tmp_path, second_id, fragment):
+    from expnet.data import DataError, jsonl
+
+    path = tmp_path / "toy.jsonl"
+    path.write_text(json.dumps(GOOD_ROWS[0]) + "\n" + json.dumps({**GOOD_ROWS[1], "id": second_id}) + "\n")
+    with pytest.raises(DataError) as raised:
+        jsonl.load(path)
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["folder", "folder.jsonl"])
+def test_a_folder_given_as_data_is_called_a_folder(capsys, tiny_classifier_dir, tmp_path, name):
+    (tmp_path / name).mkdir()
+    code, _, err = run_cli(
+        capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", tmp_path / name,
+        "--explainers", "random", "--out", tmp_path / "r.json",
+    )
+    assert_one_line_error(code, err, "is a folder")

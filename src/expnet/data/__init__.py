@@ -95,6 +95,11 @@ def _is_jsonl(task: str | Path) -> bool:
 def _check_task(task: str | Path) -> str:
     if _is_jsonl(task):
         return str(task)
+    if task not in TASKS and Path(task).is_dir():
+        raise DataError(
+            f"{task} is a folder, not a task or a JSONL file; give a .jsonl file, or a task name "
+            f"({', '.join(TASKS)}) with --data-dir {task} if it holds datasets"
+        )
     if task not in TASKS:
         raise DataError(
             f"unknown task {str(task)!r}; use one of {', '.join(TASKS)} or a path to a .jsonl file"

@@ -24,6 +24,8 @@ def require_file(path, what: str) -> None:
     """Fail with one line naming the missing file and what it should hold."""
     from pathlib import Path
 
+    if Path(path).is_dir():
+        raise DataError(f"{path} is a folder, not a file; it should be a file holding {what}")
     if not Path(path).is_file():
         raise DataError(
             f"{path}: file not found; it should hold {what} (point --data-dir or EXPNET_DATA at a "

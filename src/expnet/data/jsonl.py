@@ -66,17 +66,30 @@ def _short(value) -> str:
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 
+def _check_id(value, id_lines: dict[str, int], where: str) -> str:
+    """An id is a non-empty string or an integer, unique in the file (results are keyed by it)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and not value.strip()):
+        raise DataError(f"{where}: 'id' must be a non-empty string or an integer, got {_short(value)}")
+    example_id = str(value)
+    if example_id in id_lines:
+        raise DataError(f"{where}: id {example_id!r} is already used on line {id_lines[example_id]}; give each example its own id")
+    return example_id
+
+
 def load(path: str | Path) -> list[RationaleExample]:
     """Read one JSONL file into examples (task = file stem)."""
     path = Path(path)
     require_file(path, "one JSON example a line")
     raw: list[tuple[str, list[str], int, list[list[int]], int]] = []  # ..., line
     names: tuple[str, ...] | None = None
+    id_lines: dict[str, int] = {}  # id -> the line that used it first
     for lineno, obj in iter_json_lines(path):
         where = at(path, lineno)
         missing = [k for k in REQUIRED if k not in obj]
         if missing:
             raise DataError(f"{where}: missing field {missing[0]!r}; each line needs {', '.join(REQUIRED)}")
+        example_id = _check_id(obj["id"], id_lines, where)
+        id_lines[example_id] = lineno
         tokens, label = obj["tokens"], obj["label"]
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise DataError(f"{where}: 'tokens' must be a list of strings")
@@ -102,7 +115,7 @@ def load(path: str | Path) -> list[RationaleExample]:
             if not isinstance(given, list) or not given or not all(isinstance(n, str) for n in given):
                 raise DataError(f"{where}: 'label_names' must be a non-empty list of strings")
             names = tuple(given)
-        raw.append((str(obj["id"]), tokens, label, masks, lineno))
+        raw.append((example_id, tokens, label, masks, lineno))
     if not raw:
         raise DataError(f"{path}: no examples (the file is empty); write one JSON example a line")
     if names is None:

@@ -126,6 +126,12 @@ class Explainer(ABC):
         progress: bool = False,
     ) -> list[Explanation]:
         """Explain texts (raw strings are split on whitespace) for target classes."""
+        from expnet.errors import ExpnetError  # local: this method's checks are the only user of it here
+
+        if isinstance(texts, str):  # iterating it would explain each character as a text
+            raise ExpnetError("texts is one string; pass a list of texts, e.g. explain(classifier, [text])")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ExpnetError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
         all_words = [split_text(t) if isinstance(t, str) else list(t) for t in texts]
         if targets is not None and len(targets) != len(all_words):
             raise ValueError(f"{len(targets)} targets for {len(all_words)} texts")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,36 @@ def _tokenizer_auto_map(name_or_path: str | Path) -> bool:
         return False  # no readable tokenizer config: the tokenizer load reports what is missing
 
 
+# A fast tokenizer is built from tokenizer.json, or converted from one of these vocabularies.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "model.ckpt")
+
+
+def require_model_files(name_or_path: str | Path) -> None:
+    """A local model folder must carry its own tokenizer and safetensors weights.
+
+    Without tokenizer files transformers builds a tokenizer of special tokens only, so every word
+    becomes [UNK] and predictions are silently wrong; pickle weights (``torch.load``) can run code.
+    Hub names are left to transformers, which is told to read safetensors only.
+    """
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        return
+    names = {path.name for path in folder.iterdir()}
+    if not names & set(TOKENIZER_FILES):
+        raise ExpnetError(
+            f"{folder} has no tokenizer files (tokenizer.json); save the classifier's tokenizer beside it: "
+            f"tokenizer.save_pretrained({str(folder)!r})"
+        )
+    if not any(name.endswith(".safetensors") for name in names):
+        pickled = sorted(names & set(PICKLE_WEIGHTS))
+        found = f"only pickle weights ({', '.join(pickled)}), which can run code when read" if pickled else "no weights"
+        raise ExpnetError(
+            f"{folder} holds {found}; expnet reads only model.safetensors: convert it with "
+            "AutoModelForSequenceClassification.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)"
+        )
+
+
 @dataclass
 class Classifier:
     """A sequence classifier in eval mode, its fast tokenizer and its input length limit.
@@ -127,11 +158,15 @@ class Classifier:
                 f"{name_or_path} is not a sequence classifier (architecture: {architectures}); "
                 f"fine-tune it first: expnet finetune --backbone {name_or_path} ..."
             )
+        require_model_files(name_or_path)
         quiet_transformers()
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
             model = AutoModelForSequenceClassification.from_pretrained(
-                str(name_or_path), attn_implementation="eager", trust_remote_code=trust_remote_code
+                str(name_or_path),
+                attn_implementation="eager",
+                trust_remote_code=trust_remote_code,
+                use_safetensors=True,
             )
         except (OSError, ValueError) as error:
             if _is_custom_code_refusal(error):
@@ -192,7 +227,7 @@ class Classifier:
             if label not in names:
                 raise ExpnetError(f"unknown label {label!r}: this classifier's labels are {', '.join(names)}")
             return names.index(label)
-        index = int(label)
+        index = int(label) if isinstance(label, str) else _whole_number(label, names)
         if not 0 <= index < self.num_labels:
             raise ExpnetError(
                 f"label {index} is outside this classifier's {self.num_labels} classes "
@@ -225,6 +260,19 @@ class Classifier:
 
     def input_embeddings(self) -> torch.nn.Module:
         return self.model.get_input_embeddings()
+
+
+def _whole_number(label, names: tuple[str, ...]) -> int:
+    """An integer-like target (int, numpy or 0-d torch integer); int(1.7) or int(True) would
+    quietly explain class 1, so floats and booleans are refused."""
+    try:
+        if isinstance(label, bool):
+            raise TypeError
+        return operator.index(label)
+    except TypeError:
+        raise ExpnetError(
+            f"target {label!r} is not a class: give a whole-number index or a label name ({', '.join(names)})"
+        ) from None
 
 
 def read_metrics(folder: str | Path) -> dict:

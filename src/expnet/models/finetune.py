@@ -28,6 +28,7 @@ from expnet.models.classifier import (
     load_config,
     pick_device,
     quiet_transformers,
+    require_model_files,
 )
 from expnet.seeding import seed_everything
 from expnet.words import encode_words
@@ -72,12 +73,14 @@ def finetune(
     if not train:
         raise ExpnetError("no training examples for fine-tuning; check --data-dir and --task")
     load_config(backbone, trust_remote_code)  # one clear error if the backbone does not exist
+    require_model_files(backbone)
     target = pick_device(device)
     quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(backbone, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
         backbone,
         trust_remote_code=trust_remote_code,
+        use_safetensors=True,
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
