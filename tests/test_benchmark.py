@@ -137,6 +137,15 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
     assert {r["table"] for r in rows} == {"main", "common", "ablation"}
     board = (out / "leaderboard.md").read_text()
     assert "## alpha" in board and "expnet (threshold 0.5)" in board and "Comp." in board
+    # ExpNet minus the best baseline of each table: raw_attention is the only candidate of the main
+    # table (random is a floor, occlusion is slow); results.json has no bare NaN.
+    json.loads((out / "results.json").read_text(), parse_constant=lambda name: pytest.fail(f"bare {name} in results.json"))
+    comparisons = {c["metric"]: c for c in alpha["tables"]["main"]["comparisons"]}
+    assert set(comparisons) == {"f1_topk", "auroc"}
+    assert {c["baseline"] for c in comparisons.values()} == {"raw_attention"}
+    assert all(c["verdict"] in ("win", "loss", "tie", "n/a") for c in comparisons.values())
+    assert len(main_rows["raw_attention"]["per_example"]["ids"]) == main_rows["raw_attention"]["n_annotated"]
+    assert "ExpNet minus the best baseline" in board and "95% interval" in board
     page = (out / "report.html").read_text()
     assert "data:image/png;base64" in page and "side by side" in page
     assert results["cache"]["total_computed"] > 0
@@ -318,3 +327,69 @@ def test_quick_preset_end_to_end(capsys, tmp_path):
     assert set(results["tasks"]) == {"hatexplain", "sst2"}
     for name in ("results.csv", "leaderboard.md", "report.html", "plots/f1_vs_speed.png"):
         assert (out / name).is_file()
+
+
+def _row(name: str, kind: str, f1_topk: list, auroc: list, binarisation: str = "top-k (rate 0.200)") -> dict:
+    return {
+        "explainer": name, "kind": kind, "binarisation": binarisation,
+        "f1_topk": float(np.mean(f1_topk)), "auroc": float(np.nanmean(np.array(auroc, dtype=float))),
+        "per_example": {"ids": ["a", "b", "c", "d"], "f1_topk": f1_topk, "auroc": auroc},
+    }
+
+
+def test_comparisons_take_the_best_real_baseline_per_metric():
+    from expnet.benchmark.report import comparison_rows, table_comparisons
+
+    expnet = [0.6, 0.7, 0.8, 0.9]
+    table = {
+        "rows": [
+            _row("expnet", "expnet", expnet, [0.9, 0.9, 0.9, None], "threshold 0.5"),
+            _row("expnet@k", "expnet", expnet, [0.9, 0.9, 0.9, None]),
+            _row("in_domain", "reference", [1.0] * 4, [1.0] * 4, "threshold 0.5"),
+            _row("random", "baseline", [0.95] * 4, [0.99] * 4),
+            _row("weak", "baseline", [0.1] * 4, [0.95, 0.95, 0.95, 0.95]),
+            _row("strong", "baseline", [0.5, 0.6, 0.7, 0.8], [0.5, 0.6, 0.7, 0.8]),
+        ]
+    }
+    found = {c["metric"]: c for c in table_comparisons(table)}
+    # F1@k: strong (0.65) beats weak; the difference is 0.1 on every example -> a win at exactly 0.1.
+    assert found["f1_topk"]["baseline"] == "strong"
+    assert (found["f1_topk"]["difference"], found["f1_topk"]["low"], found["f1_topk"]["high"]) == pytest.approx((0.1, 0.1, 0.1))
+    assert found["f1_topk"]["verdict"] == "win"
+    # AUROC: weak (0.95) is best; ExpNet's undefined last example is dropped: -0.05 on 3 pairs.
+    assert found["auroc"]["baseline"] == "weak" and found["auroc"]["n_pairs"] == 3
+    assert found["auroc"]["difference"] == pytest.approx(-0.05) and found["auroc"]["verdict"] == "loss"
+    headers, rows = comparison_rows({"comparisons": list(found.values())})
+    assert headers[-1] == "Verdict" and rows[0][:3] == ["F1@k", "strong", "+0.100"]
+
+
+def test_evaluation_tables_fit_80_columns_without_ellipses():
+    import io
+
+    from rich.console import Console
+
+    from expnet.evaluation import compare_explainers
+    from expnet.report.tables import print_results
+
+    ids = [f"e{i}" for i in range(6)]
+    scores = {}
+    for i, name in enumerate(("runs/hatexplain/expnet_last_cls_to_token_folder", "integrated_gradients", "random")):
+        values = [0.1 * i + 0.01 * j for j in range(6)]
+        scores[name] = {
+            "f1": 0.412, "f1_topk": float(np.mean(values)), "iou_f1": 0.2, "auroc": float(np.mean(values)),
+            "average_precision": 0.5, "auprc": 0.49, "examples_per_second": 12345.6, "n_truncated": 2,
+            "f1_topk_seen": 0.4, "auroc_seen": 0.8, "per_example": {"ids": ids, "f1_topk": values, "auroc": values},
+        }
+    expnet = "runs/hatexplain/expnet_last_cls_to_token_folder"
+    comparisons = compare_explainers(scores, [expnet])
+    assert [c["baseline"] for c in comparisons] == ["integrated_gradients"] * 2  # random is no competitor
+    results = {
+        "explainers": scores, "comparisons": comparisons, "forward_examples_per_second": 300.0, "accuracy": 0.9,
+        "n_examples": 6, "n_annotated": 6, "rationale_rate": 0.2, "settings": {"top_k": 5, "unit": "subword"},
+    }
+    buffer = io.StringIO()
+    print_results(results, "hatexplain: 6 examples", Console(file=buffer, width=80))
+    text = buffer.getvalue()
+    assert "\u2026" not in text and "..." not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "12345.6" in text and "integrated_gr" in text and "AUPRC" in text and "top-5" in text

@@ -65,3 +65,72 @@ def test_seen_window_scores_only_the_words_the_classifier_saw():
     untouched = seen_window_scores([gold[2]], [scores[2]], [seen[2]], rate=0.5)
     main = plausibility([gold[2]], [scores[2]], [top_k_mask(scores[2], 0.5)])
     assert (untouched["f1_topk_seen"], untouched["auroc_seen"]) == (main.f1, main.auroc)
+
+
+def test_auprc_is_erasers_trapezoid_over_every_text_and_average_precision_skips_single_class():
+    from expnet.metrics.plausibility import plausibility as score
+
+    gold = [np.array([1, 1, 0, 0]), np.array([0, 0])]
+    scores = [np.array([0.9, 0.2, 0.8, 0.1]), np.array([0.3, 0.1])]
+    result = score(gold, scores, [np.array([1, 0, 0, 0]), np.array([1, 0])])
+    # Text 1, ranking 0.9(+) 0.8(-) 0.2(+): PR points (recall, precision) (0, 1), (1/2, 1),
+    # (1/2, 1/2), (1, 2/3); trapezoids 1/2 * 1 + 0 + 1/2 * (1/2 + 2/3) / 2 = 19/24, while average
+    # precision is (1 + 2/3) / 2 = 5/6. Text 2 has no gold word: recall is 1 at every threshold and
+    # precision 0 then 1 at recall 0 -> area 1/2 for AUPRC; undefined (skipped) for AP and AUROC.
+    assert result.auprc == pytest.approx((19 / 24 + 0.5) / 2)
+    assert result.average_precision == pytest.approx(5 / 6)
+    assert result.per_example["auprc"] == pytest.approx([19 / 24, 0.5])
+    assert np.isnan(result.per_example["auroc"][1])
+
+
+def test_iou_f1_matches_spans_at_half_overlap_erasers_macro_and_micro():
+    from expnet.metrics.plausibility import spans
+
+    assert spans(np.array([0, 1, 1, 0, 1])) == [(1, 3), (4, 5)]
+    gold = [np.array([1, 1, 0, 0, 1, 0]), np.array([0, 1, 1, 1]), np.array([0, 0, 0])]
+    picked = [np.array([1, 0, 0, 1, 1, 1]), np.array([0, 1, 1, 0]), np.array([1, 0, 0])]
+    result = plausibility(gold, [p.astype(float) for p in picked], picked)
+    # Text 1: gold spans [0,2) [4,5); predicted [0,1) (IOU 1/2: a match) and [3,6) (IOU 1/3: not).
+    # P 1/2, R 1/2. Text 2: [1,3) vs [1,4), IOU 2/3: P 1, R 1. Text 3: one predicted span, no gold
+    # span: P 0, and no recall (ERASER averages recall over texts with gold spans).
+    # Macro: mean P 1/2, mean R 3/4 -> F1 = 2 * 1/2 * 3/4 / (5/4) = 3/5.
+    assert result.iou_f1 == pytest.approx(0.6)
+    # Micro: 2 matches of 4 predicted and 3 gold spans: P 1/2, R 2/3 -> 4/7.
+    assert result.iou_f1_pooled == pytest.approx(4 / 7)
+
+
+def test_fixed_top_k_overrides_the_rate():
+    scores = np.array([0.1, 0.9, 0.5, 0.7, 0.3])
+    assert top_k_mask(scores, 0.2, k=3).tolist() == [0, 1, 1, 1, 0]
+    assert top_k_mask(scores, 0.2, k=7).tolist() == [1, 1, 1, 1, 1]
+
+
+def _run(scores, rationale=None):
+    from expnet.evaluation import ExplainerRun
+    from expnet.explainers.base import Explanation
+
+    explanation = Explanation(
+        words=["a", "bcd", "e"], scores=np.asarray(scores, float), scored=np.ones(3, bool), target=0,
+        prediction=0, probabilities=np.array([1.0, 0.0]), explainer="fake", rationale=rationale,
+    )
+    return ExplainerRun("fake", [explanation], 1.0)
+
+
+def test_subword_scoring_expands_gold_and_scores_to_pieces():
+    from expnet.data.records import RationaleExample
+    from expnet.evaluation import score_run
+
+    example = RationaleExample("x", "t", ["a", "bcd", "e"], 0, ("n", "p"), rationales=[[0, 1, 0]])
+    run = _run([0.9, 0.5, 0.1])
+    words = score_run(run, [example], rate=0.2, gold_rule="majority", top_k=3)
+    # Words: top-3 of 3 selects everything: P 1/3, R 1, F1 1/2.
+    assert words["f1_topk"] == pytest.approx(0.5)
+    pieces = score_run(run, [example], rate=0.2, gold_rule="majority", top_k=3, pieces=[np.array([1, 3, 1])])
+    # Pieces: gold [0, 1, 1, 1, 0], scores [0.9, 0.5, 0.5, 0.5, 0.1]; top-3 = the first piece and
+    # two pieces of "bcd": P 2/3, R 2/3, F1 2/3. AUROC: each gold piece beats 0.1, loses to 0.9.
+    assert pieces["f1_topk"] == pytest.approx(2 / 3)
+    assert pieces["auroc"] == pytest.approx(0.5)
+    assert pieces["per_example"] == {"ids": ["x"], "f1_topk": [pytest.approx(2 / 3)], "auroc": [0.5]}
+    # An explainer's own rationale is expanded too: "bcd" selected -> its three pieces, F1 1.
+    own = score_run(_run([0.9, 0.5, 0.1], np.array([0, 1, 0])), [example], 0.2, "majority", pieces=[np.array([1, 3, 1])])
+    assert own["f1"] == pytest.approx(1.0) and own["iou_f1"] == pytest.approx(1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from expnet.benchmark.report import strict_json
 from expnet.cli.common import (
     add_data_dir,
     add_device,
@@ -17,7 +18,7 @@ from expnet.cli.common import (
 from expnet.data import load_examples, rationale_rate, task_name
 from expnet.data.errors import DataError
 from expnet.errors import ExpnetError
-from expnet.evaluation import evaluate
+from expnet.evaluation import UNITS, evaluate
 from expnet.explainers import get_explainer
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.io import atomic_write_json, atomic_write_text
@@ -27,7 +28,7 @@ from expnet.report.tables import print_results
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("evaluate", help="score explainers against human rationales (F1, AUROC, AUPRC, speed)")
+    parser = subparsers.add_parser("evaluate", help="score explainers against human rationales (F1, IOU-F1, AUROC, AP, AUPRC, speed)")
     parser.add_argument("--classifier", required=True, help="classifier folder or Hugging Face name")
     parser.add_argument("--data", required=True, help="hatexplain, sst2, movies, cola or a JSONL file")
     add_data_dir(parser)
@@ -42,6 +43,18 @@ def register(subparsers) -> None:
         type=float,
         default=None,
         help="share of words the top-k binarisation selects (default: the rationale rate of the task's explainer-training split)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=None,
+        help="select this many words (or pieces) for F1@k instead of --rationale-rate of them (HateXplain 5, ferret 7)",
+    )
+    parser.add_argument(
+        "--unit",
+        choices=UNITS,
+        default="word",
+        help="score words, or subword tokens as HateXplain and ferret do (each piece carries its word's gold label and score)",
     )
     parser.add_argument("--html", default=None, help="also write an HTML page with highlighted examples here")
     parser.add_argument("--html-examples", type=positive_int, default=8, help="examples shown in the HTML page (default 8)")
@@ -87,20 +100,22 @@ def run(args) -> int:
         rate, source = args.rationale_rate, "--rationale-rate"
     else:
         rate, source = default_rate(args.data, args.data_dir, args.gold_rule, examples)
-    result = evaluate(classifier, examples, explainers, rate, args.gold_rule, args.batch_size, progress=True)
+    result = evaluate(classifier, examples, explainers, rate, args.gold_rule, args.batch_size, progress=True, top_k=args.top_k, unit=args.unit)
     result.settings = {
         "classifier": str(args.classifier),
         "data": task_name(args.data),
         "split": args.split or "default evaluation split",
         "gold_rule": args.gold_rule,
         "rationale_rate_source": source,
+        "top_k": args.top_k,
+        "unit": args.unit,
         "batch_size": args.batch_size,
         "device": str(classifier.device),
         "max_length": classifier.max_length,
         "seed": args.seed,
         "expnet_rationale": {n: "threshold" for n, e in explainers.items() if isinstance(e, ExpNetExplainer)},
     }
-    data = result.to_dict()
+    data = strict_json(result.to_dict())
     atomic_write_json(args.out, data)
     print_results(data, f"{task_name(args.data)}: {len(examples)} examples")
     if args.html:

@@ -1,42 +1,72 @@
-"""Terminal tables of evaluation results (rich)."""
+"""Terminal tables of evaluation results (rich), narrow enough for an 80-column terminal.
+
+Headers take one line per word, numbers never wrap, and long explainer names (ExpNet folders)
+fold onto more lines instead of being cut with an ellipsis. Precision, recall and the pooled
+scores are in the results JSON only.
+"""
 
 from __future__ import annotations
 
+import math
+
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-RESULT_COLUMNS = (
-    ("f1", "F1"),
-    ("f1_topk", "F1@k"),
-    ("precision", "P"),
-    ("recall", "R"),
-    ("auroc", "AUROC"),
-    ("auprc", "AUPRC"),
-    ("examples_per_second", "ex/s"),
-)
+from expnet.metrics.table import BY_KEY, Metric, metrics
 
-
+RESULT_COLUMNS = metrics("f1", "f1_topk", "iou_f1", "auroc", "average_precision", "auprc", "examples_per_second")
 # Added when texts were cut at the classifier's length: the scores over the words it saw.
-SEEN_COLUMNS = (("f1_topk_seen", "F1@k seen"), ("auroc_seen", "AUROC seen"))
+SEEN_COLUMNS = metrics("f1_topk_seen", "auroc_seen")
 
 
 def _truncated(results: dict) -> int:
     return max((scores.get("n_truncated") or 0 for scores in results["explainers"].values()), default=0)
 
 
+def _narrow_table(title: str, first: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
+    table.add_column(first, overflow="fold", min_width=8)
+    return table
+
+
+def _number_column(table: Table, header: str) -> None:
+    table.add_column(header, justify="right", no_wrap=True, min_width=5)
+
+
+def result_columns(results: dict) -> tuple[Metric, ...]:
+    if not _truncated(results):
+        return RESULT_COLUMNS
+    return RESULT_COLUMNS[:-1] + SEEN_COLUMNS + RESULT_COLUMNS[-1:]
+
+
 def results_table(results: dict, title: str) -> Table:
-    columns = RESULT_COLUMNS[:6] + SEEN_COLUMNS + RESULT_COLUMNS[6:] if _truncated(results) else RESULT_COLUMNS
-    table = Table(title=title)
-    table.add_column("explainer")
-    for _, header in columns:
-        table.add_column(header, justify="right")
+    columns = result_columns(results)
+    table = _narrow_table(title, "explainer")
+    for metric in columns:
+        _number_column(table, metric.short_header)
     for name, scores in results["explainers"].items():
-        table.add_row(name, *(_cell(scores.get(key)) for key, _ in columns))
+        table.add_row(name, *(_cell(scores.get(metric.key)) for metric in columns))
+    return table
+
+
+def comparisons_table(results: dict) -> Table:
+    """Each ExpNet minus the best other explainer, with the paired bootstrap 95% interval."""
+    table = _narrow_table("ExpNet minus the best other explainer (paired bootstrap 95% interval)", "ExpNet")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("best other", overflow="fold", min_width=8)
+    for header in ("diff", "95% interval", "pairs"):
+        _number_column(table, header)
+    table.add_column("verdict", no_wrap=True)
+    for c in results["comparisons"]:
+        interval = f"[{_cell(c['low'])}, {_cell(c['high'])}]"
+        difference = "-" if c["difference"] is None else f"{c['difference']:+.3f}"
+        table.add_row(c["explainer"], BY_KEY[c["metric"]].header, c["baseline"], difference, interval, str(c["n_pairs"]), c["verdict"])
     return table
 
 
 def _cell(value) -> str:
-    if value is None:
+    if value is None or math.isnan(value):
         return "-"
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
 
@@ -44,10 +74,15 @@ def _cell(value) -> str:
 def print_results(results: dict, title: str, console: Console | None = None) -> None:
     console = console or Console(stderr=True)
     console.print(results_table(results, title))
+    if results.get("comparisons"):
+        console.print(comparisons_table(results))
+        console.print("win / loss: the interval excludes 0; tie: it holds 0")
+    top_k, unit = (results.get("settings", {}).get(key) for key in ("top_k", "unit"))
     console.print(
         f"forward pass: {results['forward_examples_per_second']:.1f} ex/s, accuracy {results['accuracy']:.3f}, "
         f"{results['n_examples']} examples ({results['n_annotated']} with rationales), "
-        f"top-k rate {results['rationale_rate']:.3f}"
+        + (f"top-{top_k} for F1@k" if top_k else f"top-k rate {results['rationale_rate']:.3f}")
+        + (", subword tokens" if unit == "subword" else "")
     )
     if _truncated(results):
         console.print(
