@@ -219,7 +219,7 @@ def test_classifier_head_reproduces_the_logits_from_the_readout_state(architectu
 @pytest.mark.parametrize("name", CONTRIBUTION)
 def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_classifier_dir):
     info = check_one_score_per_word(name, {}, tiny_classifier_dir, TEXTS)
-    assert info.family == "contribution" and info.explains == ("logit" if name == "value_zeroing" else "attention")
+    assert info.family == "contribution" and info.explains == ("logit" if name == "value_zeroing" else "representation")
 
 
 @pytest.mark.parametrize("name", CONTRIBUTION)
@@ -243,3 +243,12 @@ def test_unsupported_architecture_gets_one_line(tmp_path):
         assert "\n" not in str(error.value)
     with pytest.raises(ExpnetError, match="unknown decomposition signal"):
         decompose(distilbert, distilbert.encode(TEXTS[:1]), {"rollout"})
+
+
+@pytest.mark.parametrize("name", CONTRIBUTION)
+def test_only_value_zeroing_depends_on_the_target(deep_bert, name):
+    explainer = get_explainer(name)
+    zero = explainer.explain(deep_bert, TEXTS, targets=[0, 0, 0])
+    one = explainer.explain(deep_bert, TEXTS, targets=[1, 1, 1])
+    same = all(np.allclose(a.scores, b.scores) for a, b in zip(zero, one, strict=True))
+    assert same == (explainer.info().explains != "logit")

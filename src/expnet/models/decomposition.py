@@ -28,9 +28,10 @@ Signals (``decompose(..., signals=...)``), shapes with B texts, T (padded) token
   ``y_i`` the real LN1 output, ``c_ij = max(0, ||y_i||_1 - ||y_i - T_i(x_j)||_1)`` normalised over
   j to sum 1, rolled out; the readout row (it sums to 1).
 
-Readout convention: the classification heads of the supported architectures read the first
-token (BERT's pooler, RoBERTa's and ELECTRA's classification heads all take position 0, i.e.
-[CLS] or <s>), so the readout position is 0 for every text. Padding is masked everywhere: padding
+Readout convention: ``r`` is ``expnet.models.readout.readout_positions``; the classification
+heads of the supported architectures read the first token (BERT's pooler, RoBERTa's and ELECTRA's
+classification heads all take position 0, i.e. [CLS] or <s>), so ``r`` is 0 for every text, and
+``classifier_head`` feeds them a length-1 sequence holding the readout vector. Padding is masked everywhere: padding
 keys get no contribution, padding rows are identity rows in the rolled-out matrices.
 
 Only BERT, RoBERTa and ELECTRA sequence classifiers (post-LayerNorm encoders whose layers have
@@ -49,7 +50,9 @@ import torch
 from torch import nn
 
 from expnet.errors import ExpnetError
+from expnet.models.attention import forward_with_attentions
 from expnet.models.classifier import Classifier
+from expnet.models.readout import readout_positions
 from expnet.words import EncodedBatch
 
 SIGNALS = frozenset({"head_norms", "attention_norms", "value_zeroing", "globenc", "alti"})
@@ -110,11 +113,6 @@ def classifier_head(classifier: Classifier, states: torch.Tensor) -> torch.Tenso
     if SUPPORTED_MODELS[type(model).__name__] == "bert":
         return model.classifier(model.dropout(model.bert.pooler(sequence)))
     return model.classifier(sequence)
-
-
-def readout_positions(batch: EncodedBatch) -> torch.Tensor:
-    """[B] the position the head reads in each text: 0 for every supported architecture."""
-    return torch.zeros(batch.batch_size, dtype=torch.long, device=batch.input_ids.device)
 
 
 @contextmanager
@@ -321,16 +319,9 @@ def decompose(
     if signals & {"globenc", "alti"}:
         wanted |= set(range(num_layers))
     with _capture(modules, wanted) as captures:
-        output = classifier.forward(batch, output_attentions=True)
-    attentions = output.attentions
-    if not attentions or attentions[0] is None:
-        raise ExpnetError(
-            f"{classifier.source} returns no attention weights (load it with eager attention, as "
-            "Classifier.load does), so it cannot be decomposed"
-        )
-    logits = output.logits
+        logits, attentions = forward_with_attentions(classifier, batch)
     real = batch.attention_mask.bool().to(logits.device)
-    readout = readout_positions(batch).to(logits.device)
+    readout = readout_positions(classifier, batch).to(logits.device)
     targets = logits.argmax(-1) if targets is None else targets.to(logits.device)
     result = Decomposition(logits, attentions, {}, None, None, None, {}, targets)
     readout_layers = chosen_layers if signals & {"head_norms", "attention_norms"} else {}
