@@ -134,3 +134,13 @@ def test_subword_scoring_expands_gold_and_scores_to_pieces():
     # An explainer's own rationale is expanded too: "bcd" selected -> its three pieces, F1 1.
     own = score_run(_run([0.9, 0.5, 0.1], np.array([0, 1, 0])), [example], 0.2, "majority", pieces=[np.array([1, 3, 1])])
     assert own["f1"] == pytest.approx(1.0) and own["iou_f1"] == pytest.approx(1.0)
+
+
+def test_subword_pieces_are_counted_on_the_whole_text(tiny_classifier):
+    from expnet.evaluation import subword_pieces
+
+    # un ##believ ##able, film ##s, movie; the words past the classifier's 32 tokens keep their count.
+    long_text = ["unbelievable", "films", "movie"] + ["funs"] * 40
+    pieces = subword_pieces(tiny_classifier, [long_text, ["this", "films"]])
+    assert pieces[0].tolist() == [3, 2, 1] + [2] * 40
+    assert pieces[1].tolist() == [1, 2]
