@@ -397,3 +397,130 @@ def test_a_folder_given_as_data_is_called_a_folder(capsys, tiny_classifier_dir, 
         "--explainers", "random", "--out", tmp_path / "r.json",
     )
     assert_one_line_error(code, err, "is a folder")
+
+
+# --- one line, not a traceback ----------------------------------------------------------------
+def evaluate_args(classifier, data, out):
+    return ["evaluate", "--classifier", classifier, "--data", data, "--explainers", "random", "--out", out]
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        (b'{"id": "\xff", "tokens": ["a"], "label": 0}', "toy.jsonl:2: not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "toy.jsonl:2: JSON nested too deeply"),
+    ],
+)
+def test_unreadable_jsonl_lines_get_one_line(capsys, tiny_classifier_dir, tmp_path, line, fragment):
+    data = tmp_path / "toy.jsonl"
+    data.write_bytes(json.dumps(GOOD_ROWS[0]).encode() + b"\n" + line + b"\n")
+    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, data, tmp_path / "r.json"))
+    assert_one_line_error(code, err, fragment)
+
+
+def test_stdin_that_is_not_utf8_gets_one_line(capsys, monkeypatch, tiny_classifier_dir):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"good \xff movie\n"), encoding="utf-8"))
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random")
+    assert_one_line_error(code, err, "not UTF-8")
+
+
+def test_a_data_file_that_cannot_be_opened_gets_one_line(capsys, monkeypatch, tiny_classifier_dir, tmp_path):
+    import builtins
+
+    data = tmp_path / "toy.jsonl"
+    data.write_text(json.dumps(GOOD_ROWS[0]) + "\n")
+    real_open = builtins.open
+
+    def denied(path, *args, **kwargs):  # chmod does not stop root, so deny the open itself
+        if str(path) == str(data):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, data, tmp_path / "r.json"))
+    assert_one_line_error(code, err, "cannot read it (Permission denied)")
+
+
+@pytest.mark.parametrize(("damage", "fragment"), [("truncate", "corrupt or truncated"), ("random", "corrupt or truncated"), ("labels", "do not fit config.json")])
+def test_a_broken_classifier_folder_gets_one_line(capsys, tiny_classifier_dir, tmp_path, damage, fragment):
+    folder = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
+    weights = folder / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:2000])
+    elif damage == "random":
+        weights.write_bytes(bytes(range(256)) * 8)
+    else:
+        edit_json(folder / "config.json", id2label={str(i): f"c{i}" for i in range(3)}, label2id={f"c{i}": i for i in range(3)})
+    code, _, err = run_cli(capsys, "explain", "--classifier", folder, "--explainer", "random", "good")
+    assert_one_line_error(code, err, fragment)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--seed", "-1"], "is not a seed"),
+        (["--learning-rate", "0"], "not a positive number"),
+        (["--learning-rate", "nan"], "not a positive number"),
+        (["--max-length", "1000"], "more than the 64 tokens"),
+        (["--device", "gpu7"], "unknown --device"),
+    ],
+)
+def test_out_of_range_values_get_one_line(capsys, tiny_classifier_dir, toy_data, tmp_path, extra, fragment):
+    argv = ["finetune", "--task", toy_data, "--backbone", tiny_classifier_dir, "--out", tmp_path / "clf", *extra]
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as refused:  # argparse's own "usage + error" for a value its type refuses
+        code = refused.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and fragment in err, err
+    assert not (tmp_path / "clf").exists()
+
+
+def test_a_missing_cuda_device_gets_one_line(capsys, monkeypatch, tiny_classifier_dir):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--device", "cuda", "good")
+    assert_one_line_error(code, err, "no such CUDA device")
+
+
+@pytest.mark.parametrize("out", [".", "..", "folder"])
+def test_a_folder_given_as_an_output_file_gets_one_line(capsys, monkeypatch, tiny_classifier_dir, tmp_path, out):
+    (tmp_path / "work" / "folder").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--out", out, "good")
+    assert_one_line_error(code, err, "is a folder; give a file path")
+
+
+def test_evaluate_never_writes_over_its_data(capsys, tiny_classifier_dir, toy_data):
+    before = toy_data.read_text()
+    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, toy_data))
+    assert_one_line_error(code, err, "overlaps the input")
+    assert toy_data.read_text() == before
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_staging(capsys, monkeypatch, tmp_path):
+    import os
+    import signal
+
+    from expnet.cli import main as cli_main
+    from expnet.io import atomic_directory
+
+    target = tmp_path / "out"
+
+    def killed_mid_write(args):
+        with atomic_directory(target) as staging:
+            (staging / "half.bin").write_bytes(b"x")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 0
+
+    previous = signal.getsignal(signal.SIGTERM)
+    parser = cli_main.build_parser()
+    monkeypatch.setattr(cli_main, "build_parser", lambda: parser)
+    args = parser.parse_args(["explainers"])
+    monkeypatch.setattr(parser, "parse_args", lambda argv: args)
+    monkeypatch.setattr(args, "func", killed_mid_write)
+    code, _, err = run_cli(capsys, "explainers")
+    assert code == 143 and "terminated" in err
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == previous

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from expnet.data import TASKS, load_examples
@@ -15,7 +15,7 @@ from expnet.seeding import seed_everything
 
 
 def add_seed(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same numbers on CPU (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="random seed; the same seed gives the same numbers on CPU (default 0)")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +47,21 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """A seed every generator accepts (numpy's take 0 to 2**32 - 1)."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text} is not a seed: give a whole number from 0 to {2**32 - 1}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
 
 
@@ -104,8 +119,8 @@ def check_out_folder(args: argparse.Namespace, inputs: Iterable[str | Path | Non
     here = Path.cwd().resolve()
     if out.resolve() == here or out.resolve() in here.parents:
         raise ExpnetError(f"--out {args.out} is the current folder or holds it; it would be replaced whole: give a new folder")
-    _refuse_inputs(out, args.out, inputs)
-    _require_writable(out, args.out)
+    _refuse_inputs(out, f"--out {args.out}", inputs)
+    _require_writable(out, f"--out {args.out}")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite and not PREVIOUS_OUTPUT[args.command](out):
         raise ExpnetError(
             f"--out {args.out} holds files 'expnet {args.command}' did not write, and it is replaced whole: "
@@ -119,26 +134,44 @@ def data_file(task: str | None) -> str | None:
     return None if task in TASKS else task
 
 
-def _refuse_inputs(out: Path, given: str, inputs: Iterable[str | Path | None]) -> None:
-    resolved = out.resolve()
+def check_out_file(path: str | None, flag: str, inputs: Iterable[str | Path | None] = ()) -> Path | None:
+    """A file output (None when not asked for), refused before any work starts if it is a folder,
+    sits under a file, is one of the inputs or cannot be written."""
+    if path is None:
+        return None
+    out, label = Path(path), f"{flag} {path}"
+    if out.is_dir():
+        raise ExpnetError(f"{label} is a folder; give a file path")
+    _refuse_inputs(out, label, inputs, nested=False)
+    _require_writable(out, label)
+    return out
+
+
+def _local_paths(inputs: Iterable[str | Path | None]) -> Iterator[tuple[str | Path, Path]]:
+    """``(as given, resolved)`` for the inputs that are local paths (not hub or task names)."""
     for source in inputs:
-        if source is None or not Path(source).exists():
-            continue  # not a local path: a Hugging Face name or a built-in task
-        path = Path(source).resolve()
-        if resolved == path or resolved in path.parents or (path.is_dir() and path in resolved.parents):
-            raise ExpnetError(
-                f"--out {given} overlaps the input {source}; writing there would destroy it: give a folder of its own"
-            )
+        if source is not None and Path(source).exists():
+            yield source, Path(source).resolve()
 
 
-def _require_writable(out: Path, given: str) -> None:
-    """The new folder is staged beside --out, so the nearest existing folder above it must be writable."""
+def _refuse_inputs(out: Path, label: str, inputs: Iterable[str | Path | None], nested: bool = True) -> None:
+    """An output equal to an input, or (``nested``: a folder replaced whole) holding one or
+    inside an input folder, would destroy it."""
+    resolved = out.resolve()
+    for source, path in _local_paths(inputs):
+        inside = resolved in path.parents or (path.is_dir() and path in resolved.parents)
+        if resolved == path or (nested and inside):
+            raise ExpnetError(f"{label} overlaps the input {source}; writing there would destroy it: give a path of its own")
+
+
+def _require_writable(out: Path, label: str) -> None:
+    """Outputs are staged beside their path, so the nearest existing folder above it must be writable."""
     parent = out.resolve().parent
     anchor = next(folder for folder in (parent, *parent.parents) if folder.exists())
     if not anchor.is_dir():
-        raise ExpnetError(f"--out {given}: {anchor} is a file, not a folder; give a path under a folder")
+        raise ExpnetError(f"{label}: {anchor} is a file, not a folder; give a path under a folder")
     if not os.access(anchor, os.W_OK):
-        raise ExpnetError(f"--out {given}: no permission to write in {anchor}; choose a folder you can write to")
+        raise ExpnetError(f"{label}: no permission to write in {anchor}; choose a folder you can write to")
 
 
 def require_new_or_dir(path: str) -> Path:

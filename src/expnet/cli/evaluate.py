@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from expnet.benchmark.report import strict_json
 from expnet.cli.common import (
     add_data_dir,
     add_device,
     add_seed,
     add_trust_remote_code,
+    check_out_file,
+    data_file,
     load_classifier,
     load_limited,
     positive_int,
@@ -90,6 +90,11 @@ def build_explainers(spec: str, batch_size: int, seed: int) -> dict:
 
 def run(args) -> int:
     start(args)
+    inputs = [args.classifier, data_file(args.data), args.data_dir, *args.explainers.split(",")]
+    out = check_out_file(args.out, "--out", inputs)
+    page = check_out_file(args.html, "--html", inputs)
+    if page is not None and page.resolve() == out.resolve():
+        raise ExpnetError(f"--html {args.html} is the --out file; give the page its own path")
     classifier = load_classifier(args.classifier, args)
     explainers = build_explainers(args.explainers, args.batch_size, args.seed)
     examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
@@ -116,9 +121,9 @@ def run(args) -> int:
         "expnet_rationale": {n: "threshold" for n, e in explainers.items() if isinstance(e, ExpNetExplainer)},
     }
     data = strict_json(result.to_dict())
-    atomic_write_json(args.out, data)
+    atomic_write_json(out, data)
     print_results(data, f"{task_name(args.data)}: {len(examples)} examples")
-    if args.html:
-        atomic_write_text(args.html, evaluation_page(result, examples, args.gold_rule, f"expnet evaluation: {task_name(args.data)}", args.html_examples))
-    print(Path(args.out))
+    if page:
+        atomic_write_text(page, evaluation_page(result, examples, args.gold_rule, f"expnet evaluation: {task_name(args.data)}", args.html_examples))
+    print(out)
     return 0

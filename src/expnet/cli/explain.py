@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import sys
 
-from expnet.cli.common import add_device, add_seed, add_trust_remote_code, load_classifier, positive_int, start
+from expnet.cli.common import (
+    add_device,
+    add_seed,
+    add_trust_remote_code,
+    check_out_file,
+    load_classifier,
+    positive_int,
+    start,
+)
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.base import Explanation
@@ -68,6 +76,7 @@ def render(explanations: list[Explanation], fmt: str) -> str:
 
 def run(args) -> int:
     start(args)
+    out = check_out_file(args.out, "--out", [args.classifier, args.explainer])
     words = read_texts(args)
     classifier = load_classifier(args.classifier, args)
     explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed)
@@ -82,8 +91,8 @@ def run(args) -> int:
                 file=sys.stderr,
             )
     output = render(explanations, args.format)
-    if args.out:
-        atomic_write_text(args.out, output)
+    if out:
+        atomic_write_text(out, output)
     else:
         sys.stdout.write(output)
     return 0

@@ -13,12 +13,15 @@ from expnet.cli.common import (
     check_out_folder,
     data_file,
     load_limited,
+    positive_float,
     positive_int,
     start,
 )
 from expnet.data import load_examples, task_name
-from expnet.models.classifier import default_backbone
+from expnet.models.classifier import default_backbone, load_config, usable_positions
 from expnet.models.finetune import FinetuneSettings, finetune
+
+DEFAULT_MAX_LENGTH = 128
 
 
 def register(subparsers) -> None:
@@ -29,9 +32,12 @@ def register(subparsers) -> None:
     parser.add_argument("--backbone", default=None, help="model name or folder (default: the bundled all-MiniLM-L6-v2)")
     parser.add_argument("--max-examples", type=positive_int, default=None, help="use at most N training examples")
     parser.add_argument("--epochs", type=positive_int, default=1)
-    parser.add_argument("--max-length", type=positive_int, default=128, help="tokens per text (default 128)")
+    parser.add_argument(
+        "--max-length", type=positive_int, default=None,
+        help=f"tokens per text (default {DEFAULT_MAX_LENGTH}, or fewer if the backbone takes fewer)",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--learning-rate", type=positive_float, default=5e-5)
     add_seed(parser)
     add_device(parser)
     add_trust_remote_code(parser)
@@ -40,18 +46,23 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     start(args)
+    backbone = args.backbone or default_backbone()
     out = check_out_folder(args, [args.backbone, data_file(args.task), args.data_dir])
+    # Only a length the user asks for is checked against the backbone; the default adapts to it.
+    max_length = args.max_length or min(
+        DEFAULT_MAX_LENGTH, usable_positions(load_config(backbone, args.trust_remote_code))
+    )
     train = load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
     dev = load_examples(args.task, None, args.data_dir, purpose="classifier_dev")
     settings = FinetuneSettings(
         epochs=args.epochs,
-        max_length=args.max_length,
+        max_length=max_length,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         max_examples=args.max_examples,
     )
     metrics = finetune(
-        args.backbone or default_backbone(),
+        backbone,
         train,
         dev,
         train[0].label_names,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 import warnings
+from collections.abc import Iterator
 
 from expnet import __version__
 from expnet.errors import ExpnetError
@@ -28,23 +31,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a plain ``kill``, a job scheduler's stop), unwound like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While a command runs, SIGTERM raises ``Terminated`` so that atomic writes remove their
+    temporaries instead of the process vanishing mid-write; the old handler is restored after."""
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (main() embedded somewhere): keep the default
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
+    fail = f"expnet {args.command}: error:"
     try:
-        return int(args.func(args) or 0)
+        with sigterm_unwinds():
+            return int(args.func(args) or 0)
     except ExpnetError as error:
-        print(f"expnet {args.command}: error: {error}", file=sys.stderr)
+        print(f"{fail} {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:
-        print(f"expnet {args.command}: error: no such file: {error.filename}", file=sys.stderr)
+        print(f"{fail} no such file: {error.filename}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"expnet {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
+    except OSError as error:
+        if error.filename is None:
+            raise  # not about a path the user gave: a bug or a system failure, keep the traceback
+        print(f"{fail} {error.filename}: {error.strerror}; check the path and its permissions", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as error:
+        print(f"{fail} the input is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        how = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"expnet {args.command}: {how}; nothing half-written was kept", file=sys.stderr)
+        return 143 if isinstance(interrupt, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -26,25 +26,42 @@ REQUIRED = ("id", "tokens", "label")
 MAX_CLASSES = 10_000  # far above any classification task, far below what exhausts memory
 
 
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line_number, text)``; read as bytes so that a line that is not UTF-8 is named."""
+    try:
+        with open(path, "rb") as handle:
+            for lineno, raw in enumerate(handle, start=1):
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(
+                        f"{at(path, lineno)}: not UTF-8 text (byte {err.object[err.start]:#04x} at column "
+                        f"{err.start + 1}); save the file as UTF-8"
+                    ) from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err.strerror}); check the path and its permissions") from None
+
+
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` for each non-blank line; shared by the JSONL-based loaders."""
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"{at(path, lineno)}: not valid JSON ({err.msg} at column {err.colno}); "
-                    "write one JSON object a line"
-                ) from None
-            if not isinstance(obj, dict):
-                raise DataError(
-                    f"{at(path, lineno)}: expected a JSON object {{...}}, got {type(obj).__name__}"
-                )
-            yield lineno, obj
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(
+                f"{at(path, lineno)}: not valid JSON ({err.msg} at column {err.colno}); "
+                "write one JSON object a line"
+            ) from None
+        except RecursionError:
+            raise DataError(f"{at(path, lineno)}: JSON nested too deeply to read; flatten the line") from None
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"{at(path, lineno)}: expected a JSON object {{...}}, got {type(obj).__name__}"
+            )
+        yield lineno, obj
 
 
 def check_mask(mask, n_tokens: int, where: str, what: str = "mask") -> list[int]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers import logging as hf_logging
 
@@ -28,10 +29,18 @@ def default_backbone() -> str:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """CUDA when present, else CPU, unless the caller names one."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present, else CPU, unless the caller names one (which must exist here)."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ExpnetError(f"unknown --device {device!r}: use cpu, cuda, cuda:0 or mps") from None
+    if chosen.type == "cuda" and not (torch.cuda.is_available() and (chosen.index or 0) < torch.cuda.device_count()):
+        raise ExpnetError(f"--device {device}: no such CUDA device here ({torch.cuda.device_count()} found); use cpu")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ExpnetError(f"--device {device}: MPS is not available here; use cpu")
+    return chosen
 
 
 def quiet_transformers() -> None:
@@ -41,7 +50,7 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _usable_positions(config) -> int:
+def usable_positions(config) -> int:
     """Positions a text may use. RoBERTa-style models number positions from pad_token_id + 1,
     so they can hold pad_token_id + 1 fewer tokens than they have position embeddings."""
     positions = getattr(config, "max_position_embeddings", 512) or 512
@@ -60,6 +69,10 @@ def custom_code_error(name_or_path: str | Path) -> ExpnetError:
         f"{name_or_path} contains custom code (auto_map); expnet does not run model code unless you "
         "pass --trust-remote-code (trust_remote_code=True), so do that only for a model you trust"
     )
+
+
+def _first_line(error: Exception, limit: int = 160) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
 
 
 def _is_custom_code_refusal(error: Exception) -> bool:
@@ -83,7 +96,7 @@ def load_config(name_or_path: str | Path, trust_remote_code: bool = False):
             raise custom_code_error(name_or_path) from None
         raise ExpnetError(
             f"no model at {name_or_path!r}: give a folder made by 'expnet finetune' or a "
-            f"Hugging Face model name ({str(error).splitlines()[0][:120]})"
+            f"Hugging Face model name ({_first_line(error, 120)})"
         ) from None
     if not trust_remote_code and (getattr(config, "auto_map", None) or _tokenizer_auto_map(name_or_path)):
         raise custom_code_error(name_or_path)
@@ -168,17 +181,26 @@ class Classifier:
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
             )
+        except SafetensorError as error:
+            raise ExpnetError(
+                f"{name_or_path}: model.safetensors is corrupt or truncated ({_first_line(error)}); copy or save the classifier again"
+            ) from None
+        except RuntimeError:  # transformers' size mismatch (its details go to the log, not the error)
+            raise ExpnetError(
+                f"{name_or_path}: the weights do not fit config.json (it says {config.num_labels} labels; the label "
+                "count or a layer size differs from the weights); fix config.json or save the classifier again"
+            ) from None
         except (OSError, ValueError) as error:
             if _is_custom_code_refusal(error):
                 raise custom_code_error(name_or_path) from None
-            raise ExpnetError(f"cannot load the classifier at {name_or_path}: {error}") from None
+            raise ExpnetError(f"cannot load the classifier at {name_or_path}: {_first_line(error)}") from None
         if not getattr(tokenizer, "is_fast", False):
             raise ExpnetError(
                 f"{name_or_path} has no fast tokenizer; expnet needs offset mappings "
                 "(tokenizer.json) to align words with subwords"
             )
         limit = min(
-            _usable_positions(model.config),
+            usable_positions(model.config),
             tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512,
         )
         # Explain at the length the classifier was fine-tuned with, unless told otherwise.

@@ -29,6 +29,7 @@ from expnet.models.classifier import (
     pick_device,
     quiet_transformers,
     require_model_files,
+    usable_positions,
 )
 from expnet.seeding import seed_everything
 from expnet.words import encode_words
@@ -72,8 +73,13 @@ def finetune(
     seed_everything(seed)
     if not train:
         raise ExpnetError("no training examples for fine-tuning; check --data-dir and --task")
-    load_config(backbone, trust_remote_code)  # one clear error if the backbone does not exist
+    config = load_config(backbone, trust_remote_code)  # one clear error if the backbone does not exist
     require_model_files(backbone)
+    if settings.max_length > usable_positions(config):
+        raise ExpnetError(
+            f"--max-length {settings.max_length} is more than the {usable_positions(config)} tokens "
+            f"{backbone} can take; give at most that"
+        )
     target = pick_device(device)
     quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(backbone, trust_remote_code=trust_remote_code)
