@@ -208,6 +208,49 @@ def test_value_zeroing_matches_forwards_with_a_zeroed_value(architecture, explic
     assert float(parts.value_zeroing.abs().max()) > 1e-3, "zeroing a value must move the logit"
 
 
+def layer_outputs_with_zeroed_value(classifier, batch, layer_index, row, token):
+    """Every layer's output from a real forward pass with one value vector zeroed in one layer."""
+    layers = classifier.model.base_model.encoder.layer
+    seen = []
+
+    def zero(module, args, output):
+        output = output.clone()
+        output[row, token] = 0.0
+        return output
+
+    handles = [layers[layer_index].attention.self.value.register_forward_hook(zero)]
+    handles += [layer.register_forward_hook(lambda m, a, out: seen.append(out)) for layer in layers]
+    try:
+        classifier.predict_logits(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+def test_value_zeroing_rollout_matches_layer_wise_forwards(architecture):
+    """Mohebbi et al.: C_ij^l = cosine distance of layer l's output at i with token j's value
+    zeroed in layer l only (its inputs are then the original ones), row-normalised, rolled out."""
+    batch = architecture.encode(TEXTS)
+    with torch.no_grad():
+        original = architecture.forward(batch, output_hidden_states=True).hidden_states[1:]
+    num_layers, length = len(original), batch.input_ids.shape[1]
+    got = decompose(architecture, batch, {"value_zeroing_rollout"}).value_zeroing_rollout
+    for row in range(batch.batch_size):
+        size = int(batch.attention_mask[row].sum())  # right padding: the real tokens come first
+        matrices = []
+        for layer in range(num_layers):
+            scores = torch.zeros(size, size)
+            for token in range(size):
+                zeroed = layer_outputs_with_zeroed_value(architecture, batch, layer, row, token)[layer][row, :size]
+                scores[:, token] = 1 - torch.cosine_similarity(zeroed, original[layer][row, :size], dim=-1)
+            matrices.append(scores.clamp(min=0) / scores.clamp(min=0).sum(-1, keepdim=True))
+        expected = readout_row_of_product(matrices)
+        torch.testing.assert_close(got[row, :size], expected, atol=1e-5, rtol=1e-4)
+        assert float(got[row, size:].abs().sum()) == 0.0
+    assert got.shape == (batch.batch_size, length)
+
+
 def test_classifier_head_reproduces_the_logits_from_the_readout_state(architecture):
     batch = architecture.encode(TEXTS)
     with torch.no_grad():

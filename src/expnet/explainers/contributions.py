@@ -3,9 +3,9 @@
 attention_norm (Kobayashi et al. 2020), globenc (Modarressi et al. 2022), alti (Ferrando et al.
 2022) and value_zeroing (last layer, exact target-logit change); the arithmetic and the readout
 convention live in ``expnet.models.decomposition``. BERT, RoBERTa and ELECTRA classifiers only;
-other architectures get one ExpnetError. attention_norm, globenc and alti attribute the readout
-representation (target-independent); value_zeroing the target logit. A word's score is the sum
-over its pieces.
+other architectures get one ExpnetError. All but value_zeroing attribute the readout
+representation (whatever the target); value_zeroing attributes the target logit. A word's score
+is the sum over its pieces.
 """
 
 from __future__ import annotations
@@ -87,3 +87,4 @@ class ValueZeroing(Explainer):
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         parts = decompose(classifier, batch, {"value_zeroing"}, targets=targets)
         return BatchAttribution(pool_to_words(parts.value_zeroing, batch, "sum"), parts.logits)
+

@@ -18,6 +18,9 @@ Signals (``decompose(..., signals=...)``), shapes with B texts, T (padded) token
   readout contexts are pushed through the rest of that layer (attention output dense + residual +
   LayerNorm, feed-forward + residual + LayerNorm) and the classification head in one batch: the
   exact effect, at the cost of a feed-forward pass over T vectors instead of T forward passes.
+- ``value_zeroing_rollout`` [B, T] (Mohebbi et al. 2023): per layer, ``C_ij`` the cosine distance
+  between query i's output and its output with token j's value zeroed (the layer's own inputs
+  kept), rows normalised to sum 1, rolled out; the readout row. Costs about T layer passes.
 - ``globenc`` [B, T] (Modarressi et al. 2022): per layer ``N_ij = ||LN2(LN1(z_ij))||`` with
   ``z_ij = sum_h alpha^h_ij f^h(x_j) + [i = j] x_j`` (attention + residual) and each LayerNorm
   decomposed linearly, ``LN(v) = gamma * (v - mean(v)) / s_i`` with ``s_i`` the standard deviation
@@ -55,14 +58,15 @@ from expnet.models.classifier import Classifier
 from expnet.models.readout import readout_positions
 from expnet.words import EncodedBatch
 
-SIGNALS = frozenset({"head_norms", "attention_norms", "value_zeroing", "globenc", "alti"})
+SIGNALS = frozenset({"head_norms", "attention_norms", "value_zeroing", "value_zeroing_rollout", "globenc", "alti"})
 SUPPORTED_MODELS = {
     "BertForSequenceClassification": "bert",
     "RobertaForSequenceClassification": "roberta",
     "ElectraForSequenceClassification": "electra",
 }
-# Floats held at once by one chunk of ALTI's [B, rows, T, D] decomposed vectors (64 MiB).
-_ALTI_CHUNK_FLOATS = 1 << 24
+# Floats held at once by one chunk of ALTI's decomposed vectors or value zeroing's zeroed layer
+# passes (64 MiB).
+_CHUNK_FLOATS = 1 << 24
 
 
 @dataclass
@@ -77,6 +81,7 @@ class Decomposition:
     alti: torch.Tensor | None  # [B, T] rolled-out readout row, sums to 1
     attention_norms: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [B, T]
     targets: torch.Tensor | None = None  # [B] the classes value zeroing explains
+    value_zeroing_rollout: torch.Tensor | None = None  # [B, T] rolled-out readout row, sums to 1
 
 
 @dataclass
@@ -227,7 +232,7 @@ def alti_matrix(layer: nn.Module, capture: _LayerCapture, attention: torch.Tenso
         capture.pre_norm1.float(), (hidden,), norm1.weight.float(), norm1.bias.float(), norm1.eps
     )
     targets = outputs * scale.unsqueeze(-1)  # s_i y_i
-    rows = max(1, _ALTI_CHUNK_FLOATS // (batch * length * hidden))
+    rows = max(1, _CHUNK_FLOATS // (batch * length * hidden))
     distances = []
     for start in range(0, length, rows):
         chunk = slice(start, min(start + rows, length))
@@ -263,6 +268,43 @@ def readout_head_vectors(
     return rows.unsqueeze(-1) * head_transformed_values(layer, capture, attention.shape[1])
 
 
+def _rest_of_layer(layer: nn.Module, contexts: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """[N, T, D] float32 layer outputs from attention contexts (heads side by side) and the layer's
+    inputs: attention output dense + residual + LayerNorm, feed-forward + residual + LayerNorm,
+    through the layer's own modules (in the model's dtype)."""
+    attended = layer.attention.output(contexts.to(residual.dtype), residual)
+    return layer.output(layer.intermediate(attended), attended).float()
+
+
+def value_zeroing_matrix(layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, real: torch.Tensor):
+    """[B, T, T] Mohebbi et al.'s layer-wise value zeroing, rows summing to 1 over the real tokens:
+    ``C_ij`` = cosine distance between query i's layer output and its output with token j's value
+    vector zeroed in every head (the layer's inputs kept), normalised over j.
+
+    Zeroing a value leaves the attention weights unchanged, so each zeroed context is the original
+    one minus token j's share; every (j, i) pair goes through the rest of the layer, a chunk of j
+    at a time: the cost of T layer passes without their attention."""
+    batch, length, hidden = capture.values.shape
+    num_heads = attention.shape[1]
+    attention = attention.float()
+    values = capture.values.float().view(batch, length, num_heads, hidden // num_heads)
+    context = torch.einsum("bhij,bjhv->bihv", attention, values)  # [B, T, H, dh]
+    original = _rest_of_layer(layer, context.reshape(batch, length, hidden), capture.inputs)  # [B, T, D]
+    intermediate = getattr(layer.intermediate.dense, "out_features", 4 * hidden)
+    keys = max(1, _CHUNK_FLOATS // (batch * length * (3 * hidden + intermediate)))
+    distances = []
+    for start in range(0, length, keys):
+        chunk = slice(start, min(start + keys, length))
+        shares = torch.einsum("bhij,bjhv->bjihv", attention[..., chunk], values[:, chunk])  # [B, r, T, H, dh]
+        zeroed = (context.unsqueeze(1) - shares).reshape(-1, length, hidden)
+        outputs = _rest_of_layer(layer, zeroed, capture.inputs.repeat_interleave(shares.shape[1], 0))
+        outputs = outputs.view(batch, -1, length, hidden)
+        similarity = nn.functional.cosine_similarity(outputs, original.unsqueeze(1), dim=-1)  # [B, r, T]
+        distances.append((1 - similarity).clamp(min=0))
+    scores = _mask_matrix(torch.cat(distances, 1).transpose(1, 2), real)
+    return scores / scores.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
+
+
 def value_zeroing_scores(
     classifier: Classifier,
     layer: nn.Module,
@@ -283,11 +325,9 @@ def value_zeroing_scores(
     removed = weights.permute(0, 2, 1).unsqueeze(-1) * values  # [B, T, H, dh]: token j's share
     context = removed.sum(1, keepdim=True)  # [B, 1, H, dh]
     contexts = torch.cat([context, context - removed], 1).reshape(batch * (length + 1), 1, hidden)
-    dtype = capture.inputs.dtype
     residual = capture.inputs[index, readout].unsqueeze(1).repeat_interleave(length + 1, 0)  # [N, 1, D]
-    attended = layer.attention.output(contexts.to(dtype), residual)
-    outputs = layer.output(layer.intermediate(attended), attended)
-    logits = classifier_head(classifier, outputs[:, 0]).float().view(batch, length + 1, -1)
+    outputs = _rest_of_layer(layer, contexts, residual)
+    logits = classifier_head(classifier, outputs[:, 0].to(residual.dtype)).float().view(batch, length + 1, -1)
     chosen = logits.gather(2, targets.view(-1, 1, 1).expand(-1, length + 1, 1)).squeeze(-1)  # [B, T + 1]
     return chosen[:, :1] - chosen[:, 1:]
 
@@ -316,7 +356,7 @@ def decompose(
         wanted |= set(chosen_layers.values())
     if "value_zeroing" in signals:
         wanted.add(num_layers - 1)
-    if signals & {"globenc", "alti"}:
+    if signals & {"globenc", "alti", "value_zeroing_rollout"}:
         wanted |= set(range(num_layers))
     with _capture(modules, wanted) as captures:
         logits, attentions = forward_with_attentions(classifier, batch)
@@ -344,4 +384,7 @@ def decompose(
     if "alti" in signals:
         matrices = [alti_matrix(modules[i], captures[i], attentions[i], real) for i in range(num_layers)]
         result.alti = rollout_readout_row(matrices, readout)
+    if "value_zeroing_rollout" in signals:
+        matrices = [value_zeroing_matrix(modules[i], captures[i], attentions[i], real) for i in range(num_layers)]
+        result.value_zeroing_rollout = rollout_readout_row(matrices, readout)
     return result
