@@ -14,7 +14,7 @@ Signals (``decompose(..., signals=...)``), shapes with B texts, T (padded) token
   head-mixed norm; not derivable from the per-head norms, so it is its own signal).
 - ``value_zeroing`` [B, T]: in the last layer, the target logit minus the target logit with token
   j's value vector zeroed in every head. Zeroing a value leaves every attention weight unchanged
-  and, in the last layer, only the readout position's output reaches the head, so the n zeroed
+  and, in the last layer, only the readout position's output reaches the head, so the T zeroed
   readout contexts are pushed through the rest of that layer (attention output dense + residual +
   LayerNorm, feed-forward + residual + LayerNorm) and the classification head in one batch: the
   exact effect, at the cost of a feed-forward pass over T vectors instead of T forward passes.
@@ -34,8 +34,9 @@ Signals (``decompose(..., signals=...)``), shapes with B texts, T (padded) token
 Readout convention: ``r`` is ``expnet.models.readout.readout_positions``; the classification
 heads of the supported architectures read the first token (BERT's pooler, RoBERTa's and ELECTRA's
 classification heads all take position 0, i.e. [CLS] or <s>), so ``r`` is 0 for every text, and
-``classifier_head`` feeds them a length-1 sequence holding the readout vector. Padding is masked everywhere: padding
-keys get no contribution, padding rows are identity rows in the rolled-out matrices.
+``classifier_head`` feeds them a length-1 sequence holding the readout vector. Padding is masked
+everywhere: padding keys get no contribution, padding rows are identity rows in the rolled-out
+matrices.
 
 Only BERT, RoBERTa and ELECTRA sequence classifiers (post-LayerNorm encoders whose layers have
 ``attention.self.value``, ``attention.output.{dense, LayerNorm}``, ``intermediate`` and
