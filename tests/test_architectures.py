@@ -49,7 +49,10 @@ TEXTS = [
 LONG = ["good"] * 12  # cut by max_length
 
 BERT_FAMILY = ("bert", "roberta", "electra")
-CONTRIBUTIONS = ("attention_norm", "globenc", "alti", "value_zeroing")
+# attention_norm, globenc, alti, value_zeroing...: one support check for the whole module.
+CONTRIBUTIONS = tuple(
+    name for name in explainer_names() if type(get_explainer(name)).__module__ == "expnet.explainers.contributions"
+)
 CONTRIBUTION_REASON = "support BERT, RoBERTa and ELECTRA sequence classifiers only"
 ATTNLRP_REASON = "attnlrp supports BERT-style encoders"
 # (explainer, architecture) -> what the one-line refusal must say. Anything else must work.
@@ -318,9 +321,11 @@ def test_align_padding_gives_a_decoder_its_pad_token(folders):
     classifier = load(folders["gpt2"])
     model, tokenizer = classifier.model, classifier.tokenizer
     tokenizer.pad_token = None
+    tokenizer.padding_side = "left"
     model.config.pad_token_id = None
     align_padding(model, tokenizer)
     assert tokenizer.pad_token == tokenizer.eos_token
+    assert tokenizer.padding_side == "right"
     assert model.config.pad_token_id == tokenizer.eos_token_id
     encoder = load(folders["bert"])
     before = encoder.config.pad_token_id

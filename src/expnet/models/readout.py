@@ -185,11 +185,17 @@ def head_reads_readout(classifier) -> Iterator[None]:
 
 
 def align_padding(model: nn.Module, tokenizer) -> None:
-    """Give a decoder classifier the pad token its batched head needs: the tokenizer's pad token
-    (its eos token when it has none) written into ``model.config.pad_token_id``. For
-    ``Classifier.load``; encoders are left alone."""
+    """Batch a decoder classifier exactly as it sees a text alone (for ``Classifier.load``;
+    encoders are left alone):
+
+    - the pad token its batched head needs: the tokenizer's pad token (its eos token when it has
+      none) written into ``model.config.pad_token_id`` when the config has none;
+    - right padding: trailing pads are invisible to a causal model's real tokens and positions
+      still start at 0, whereas left padding shifts absolute positions (GPT-2's learned ones).
+    """
     if not is_causal(model.config):
         return
+    tokenizer.padding_side = "right"
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise ExpnetError("this decoder's tokenizer has neither a pad nor an eos token, so texts cannot be batched")
