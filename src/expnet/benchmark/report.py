@@ -36,7 +36,7 @@ CSV_COLUMNS = (
     *(m.key for m in METRICS if m.family == PLAUSIBILITY),
     "n_examples_seen", "n_truncated",
     *(m.key for m in METRICS if m.family == FAITHFULNESS),
-    *(f"{name}_{removal}" for removal in sorted(REMOVALS, reverse=True) for name in ("comprehensiveness", "sufficiency", "kendall")),
+    *(f"{name}_{removal}" for removal in REMOVALS for name in ("comprehensiveness", "sufficiency", "kendall")),
     *(m.key for m in METRICS if m.family == SPEED),
     "variant", "validation", "selected",
 )
