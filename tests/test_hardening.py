@@ -524,3 +524,27 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_staging(capsys, monkeypatch, 
     assert code == 143 and "terminated" in err
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_train_refuses_labels_outside_the_classifier(capsys, tiny_classifier_dir, tmp_path):
+    data = tmp_path / "toy.jsonl"
+    data.write_text("".join(json.dumps({**row, "label": 4}) + "\n" for row in GOOD_ROWS))
+    code, _, err = run_cli(capsys, *train_args(data, tiny_classifier_dir, tmp_path / "e"))
+    assert_one_line_error(code, err, "has label 4, outside this classifier's 2 classes")
+
+
+def test_a_data_dir_that_is_a_file_is_called_a_file(capsys, tiny_classifier_dir, tmp_path):
+    afile = tmp_path / "data"
+    afile.write_text("x")
+    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, "sst2", tmp_path / "r.json"), "--data-dir", afile)
+    assert_one_line_error(code, err, "is a file")
+
+
+def test_an_output_left_aside_by_a_killed_run_is_recognised_as_the_commands_own(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    out = tmp_path / "e"
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
+    assert code == 0, err
+    out.rename(tmp_path / f".e.old-{dead_pid()}")  # killed mid-swap by an earlier run
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
+    assert code == 0, err
+    assert (out / "model.safetensors").is_file() and hidden_leftovers(tmp_path) == []

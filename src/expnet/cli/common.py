@@ -10,6 +10,7 @@ from pathlib import Path
 
 from expnet.data import TASKS, load_examples
 from expnet.errors import ExpnetError
+from expnet.io import recover_directory
 from expnet.models.classifier import Classifier
 from expnet.seeding import seed_everything
 
@@ -114,6 +115,7 @@ def check_out_folder(args: argparse.Namespace, inputs: Iterable[str | Path | Non
     (unless --overwrite). A folder this command wrote before is replaced without asking.
     """
     out = Path(args.out)
+    recover_directory(out)  # a killed earlier run's output is put back, so it is recognised below
     if out.exists() and not out.is_dir():
         raise ExpnetError(f"--out {args.out} is a file; give a folder path")
     here = Path.cwd().resolve()
@@ -123,7 +125,7 @@ def check_out_folder(args: argparse.Namespace, inputs: Iterable[str | Path | Non
     _require_writable(out, f"--out {args.out}")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite and not PREVIOUS_OUTPUT[args.command](out):
         raise ExpnetError(
-            f"--out {args.out} holds files 'expnet {args.command}' did not write, and it is replaced whole: "
+            f"--out {args.out} holds other files (not written by 'expnet {args.command}'), and it is replaced whole: "
             "give a new or empty folder, or pass --overwrite to replace it"
         )
     return out

@@ -17,6 +17,7 @@ from expnet.cli.common import (
     positive_int,
     start,
 )
+from expnet.cli.evaluate import check_labels
 from expnet.errors import ExpnetError
 from expnet.network.training import ExpNetSettings, train_expnet
 
@@ -73,6 +74,7 @@ def run(args) -> int:
     for task, classifier_dir in pairs:
         classifier = load_classifier(classifier_dir, args)
         examples = load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
+        check_labels(classifier, examples)  # else such examples are silently skipped (or trained on)
         sources.append((classifier, examples))
     explainer = train_expnet(sources, settings, seed=args.seed)
     explainer.save_pretrained(out)

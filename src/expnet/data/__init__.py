@@ -79,6 +79,8 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
         path, source = Path(os.environ[ENV_VAR]).expanduser(), ENV_VAR
     else:
         path, source = samples_dir(), "the shipped samples"
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path} (from {source}) is a file; give the folder holding hatexplain/, sst2/, movies/ or cola/")
     if not path.is_dir():
         raise DataError(
             f"{path}: data directory not found (from {source}); pass --data-dir or set {ENV_VAR} "
