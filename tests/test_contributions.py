@@ -15,7 +15,13 @@ from architectures import BUILDERS, check_one_score_per_word
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.models.classifier import Classifier
-from expnet.models.decomposition import classifier_head, decompose
+from expnet.models.decomposition import (
+    capture_layers,
+    classifier_head,
+    decompose,
+    decompx_last_layer,
+    encoder_layers,
+)
 
 CONTRIBUTION = ["attention_norm", "globenc", "alti", "value_zeroing"]
 SUPPORTED = ["bert", "roberta", "electra"]
@@ -249,6 +255,48 @@ def test_value_zeroing_rollout_matches_layer_wise_forwards(architecture):
         torch.testing.assert_close(got[row, :size], expected, atol=1e-5, rtol=1e-4)
         assert float(got[row, size:].abs().sum()) == 0.0
     assert got.shape == (batch.batch_size, length)
+
+
+def test_decompx_parts_add_up_to_the_logits(architecture):
+    batch = architecture.encode(TEXTS)
+    layers = encoder_layers(architecture)
+    parts = decompose(architecture, batch, {"decompx"})
+    with capture_layers(layers, [len(layers) - 1]) as captures, torch.no_grad():
+        output = architecture.forward(batch, output_attentions=True)
+    readout = torch.zeros(batch.batch_size, dtype=torch.long)
+    split = decompx_last_layer(architecture, layers[-1], captures[len(layers) - 1], output.attentions[-1], readout)
+    torch.testing.assert_close(split.sum(1), output.logits, atol=1e-5, rtol=1e-4)
+    chosen = output.logits.argmax(-1)
+    torch.testing.assert_close(parts.decompx, split[torch.arange(3), :-1, chosen] * batch.attention_mask)
+    assert float(parts.decompx.abs().max()) > 1e-3
+
+
+def test_decompx_matches_token_by_token_linearisation(deep_bert):
+    """Each token's part, followed by hand through the last layer and BERT's pooler and classifier,
+    with every activation linearised at the model's own pre-activations."""
+    words = TEXTS[0]
+    batch = deep_bert.encode([words])
+    hidden, attentions = layer_states(deep_bert, batch)
+    *_, (_, pre1, y, pre2, layer) = brute_force_layers(deep_bert, words)
+    model, heads = deep_bert.model, deep_bert.num_heads
+    logits = deep_bert.predict_logits(batch)[0]
+    target = int(logits.argmax())
+    inputs = layer.intermediate.dense(y[0])
+    ratio_ffn = layer.intermediate.intermediate_act_fn(inputs) / inputs
+    pooled = model.bert.pooler.dense(hidden[-1][0, 0])
+    ratio_pool = torch.tanh(pooled) / pooled
+    expected = []
+    for j in range(hidden[-1].shape[1]):
+        x = hidden[-2][0]
+        z = sum(attentions[-1][0, h, 0, j] * head_vectors(layer, x, h, heads)[j] for h in range(heads))
+        z = z + (x[0] if j == 0 else 0.0)
+        part = normalise(z, pre1[0], layer.attention.output.LayerNorm)
+        part = layer.output.dense.weight @ (ratio_ffn * (layer.intermediate.dense.weight @ part)) + part
+        part = normalise(part, pre2[0], layer.output.LayerNorm)
+        part = model.classifier.weight @ (ratio_pool * (model.bert.pooler.dense.weight @ part))
+        expected.append(float(part[target]))
+    got = decompose(deep_bert, batch, {"decompx"}).decompx[0]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_classifier_head_reproduces_the_logits_from_the_readout_state(architecture):

@@ -21,6 +21,10 @@ Signals (``decompose(..., signals=...)``), shapes with B texts, T (padded) token
 - ``value_zeroing_rollout`` [B, T] (Mohebbi et al. 2023): per layer, ``C_ij`` the cosine distance
   between query i's output and its output with token j's value zeroed (the layer's own inputs
   kept), rows normalised to sum 1, rolled out; the readout row. Costs about T layer passes.
+- ``decompx`` [B, T] (Modarressi et al. 2023, last-layer form): each token's part of the target
+  logit when the last layer's inputs are split per token and pushed, linearised at the real
+  activations, through the last layer and the head (``decompx_last_layer``; the parts plus a bias
+  part add up to the logit).
 - ``globenc`` [B, T] (Modarressi et al. 2022): per layer ``N_ij = ||LN2(LN1(z_ij))||`` with
   ``z_ij = sum_h alpha^h_ij f^h(x_j) + [i = j] x_j`` (attention + residual) and each LayerNorm
   decomposed linearly, ``LN(v) = gamma * (v - mean(v)) / s_i`` with ``s_i`` the standard deviation
@@ -59,7 +63,9 @@ from expnet.models.classifier import Classifier
 from expnet.models.readout import readout_positions
 from expnet.words import EncodedBatch
 
-SIGNALS = frozenset({"head_norms", "attention_norms", "value_zeroing", "value_zeroing_rollout", "globenc", "alti"})
+SIGNALS = frozenset(
+    {"head_norms", "attention_norms", "value_zeroing", "value_zeroing_rollout", "decompx", "globenc", "alti"}
+)
 SUPPORTED_MODELS = {
     "BertForSequenceClassification": "bert",
     "RobertaForSequenceClassification": "roberta",
@@ -81,12 +87,13 @@ class Decomposition:
     globenc: torch.Tensor | None  # [B, T] rolled-out readout row, sums to 1
     alti: torch.Tensor | None  # [B, T] rolled-out readout row, sums to 1
     attention_norms: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [B, T]
-    targets: torch.Tensor | None = None  # [B] the classes value zeroing explains
+    targets: torch.Tensor | None = None  # [B] the classes value_zeroing and decompx explain
     value_zeroing_rollout: torch.Tensor | None = None  # [B, T] rolled-out readout row, sums to 1
+    decompx: torch.Tensor | None = None  # [B, T] last-layer DecompX: each token's part of the target logit
 
 
 @dataclass
-class _LayerCapture:
+class LayerCapture:
     """One encoder layer's tensors, as the forward pass saw them."""
 
     inputs: torch.Tensor | None = None  # [B, T, D] the layer's input hidden states
@@ -122,11 +129,12 @@ def classifier_head(classifier: Classifier, states: torch.Tensor) -> torch.Tenso
 
 
 @contextmanager
-def _capture(layers: nn.ModuleList, wanted: Collection[int]) -> Iterator[dict[int, _LayerCapture]]:
-    captures = {index: _LayerCapture() for index in wanted}
+def capture_layers(layers: nn.ModuleList, wanted: Collection[int]) -> Iterator[dict[int, LayerCapture]]:
+    """While open, forward passes fill one ``LayerCapture`` per wanted layer index (the last pass wins)."""
+    captures = {index: LayerCapture() for index in wanted}
     handles = []
 
-    def keep(capture: _LayerCapture, name: str, from_output: bool = False):
+    def keep(capture: LayerCapture, name: str, from_output: bool = False):
         def hook(module, args, *rest):
             if from_output:
                 tensor = rest[0]
@@ -168,7 +176,7 @@ def _centre_then_scale(vectors: torch.Tensor, norm: nn.LayerNorm) -> torch.Tenso
 
 
 def head_transformed_values(
-    layer: nn.Module, capture: _LayerCapture, num_heads: int, norms: Sequence[nn.LayerNorm] = ()
+    layer: nn.Module, capture: LayerCapture, num_heads: int, norms: Sequence[nn.LayerNorm] = ()
 ) -> torch.Tensor:
     """[B, H, T, D] ``f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h`` for every head and token, followed by
     the linear parts of ``norms`` in order (folded into ``W_O``: one pass over the vectors)."""
@@ -188,7 +196,7 @@ def _mask_matrix(matrix: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 
 def globenc_matrix(
-    layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, real: torch.Tensor, second_norm: bool = True
+    layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor, second_norm: bool = True
 ) -> torch.Tensor:
     """[B, T, T] one layer's GlobEnc norms ``N_ij`` (see the module docstring), padding masked.
 
@@ -215,7 +223,7 @@ def globenc_matrix(
     return _mask_matrix(norms, real)
 
 
-def alti_matrix(layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def alti_matrix(layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """[B, T, T] one layer's ALTI contributions, rows summing to 1 over the real tokens.
 
     ``T_i(x_j) = gamma * (z_ij - mean z_ij) / s_i``. Centring and scaling by gamma are linear, so
@@ -262,7 +270,7 @@ def rollout_readout_row(matrices: Sequence[torch.Tensor], readout: torch.Tensor)
 
 
 def readout_head_vectors(
-    layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, readout: torch.Tensor
+    layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, readout: torch.Tensor
 ) -> torch.Tensor:
     """[B, H, T, D] ``alpha^h_{r j} f^h(x_j)`` at the readout position ``r`` of each text."""
     rows = attention.float()[torch.arange(attention.shape[0], device=attention.device), :, readout]  # [B, H, T]
@@ -277,7 +285,7 @@ def _rest_of_layer(layer: nn.Module, contexts: torch.Tensor, residual: torch.Ten
     return layer.output(layer.intermediate(attended), attended).float()
 
 
-def value_zeroing_matrix(layer: nn.Module, capture: _LayerCapture, attention: torch.Tensor, real: torch.Tensor):
+def value_zeroing_matrix(layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor):
     """[B, T, T] Mohebbi et al.'s layer-wise value zeroing, rows summing to 1 over the real tokens:
     ``C_ij`` = cosine distance between query i's layer output and its output with token j's value
     vector zeroed in every head (the layer's inputs kept), normalised over j.
@@ -309,7 +317,7 @@ def value_zeroing_matrix(layer: nn.Module, capture: _LayerCapture, attention: to
 def value_zeroing_scores(
     classifier: Classifier,
     layer: nn.Module,
-    capture: _LayerCapture,
+    capture: LayerCapture,
     attention: torch.Tensor,
     readout: torch.Tensor,
     targets: torch.Tensor,
@@ -331,6 +339,75 @@ def value_zeroing_scores(
     logits = classifier_head(classifier, outputs[:, 0].to(residual.dtype)).float().view(batch, length + 1, -1)
     chosen = logits.gather(2, targets.view(-1, 1, 1).expand(-1, length + 1, 1)).squeeze(-1)  # [B, T + 1]
     return chosen[:, :1] - chosen[:, 1:]
+
+
+def _head_parts(classifier: Classifier) -> tuple[nn.Linear, object, nn.Linear]:
+    """(dense, activation, output projection) of the classification head: BERT's pooler and
+    classifier, RoBERTa's (tanh) and ELECTRA's (gelu) classification heads."""
+    model = classifier.model
+    kind = SUPPORTED_MODELS[type(model).__name__]
+    if kind == "bert":
+        return model.bert.pooler.dense, model.bert.pooler.activation, model.classifier
+    activation = model.classifier.activation if kind == "electra" else torch.tanh
+    return model.classifier.dense, activation, model.classifier.out_proj
+
+
+def _through_activation(parts: torch.Tensor, total: torch.Tensor, activation) -> torch.Tensor:
+    """DecompX's linearised activation: every part of ``total`` (parts summed over dim 1) scaled by
+    ``act(total) / total``, elementwise, so the parts still add up to ``act(total)``. Where the
+    total is 0 the ratio is the activation's slope at 0 (a central difference)."""
+    step = 1e-3
+    slope = (activation(torch.tensor(step)) - activation(torch.tensor(-step))) / (2 * step)
+    tiny = total.abs() < 1e-6
+    ratio = torch.where(tiny, slope.to(total), activation(total) / torch.where(tiny, torch.ones_like(total), total))
+    return parts * ratio.unsqueeze(1)
+
+
+def _linear_parts(parts: torch.Tensor, bias_index: int, linear: nn.Linear) -> torch.Tensor:
+    """A linear layer on decomposed vectors [B, P, D]: the weight on every part, its bias on part
+    ``bias_index`` only."""
+    out = parts @ linear.weight.float().T
+    if linear.bias is not None:
+        out[:, bias_index] += linear.bias.float()
+    return out
+
+
+def _norm_parts(parts: torch.Tensor, bias_index: int, norm: nn.LayerNorm, states: torch.Tensor) -> torch.Tensor:
+    """LayerNorm on decomposed vectors [B, P, D] whose sum is ``states`` [B, D]: the linear part and
+    the real standard deviation on every part, beta on part ``bias_index``."""
+    out = _centre_then_scale(parts, norm) / _std(states, norm)[:, None, None]
+    out[:, bias_index] += norm.bias.float()
+    return out
+
+
+def decompx_last_layer(
+    classifier: Classifier, layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, readout: torch.Tensor
+) -> torch.Tensor:
+    """[B, T + 1, C] DecompX (Modarressi et al. 2023) from the last layer's input: the logits split
+    into one part per token plus a bias part (index T); the parts add up to the logits.
+
+    Each token's last-layer input is its own part. The parts go, at the readout position only,
+    through attention (``alpha f(x_j)`` plus the residual), both LayerNorms (decomposed, real
+    standard deviations), the feed-forward and the head's dense layer with their activations
+    linearised at the real pre-activations (``_through_activation``), and the output projection.
+    Earlier layers' mixing is not followed, so this is the last-layer form, not full DecompX."""
+    batch, length, hidden = capture.inputs.shape
+    index = torch.arange(batch, device=attention.device)
+    inputs = capture.inputs.float()
+    mixed = readout_head_vectors(layer, capture, attention, readout).sum(1)  # [B, T, D]
+    mixed[index, readout] += inputs[index, readout]
+    bias = length  # the bias part comes after the T token parts
+    parts = torch.cat([mixed, layer.attention.output.dense.bias.float().expand(batch, 1, hidden)], 1)
+    parts = _norm_parts(parts, bias, layer.attention.output.LayerNorm, capture.pre_norm1[index, readout])
+    residual = parts
+    parts = _linear_parts(parts, bias, layer.intermediate.dense)
+    parts = _through_activation(parts, parts.sum(1), layer.intermediate.intermediate_act_fn)
+    parts = _linear_parts(parts, bias, layer.output.dense) + residual
+    parts = _norm_parts(parts, bias, layer.output.LayerNorm, capture.pre_norm2[index, readout])
+    dense, activation, projection = _head_parts(classifier)
+    parts = _linear_parts(parts, bias, dense)
+    parts = _through_activation(parts, parts.sum(1), activation)
+    return _linear_parts(parts, bias, projection)
 
 
 @torch.no_grad()
@@ -355,11 +432,11 @@ def decompose(
     wanted: set[int] = set()
     if signals & {"head_norms", "attention_norms"}:
         wanted |= set(chosen_layers.values())
-    if "value_zeroing" in signals:
+    if signals & {"value_zeroing", "decompx"}:
         wanted.add(num_layers - 1)
     if signals & {"globenc", "alti", "value_zeroing_rollout"}:
         wanted |= set(range(num_layers))
-    with _capture(modules, wanted) as captures:
+    with capture_layers(modules, wanted) as captures:
         logits, attentions = forward_with_attentions(classifier, batch)
     real = batch.attention_mask.bool().to(logits.device)
     readout = readout_positions(classifier, batch).to(logits.device)
@@ -377,6 +454,11 @@ def decompose(
         last = num_layers - 1
         scores = value_zeroing_scores(classifier, modules[last], captures[last], attentions[last], readout, targets)
         result.value_zeroing = scores * real
+    if "decompx" in signals:
+        last = num_layers - 1
+        parts = decompx_last_layer(classifier, modules[last], captures[last], attentions[last], readout)
+        result.decompx = parts[:, :-1].gather(2, targets.view(-1, 1, 1).expand(-1, parts.shape[1] - 1, 1))
+        result.decompx = result.decompx.squeeze(-1) * real
     if "globenc" in signals:
         matrices = [
             globenc_matrix(modules[i], captures[i], attentions[i], real, globenc_second_norm) for i in range(num_layers)
