@@ -310,7 +310,7 @@ def test_classifier_head_reproduces_the_logits_from_the_readout_state(architectu
 @pytest.mark.parametrize("name", CONTRIBUTION)
 def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_classifier_dir):
     info = check_one_score_per_word(name, {}, tiny_classifier_dir, TEXTS)
-    assert info.family == "contribution" and info.explains == ("logit" if name == "value_zeroing" else "representation")
+    assert info.family == "contribution" and info.explains == ("logit" if name == "value_zeroing" else "readout state")
 
 
 @pytest.mark.parametrize("name", CONTRIBUTION)

@@ -3,9 +3,9 @@
 attention_norm (Kobayashi et al. 2020), globenc (Modarressi et al. 2022), alti (Ferrando et al.
 2022) and value_zeroing (last layer, exact target-logit change); the arithmetic and the readout
 convention live in ``expnet.models.decomposition``. BERT, RoBERTa and ELECTRA classifiers only;
-other architectures get one ExpnetError. All but value_zeroing attribute the readout
-representation (whatever the target); value_zeroing attributes the target logit. A word's score
-is the sum over its pieces.
+other architectures get one ExpnetError. All but value_zeroing attribute the readout state (the
+final hidden state the head reads, whatever the target); value_zeroing attributes the target logit.
+A word's score is the sum over its pieces.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class AttentionNorm(Explainer):
     name = "attention_norm"
     family = "contribution"
     cost = "1 forward"
-    explains = "representation"
+    explains = "readout state"
     needs_attention = True
 
     def __init__(self, layer: int = -1, batch_size: int = 16, seed: int = 0) -> None:
@@ -44,7 +44,7 @@ class GlobEnc(Explainer):
     name = "globenc"
     family = "contribution"
     cost = "1 forward"
-    explains = "representation"
+    explains = "readout state"
     needs_attention = True
 
     def __init__(self, second_norm: bool = True, batch_size: int = 16, seed: int = 0) -> None:
@@ -64,7 +64,7 @@ class Alti(Explainer):
     name = "alti"
     family = "contribution"
     cost = "1 forward"
-    explains = "representation"
+    explains = "readout state"
     needs_attention = True
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
