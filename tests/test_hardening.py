@@ -548,3 +548,17 @@ def test_an_output_left_aside_by_a_killed_run_is_recognised_as_the_commands_own(
     code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
     assert code == 0, err
     assert (out / "model.safetensors").is_file() and hidden_leftovers(tmp_path) == []
+
+
+def test_an_output_in_a_read_only_folder_is_refused_before_any_work(capsys, monkeypatch, tiny_classifier_dir, toy_data, tmp_path):
+    import os
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_access = os.access
+    # chmod does not stop root, so the check's view of the folder is what is made read-only
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(read_only) else real_access(path, mode))
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, read_only / "e"))
+    assert_one_line_error(code, err, "no permission to write in")
+    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, read_only / "r.json"))
+    assert_one_line_error(code, err, "no permission to write in")
