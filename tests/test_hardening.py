@@ -562,3 +562,17 @@ def test_an_output_in_a_read_only_folder_is_refused_before_any_work(capsys, monk
     assert_one_line_error(code, err, "no permission to write in")
     code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, read_only / "r.json"))
     assert_one_line_error(code, err, "no permission to write in")
+
+
+def test_a_failed_repair_deletes_no_copy(monkeypatch, tmp_path):
+    from expnet.io import recover_directory
+
+    target = tmp_path / "out"
+    aside = make_folder(tmp_path / f".out.old-{dead_pid()}")
+
+    def refused(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("expnet.io.os.replace", refused)
+    recover_directory(target)
+    assert folder_contents(aside) == {"a.txt": "old"}

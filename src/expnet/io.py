@@ -87,15 +87,21 @@ def recover_directory(target: str | Path) -> None:
     if not target.name or not target.parent.is_dir():
         return
     dead = [(kind, path) for kind, pid, path in _leftovers(target) if not _running(pid)]
-    by_age = sorted(dead, key=lambda found: found[1].stat().st_mtime)
-    ready = [path for kind, path in by_age if kind == "ready"]
-    old = [path for kind, path in by_age if kind == "old"]
-    if ready:
-        _swap_in(ready[-1], target)
-    elif old and not target.exists():
-        os.replace(old[-1], target)
-    for _kind, path in dead:
-        shutil.rmtree(path, ignore_errors=True)  # what is still there is superseded or half-written
+    # OSError: another process repairing the same folder got there first (its result stands).
+    with contextlib.suppress(OSError):
+        by_age = sorted(dead, key=lambda found: found[1].stat().st_mtime)
+        ready = [path for kind, path in by_age if kind == "ready"]
+        old = [path for kind, path in by_age if kind == "old"]
+        if ready:
+            _swap_in(ready[-1], target)
+        elif old and not target.exists():
+            os.replace(old[-1], target)
+    repaired = target.exists()
+    for kind, path in dead:
+        # Staging folders are half-written; the others are superseded once target is in place (if
+        # the repair failed they are the only copies, kept for the next try).
+        if kind == "staging" or repaired:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 _LEFTOVER = re.compile(r"\.(?P<kind>staging|ready|old)-(?P<pid>\d+)(-\w+)?")
