@@ -23,7 +23,8 @@ from expnet.models.decomposition import (
     encoder_layers,
 )
 
-CONTRIBUTION = ["attention_norm", "globenc", "alti", "value_zeroing"]
+CONTRIBUTION = ["attention_norm", "globenc", "alti", "value_zeroing", "decompx", "value_zeroing_rollout"]
+TARGETED = ("value_zeroing", "decompx")
 SUPPORTED = ["bert", "roberta", "electra"]
 TEXTS = [["the", "movie", "was", "unbelievable", "!"], ["i", "hate", "this"], ["not", "very", "boring", "fun"]]
 
@@ -310,7 +311,7 @@ def test_classifier_head_reproduces_the_logits_from_the_readout_state(architectu
 @pytest.mark.parametrize("name", CONTRIBUTION)
 def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_classifier_dir):
     info = check_one_score_per_word(name, {}, tiny_classifier_dir, TEXTS)
-    assert info.family == "contribution" and info.explains == ("logit" if name == "value_zeroing" else "readout state")
+    assert info.family == "contribution" and info.explains == ("logit" if name in TARGETED else "readout state")
 
 
 @pytest.mark.parametrize("name", CONTRIBUTION)
@@ -337,7 +338,7 @@ def test_unsupported_architecture_gets_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("name", CONTRIBUTION)
-def test_only_value_zeroing_depends_on_the_target(deep_bert, name):
+def test_only_logit_explainers_depend_on_the_target(deep_bert, name):
     explainer = get_explainer(name)
     zero = explainer.explain(deep_bert, TEXTS, targets=[0, 0, 0])
     one = explainer.explain(deep_bert, TEXTS, targets=[1, 1, 1])

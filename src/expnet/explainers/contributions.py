@@ -1,11 +1,12 @@
 """Contribution explainers: forward-only decompositions of what each token adds to the readout.
 
 attention_norm (Kobayashi et al. 2020), globenc (Modarressi et al. 2022), alti (Ferrando et al.
-2022) and value_zeroing (last layer, exact target-logit change); the arithmetic and the readout
-convention live in ``expnet.models.decomposition``. BERT, RoBERTa and ELECTRA classifiers only;
-other architectures get one ExpnetError. All but value_zeroing attribute the readout state (the
-final hidden state the head reads, whatever the target); value_zeroing attributes the target logit.
-A word's score is the sum over its pieces.
+2022), value_zeroing (last layer, exact target-logit change), decompx (Modarressi et al. 2023,
+last-layer form) and value_zeroing_rollout (Mohebbi et al. 2023, every layer); the arithmetic and
+the readout convention live in ``expnet.models.decomposition``. BERT, RoBERTa and ELECTRA
+classifiers only; other architectures get one ExpnetError. value_zeroing and decompx attribute
+the target logit; the others the readout state (the hidden state the head reads, whatever the
+target). A word's score is the sum over its pieces.
 """
 
 from __future__ import annotations
@@ -88,3 +89,37 @@ class ValueZeroing(Explainer):
         parts = decompose(classifier, batch, {"value_zeroing"}, targets=targets)
         return BatchAttribution(pool_to_words(parts.value_zeroing, batch, "sum"), parts.logits)
 
+
+
+@register
+class DecompXLastLayer(Explainer):
+    """DecompX's last-layer form: each token's part of the target logit when the last layer's
+    inputs are split per token and followed, activations linearised at their real values, through
+    the last layer and the head (the parts plus a bias part add up to the logit)."""
+
+    name = "decompx"
+    family = "contribution"
+    cost = "1 forward"
+    signed = True
+    explains = "logit"
+    needs_attention = True
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        parts = decompose(classifier, batch, {"decompx"}, targets=targets)
+        return BatchAttribution(pool_to_words(parts.decompx, batch, "sum"), parts.logits)
+
+
+@register
+class ValueZeroingRollout(Explainer):
+    """Mohebbi et al. (2023): per layer, how far (cosine distance) each token's output moves when
+    token j's value vector is zeroed, normalised per row and rolled out; the readout row."""
+
+    name = "value_zeroing_rollout"
+    family = "contribution"
+    cost = "1 forward + T feed-forward passes per layer (no attention)"
+    explains = "readout state"
+    needs_attention = True
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        parts = decompose(classifier, batch, {"value_zeroing_rollout"})
+        return BatchAttribution(pool_to_words(parts.value_zeroing_rollout, batch, "sum"), parts.logits)

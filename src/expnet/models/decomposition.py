@@ -109,9 +109,9 @@ def encoder_layers(classifier: Classifier) -> nn.ModuleList:
     config = model.config
     if kind is None or getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
         raise ExpnetError(
-            f"contribution explainers (attention_norm, globenc, alti, value_zeroing) support BERT, RoBERTa "
-            f"and ELECTRA sequence classifiers only, not {type(model).__name__}; use a gradient, "
-            "perturbation or attention explainer instead"
+            "contribution explainers (attention_norm, globenc, alti, value_zeroing, decompx, ...) support "
+            f"BERT, RoBERTa and ELECTRA sequence classifiers only, not {type(model).__name__}; use a "
+            "gradient, perturbation or attention explainer instead"
         )
     return getattr(model, kind).encoder.layer
 
