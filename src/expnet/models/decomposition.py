@@ -441,7 +441,9 @@ def decompose(
     real = batch.attention_mask.bool().to(logits.device)
     readout = readout_positions(classifier, batch).to(logits.device)
     targets = logits.argmax(-1) if targets is None else targets.to(logits.device)
-    result = Decomposition(logits, attentions, {}, None, None, None, {}, targets)
+    result = Decomposition(
+        logits, attentions, head_norms={}, value_zeroing=None, globenc=None, alti=None, targets=targets
+    )
     readout_layers = chosen_layers if signals & {"head_norms", "attention_norms"} else {}
     for key, index in readout_layers.items():
         vectors = readout_head_vectors(modules[index], captures[index], attentions[index], readout)
@@ -457,8 +459,7 @@ def decompose(
     if "decompx" in signals:
         last = num_layers - 1
         parts = decompx_last_layer(classifier, modules[last], captures[last], attentions[last], readout)
-        result.decompx = parts[:, :-1].gather(2, targets.view(-1, 1, 1).expand(-1, parts.shape[1] - 1, 1))
-        result.decompx = result.decompx.squeeze(-1) * real
+        result.decompx = parts[torch.arange(batch.batch_size, device=parts.device), :-1, targets] * real
     if "globenc" in signals:
         matrices = [
             globenc_matrix(modules[i], captures[i], attentions[i], real, globenc_second_norm) for i in range(num_layers)
