@@ -576,3 +576,14 @@ def test_a_failed_repair_deletes_no_copy(monkeypatch, tmp_path):
     monkeypatch.setattr("expnet.io.os.replace", refused)
     recover_directory(target)
     assert folder_contents(aside) == {"a.txt": "old"}
+
+
+def test_an_output_file_never_replaces_a_file_of_an_input_folder(capsys, tiny_classifier_dir, tmp_path):
+    classifier = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
+    config = (classifier / "config.json").read_text()
+    explain = ["explain", "--classifier", classifier, "--explainer", "random", "--out"]
+    code, _, err = run_cli(capsys, *explain, classifier / "config.json", "good")
+    assert_one_line_error(code, err, "overlaps the input")
+    assert (classifier / "config.json").read_text() == config
+    code, _, err = run_cli(capsys, *explain, classifier / "explanations.txt", "good")  # a new file beside it is fine
+    assert code == 0, err

@@ -157,12 +157,17 @@ def _local_paths(inputs: Iterable[str | Path | None]) -> Iterator[tuple[str | Pa
 
 
 def _refuse_inputs(out: Path, label: str, inputs: Iterable[str | Path | None], nested: bool = True) -> None:
-    """An output equal to an input, or (``nested``: a folder replaced whole) holding one or
-    inside an input folder, would destroy it."""
+    """An output equal to an input would destroy it; so would a folder output (``nested``,
+    replaced whole) holding an input or inside an input folder, and a file output replacing a
+    file of an input folder (a new file beside a classifier harms nothing)."""
     resolved = out.resolve()
     for source, path in _local_paths(inputs):
-        inside = resolved in path.parents or (path.is_dir() and path in resolved.parents)
-        if resolved == path or (nested and inside):
+        in_input_folder = path.is_dir() and path in resolved.parents
+        if nested:
+            overlaps = resolved in path.parents or in_input_folder
+        else:
+            overlaps = in_input_folder and out.exists()
+        if resolved == path or overlaps:
             raise ExpnetError(f"{label} overlaps the input {source}; writing there would destroy it: give a path of its own")
 
 
