@@ -112,6 +112,10 @@ def train_args(toy_data, classifier, out):
     return ["train", "--task", f"{toy_data}={classifier}", "--out", out, "--include-wrong"]
 
 
+def evaluate_args(classifier, data, out):
+    return ["evaluate", "--classifier", classifier, "--data", data, "--explainers", "random", "--out", out]
+
+
 def test_train_refuses_a_folder_of_unrelated_files(capsys, tiny_classifier_dir, toy_data, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
@@ -178,6 +182,20 @@ def test_out_that_is_a_file_or_under_a_file_is_refused(capsys, tiny_classifier_d
         code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
         assert_one_line_error(code, err, fragment)
     assert afile.read_text() == "x"
+
+
+def test_an_output_in_a_read_only_folder_is_refused_before_any_work(capsys, monkeypatch, tiny_classifier_dir, toy_data, tmp_path):
+    import os
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_access = os.access
+    # chmod does not stop root, so the check's view of the folder is what is made read-only
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(read_only) else real_access(path, mode))
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, read_only / "e"))
+    assert_one_line_error(code, err, "no permission to write in")
+    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, read_only / "r.json"))
+    assert_one_line_error(code, err, "no permission to write in")
 
 
 # --- 3. an interrupted folder swap never loses the folder ------------------------------------
@@ -257,6 +275,16 @@ def test_classifier_load_restores_a_folder_left_aside_by_a_killed_save(tiny_clas
     assert hidden_leftovers(tmp_path) == []
 
 
+def test_an_output_left_aside_by_a_killed_run_is_recognised_as_the_commands_own(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    out = tmp_path / "e"
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
+    assert code == 0, err
+    out.rename(tmp_path / f".e.old-{dead_pid()}")  # killed mid-swap by an earlier run
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
+    assert code == 0, err
+    assert (out / "model.safetensors").is_file() and hidden_leftovers(tmp_path) == []
+
+
 def test_a_failed_rename_in_the_swap_keeps_the_old_folder(monkeypatch, tmp_path):
     import os
 
@@ -286,6 +314,20 @@ def test_a_live_process_swap_is_left_alone(tmp_path):
     in_progress = make_folder(tmp_path / f".out.old-{os.getppid()}-ab12")  # pytest's parent process is alive
     recover_directory(target)
     assert in_progress.is_dir() and not target.exists()
+
+
+def test_a_failed_repair_deletes_no_copy(monkeypatch, tmp_path):
+    from expnet.io import recover_directory
+
+    target = tmp_path / "out"
+    aside = make_folder(tmp_path / f".out.old-{dead_pid()}")
+
+    def refused(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("expnet.io.os.replace", refused)
+    recover_directory(target)
+    assert folder_contents(aside) == {"a.txt": "old"}
 
 
 def test_saved_classifier_files_are_readable_by_others(tiny_classifier_dir, tmp_path):
@@ -389,6 +431,13 @@ def test_jsonl_ids_must_be_unique_and_present(tmp_path, second_id, fragment):
     assert fragment in str(raised.value)
 
 
+def test_train_refuses_labels_outside_the_classifier(capsys, tiny_classifier_dir, tmp_path):
+    data = tmp_path / "toy.jsonl"
+    data.write_text("".join(json.dumps({**row, "label": 4}) + "\n" for row in GOOD_ROWS))
+    code, _, err = run_cli(capsys, *train_args(data, tiny_classifier_dir, tmp_path / "e"))
+    assert_one_line_error(code, err, "has label 4, outside this classifier's 2 classes")
+
+
 @pytest.mark.parametrize("name", ["folder", "folder.jsonl"])
 def test_a_folder_given_as_data_is_called_a_folder(capsys, tiny_classifier_dir, tmp_path, name):
     (tmp_path / name).mkdir()
@@ -399,11 +448,14 @@ def test_a_folder_given_as_data_is_called_a_folder(capsys, tiny_classifier_dir, 
     assert_one_line_error(code, err, "is a folder")
 
 
+def test_a_data_dir_that_is_a_file_is_called_a_file(capsys, tiny_classifier_dir, tmp_path):
+    afile = tmp_path / "data"
+    afile.write_text("x")
+    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, "sst2", tmp_path / "r.json"), "--data-dir", afile)
+    assert_one_line_error(code, err, "is a file")
+
+
 # --- one line, not a traceback ----------------------------------------------------------------
-def evaluate_args(classifier, data, out):
-    return ["evaluate", "--classifier", classifier, "--data", data, "--explainers", "random", "--out", out]
-
-
 @pytest.mark.parametrize(
     ("line", "fragment"),
     [
@@ -499,6 +551,18 @@ def test_evaluate_never_writes_over_its_data(capsys, tiny_classifier_dir, toy_da
     assert toy_data.read_text() == before
 
 
+def test_an_output_file_never_replaces_a_file_of_an_input_folder(capsys, tiny_classifier_dir, tmp_path):
+    classifier = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
+    config = (classifier / "config.json").read_text()
+    explain = ["explain", "--classifier", classifier, "--explainer", "random", "--out"]
+    code, _, err = run_cli(capsys, *explain, classifier / "config.json", "good")
+    assert_one_line_error(code, err, "overlaps the input")
+    assert (classifier / "config.json").read_text() == config
+    code, _, err = run_cli(capsys, *explain, classifier / "explanations.txt", "good")  # a new file beside it is fine
+    assert code == 0, err
+
+
+
 def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_staging(capsys, monkeypatch, tmp_path):
     import os
     import signal
@@ -524,66 +588,3 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_staging(capsys, monkeypatch, 
     assert code == 143 and "terminated" in err
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == previous
-
-
-def test_train_refuses_labels_outside_the_classifier(capsys, tiny_classifier_dir, tmp_path):
-    data = tmp_path / "toy.jsonl"
-    data.write_text("".join(json.dumps({**row, "label": 4}) + "\n" for row in GOOD_ROWS))
-    code, _, err = run_cli(capsys, *train_args(data, tiny_classifier_dir, tmp_path / "e"))
-    assert_one_line_error(code, err, "has label 4, outside this classifier's 2 classes")
-
-
-def test_a_data_dir_that_is_a_file_is_called_a_file(capsys, tiny_classifier_dir, tmp_path):
-    afile = tmp_path / "data"
-    afile.write_text("x")
-    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, "sst2", tmp_path / "r.json"), "--data-dir", afile)
-    assert_one_line_error(code, err, "is a file")
-
-
-def test_an_output_left_aside_by_a_killed_run_is_recognised_as_the_commands_own(capsys, tiny_classifier_dir, toy_data, tmp_path):
-    out = tmp_path / "e"
-    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
-    assert code == 0, err
-    out.rename(tmp_path / f".e.old-{dead_pid()}")  # killed mid-swap by an earlier run
-    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
-    assert code == 0, err
-    assert (out / "model.safetensors").is_file() and hidden_leftovers(tmp_path) == []
-
-
-def test_an_output_in_a_read_only_folder_is_refused_before_any_work(capsys, monkeypatch, tiny_classifier_dir, toy_data, tmp_path):
-    import os
-
-    read_only = tmp_path / "ro"
-    read_only.mkdir()
-    real_access = os.access
-    # chmod does not stop root, so the check's view of the folder is what is made read-only
-    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(read_only) else real_access(path, mode))
-    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, read_only / "e"))
-    assert_one_line_error(code, err, "no permission to write in")
-    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, read_only / "r.json"))
-    assert_one_line_error(code, err, "no permission to write in")
-
-
-def test_a_failed_repair_deletes_no_copy(monkeypatch, tmp_path):
-    from expnet.io import recover_directory
-
-    target = tmp_path / "out"
-    aside = make_folder(tmp_path / f".out.old-{dead_pid()}")
-
-    def refused(src, dst):
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr("expnet.io.os.replace", refused)
-    recover_directory(target)
-    assert folder_contents(aside) == {"a.txt": "old"}
-
-
-def test_an_output_file_never_replaces_a_file_of_an_input_folder(capsys, tiny_classifier_dir, tmp_path):
-    classifier = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
-    config = (classifier / "config.json").read_text()
-    explain = ["explain", "--classifier", classifier, "--explainer", "random", "--out"]
-    code, _, err = run_cli(capsys, *explain, classifier / "config.json", "good")
-    assert_one_line_error(code, err, "overlaps the input")
-    assert (classifier / "config.json").read_text() == config
-    code, _, err = run_cli(capsys, *explain, classifier / "explanations.txt", "good")  # a new file beside it is fine
-    assert code == 0, err
