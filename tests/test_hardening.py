@@ -330,6 +330,15 @@ def test_a_failed_repair_deletes_no_copy(monkeypatch, tmp_path):
     assert folder_contents(aside) == {"a.txt": "old"}
 
 
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    from expnet.io import atomic_write_text
+
+    stale = tmp_path / f".r.json.tmp-{dead_pid()}-abcd1234"
+    stale.write_text("half")
+    atomic_write_text(tmp_path / "r.json", "{}")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["r.json"]
+
+
 def test_saved_classifier_files_are_readable_by_others(tiny_classifier_dir, tmp_path):
     import stat
 

@@ -21,10 +21,14 @@ from typing import Any
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary sibling, then rename it over ``path`` in one step."""
+    """Write ``data`` to a temporary sibling ``.NAME.tmp-PID-*``, then rename it over ``path`` in
+    one step; temporaries that killed writers left beside ``path`` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    for kind, pid, leftover in _leftovers(path):
+        if kind == "tmp" and not _running(pid):
+            leftover.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -86,7 +90,7 @@ def recover_directory(target: str | Path) -> None:
     target = Path(target)
     if not target.name or not target.parent.is_dir():
         return
-    dead = [(kind, path) for kind, pid, path in _leftovers(target) if not _running(pid)]
+    dead = [(kind, path) for kind, pid, path in _leftovers(target) if kind != "tmp" and not _running(pid)]
     # OSError: another process repairing the same folder got there first (its result stands).
     with contextlib.suppress(OSError):
         by_age = sorted(dead, key=lambda found: found[1].stat().st_mtime)
@@ -104,16 +108,17 @@ def recover_directory(target: str | Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-_LEFTOVER = re.compile(r"\.(?P<kind>staging|ready|old)-(?P<pid>\d+)(-\w+)?")
+_LEFTOVER = re.compile(r"\.(?P<kind>staging|ready|old|tmp)-(?P<pid>\d+)(-\w+)?")
 
 
 def _leftovers(target: Path) -> list[tuple[str, int, Path]]:
-    """``(kind, pid, path)`` of the swap folders some process left beside ``target``."""
+    """``(kind, pid, path)`` of what writers left beside ``target``: swap folders and (kind
+    ``tmp``) temporary files."""
     prefix = f".{target.name}"
     found = []
     for path in target.parent.iterdir():
         match = _LEFTOVER.fullmatch(path.name[len(prefix) :]) if path.name.startswith(prefix) else None
-        if match and path.is_dir() and not path.is_symlink():
+        if match and not path.is_symlink() and path.is_file() == (match["kind"] == "tmp"):
             found.append((match["kind"], int(match["pid"]), path))
     return found
 
