@@ -313,6 +313,14 @@ ARCHITECTURES = {
 DECODERS = ("gpt2", "llama", "mistral", "qwen2", "gemma")
 
 
+def budgets_for(name: str, budgets: dict) -> dict:
+    """The shared test ``budgets`` that explainer ``name`` has (an unknown setting is an error)."""
+    from expnet.explainers.registry import accepted_settings
+
+    accepted = accepted_settings(name)
+    return {key: value for key, value in budgets.items() if key in accepted}
+
+
 def check_one_score_per_word(name: str, settings: dict, classifier_dir: str, texts: list[list[str]]):
     """Explain ``texts`` plus one text cut after 6 word pieces: one finite score per seen word,
     NaN for the cut words. Returns the explainer's info for family-specific checks."""
@@ -323,7 +331,7 @@ def check_one_score_per_word(name: str, settings: dict, classifier_dir: str, tex
 
     classifier = Classifier.load(classifier_dir, device="cpu", max_length=8)
     texts = texts + [["good"] * 12]
-    explanations = get_explainer(name, batch_size=3, **settings).explain(classifier, texts)
+    explanations = get_explainer(name, **budgets_for(name, {**settings, "batch_size": 3})).explain(classifier, texts)
     for words, explanation in zip(texts, explanations):
         assert len(explanation.scores) == len(words)
         assert np.isfinite(explanation.scores[explanation.scored]).all()

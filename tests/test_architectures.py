@@ -12,7 +12,6 @@ left and right padding.
 
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import replace
 
@@ -22,7 +21,7 @@ import torch
 
 import expnet.explainers.attention as attention_module
 import expnet.explainers.attention_gradient as attention_gradient_module
-from architectures import ARCHITECTURES, DECODERS
+from architectures import ARCHITECTURES, DECODERS, budgets_for
 from expnet.errors import ExpnetError
 from expnet.explainers import explainer_names, get_explainer
 from expnet.models.attention import forward_with_attentions
@@ -71,11 +70,7 @@ ROPE_DECODERS = tuple(arch for arch in DECODERS if arch != "gpt2")  # GPT-2's po
 
 def small(name: str):
     """Explainer ``name`` with the small budgets it has (explainers refuse settings they lack)."""
-    accepted = set()
-    for klass in type(get_explainer(name)).__mro__:
-        if "__init__" in klass.__dict__:
-            accepted |= set(inspect.signature(klass.__init__).parameters)
-    return get_explainer(name, **{key: value for key, value in BUDGETS.items() if key in accepted})
+    return get_explainer(name, **budgets_for(name, BUDGETS))
 
 
 @pytest.fixture(scope="module")

@@ -270,7 +270,9 @@ def test_quick_preset_and_config_errors(tmp_path):
         ("[faithfulness]\nshown = 'zero'\n", "removal 'zero'"),
         ("candidates = ['nope']\n", "candidate variant 'nope'"),
         ("[tasks.sst2]\nfinetune = { epoch = 1 }\n[tasks.movies]\n", "fine-tuning setting 'epoch'"),
-        ("[variants.x]\nvalues = ['gradient']\n", "values must be"),
+        ("[variants.x]\nvalues = ['gradient']\n", r"\[variants.x\]: unknown feature value"),
+        ("[variants.x]\nhead_pooling = 'sorted'\n", r"\[variants.x\]: unknown head pooling"),
+        ("[variants.x]\nloss = 'hinge'\n", r"\[variants.x\]: unknown ExpNet loss"),
         ("this is not toml", "not valid TOML"),
     ]:
         path.write_text(text)

@@ -139,7 +139,7 @@ def test_bad_inputs_get_one_line(capsys, tiny_classifier_dir, tiny_classifier_3h
     assert_one_line_error(code, err, "corrupt")
     # An ExpNet trained for a 2x2 classifier refuses a 3-layer x 4-head one.
     data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
-    run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong")
+    run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong", "--recipe", "paper")  # per-head features: tied to 2 x 2
     code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_3heads_dir, "--explainer", tmp_path / "e", "good")
     assert_one_line_error(code, err, "heads")
     code, _, err = run_cli(capsys, "train", "--task", "cola=" + tiny_classifier_dir, "--out", tmp_path / "c")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from architectures import BUILDERS, build_bert, check_one_score_per_word
+from architectures import BUILDERS, budgets_for, build_bert, check_one_score_per_word
 from expnet.explainers import get_explainer
 from expnet.explainers.gradient import baseline_embeddings
 from expnet.models.classifier import Classifier
@@ -71,7 +71,7 @@ def test_input_x_gradient_matches_autograd_for_explicit_targets(sharp_bert):
 
 def test_saliency_and_smoothgrad_are_unsigned_norms(sharp_bert):
     for name in ("saliency", "smoothgrad"):
-        explanation = get_explainer(name, n_samples=3).explain(sharp_bert, TEXTS)
+        explanation = get_explainer(name, **budgets_for(name, {"n_samples": 3})).explain(sharp_bert, TEXTS)
         assert all((e.scores >= 0).all() for e in explanation)
         assert not get_explainer(name).info().signed
 
@@ -92,7 +92,7 @@ def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_class
 
 @pytest.mark.parametrize("name", GRADIENT)
 def test_runs_on_every_architecture(name, architecture):
-    explanations = get_explainer(name, **SMALL).explain(architecture, TEXTS)
+    explanations = get_explainer(name, **budgets_for(name, SMALL)).explain(architecture, TEXTS)
     for words, e in zip(TEXTS, explanations):
         assert len(e.scores) == len(words) and np.isfinite(e.scores).all()
     assert any(np.abs(e.scores).sum() > 0 for e in explanations)

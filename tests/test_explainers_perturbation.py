@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
-from architectures import BUILDERS, check_one_score_per_word, roberta_tokenizer
+from architectures import BUILDERS, budgets_for, check_one_score_per_word, roberta_tokenizer
 from conftest import VOCAB
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
@@ -92,7 +92,7 @@ def test_occlusion_is_the_hand_computed_probability_drop():
 
 @pytest.mark.parametrize("name", ["shapley_sampling", "kernel_shap", "partition_shap"])
 def test_shapley_methods_recover_an_additive_game(name):
-    explainer = get_explainer(name, n_samples=40, max_evals=50)
+    explainer = get_explainer(name, **budgets_for(name, {"n_samples": 40, "max_evals": 50}))
     explanations = explainer.explain(toy("probability"), TOY_TEXTS, targets=[0, 0])
     np.testing.assert_allclose(explanations[0].scores, [0.3, 0.15, 0.1], atol=1e-4)
     np.testing.assert_allclose(explanations[1].scores, [0.1, 0.3], atol=1e-4)
@@ -121,7 +121,7 @@ def test_whole_words_are_masked_and_special_tokens_never(name, tiny_classifier, 
         return model_forward(*args, **kwargs)
 
     monkeypatch.setattr(tiny_classifier.model, "forward", recording_forward)
-    get_explainer(name, **SMALL).explain(tiny_classifier, texts)
+    get_explainer(name, **budgets_for(name, SMALL)).explain(tiny_classifier, texts)
 
     masked_rows = 0
     for ids in seen:
@@ -142,8 +142,8 @@ def test_whole_words_are_masked_and_special_tokens_never(name, tiny_classifier, 
 
 @pytest.mark.parametrize("name", ["lime", "kernel_shap", "shapley_sampling", "partition_shap"])
 def test_same_seed_same_scores(name, tiny_classifier):
-    first = get_explainer(name, seed=5, **SMALL).explain(tiny_classifier, TEXTS)
-    again = get_explainer(name, seed=5, **SMALL).explain(tiny_classifier, TEXTS)
+    first = get_explainer(name, seed=5, **budgets_for(name, SMALL)).explain(tiny_classifier, TEXTS)
+    again = get_explainer(name, seed=5, **budgets_for(name, SMALL)).explain(tiny_classifier, TEXTS)
     assert all(np.array_equal(a.scores, b.scores) for a, b in zip(first, again))
 
 
@@ -164,7 +164,7 @@ def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_class
 
 @pytest.mark.parametrize("name", PERTURBATION)
 def test_runs_on_every_architecture(name, architecture):
-    explanations = get_explainer(name, **SMALL).explain(architecture, TEXTS)
+    explanations = get_explainer(name, **budgets_for(name, SMALL)).explain(architecture, TEXTS)
     for words, e in zip(TEXTS, explanations):
         assert len(e.scores) == len(words) and np.isfinite(e.scores).all()
 

@@ -116,3 +116,20 @@ def _fit_with_anchor(anchor):
     spec = FeatureSpec.for_model(2, 2)
     dataset = WordDataset(features=[torch.randn(3, spec.dim)] * 4, labels=[torch.tensor([1.0, 0.0, 0.0])] * 4, tasks=["t"] * 4)
     fit_model(dataset, spec, ExpNetSettings(anchor=anchor, max_epochs=1), seed=0)
+
+
+def test_nan_weights_and_unknown_settings_are_refused(tiny_classifier, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    expnet = train_expnet([(tiny_classifier, planted_examples(tiny_classifier, n=20))], ExpNetSettings(max_epochs=1), progress=False)
+    folder = expnet.save_pretrained(tmp_path / "e")
+    with pytest.raises(ExpnetError, match="no setting 'n_sample'"):
+        get_explainer(str(folder), n_sample=10)
+    with pytest.raises(ExpnetError, match="no setting 'n_sample'"):
+        get_explainer("lime", n_sample=10)  # a typo is an error, not a silent default
+    assert get_explainer(str(folder), batch_size=3).batch_size == 3  # loading settings do reach it
+    weights = load_file(str(folder / "model.safetensors"))
+    weights["mlp.0.weight"][0, 0] = float("nan")
+    save_file(weights, str(folder / "model.safetensors"))
+    with pytest.raises(ExpnetError, match="NaN"):
+        get_explainer(str(folder))

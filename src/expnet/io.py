@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to a temporary sibling ``.NAME.tmp-PID-*``, then rename it over ``path`` in
@@ -52,8 +54,23 @@ def _umask() -> int:
     return current
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as null and numpy scalars as Python numbers: strict
+    JSON parsers reject bare NaN, and a missing score is what null says."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def atomic_write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Strict JSON (``strict_json``), written atomically."""
+    return atomic_write_text(path, json.dumps(strict_json(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from expnet.evaluation import RANDOM
-from expnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from expnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text, strict_json
 from expnet.metrics.bootstrap import compare_with_best
 from expnet.metrics.faithfulness import REMOVALS
 from expnet.metrics.table import BY_KEY, COMPARED, FAITHFULNESS, METRICS, PLAUSIBILITY, SPEED, Metric, metrics
@@ -337,19 +337,6 @@ def report_html(results: dict, examples: dict, images: dict[str, bytes]) -> str:
                 )
             body += "</table>"
     return html.page("expnet benchmark", body)
-
-
-def strict_json(value):
-    """NaN and infinities become null, so results.json is strict JSON."""
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [strict_json(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def write_outputs(outcome, out: str | Path, plots: bool = True) -> dict[str, Path]:

@@ -11,7 +11,7 @@ import time
 
 from rich.console import Console
 
-from expnet.cli.common import add_data_dir, add_device, positive_int, require_new_or_dir
+from expnet.cli.common import add_data_dir, add_device, add_out_folder, check_out_folder, positive_int
 from expnet.errors import ExpnetError
 from expnet.io import atomic_write_json
 from expnet.seeding import seed_everything
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--config", default=None, help="TOML or YAML config (see benchmarks/full.toml); defaults apply to what it leaves out")
     parser.add_argument("--quick", action="store_true", help="CI-sized preset: 2 short tasks x 16 examples, cheap explainers, tiny fine-tunes (a --config file goes on top)")
     add_data_dir(parser)
-    parser.add_argument("--out", required=True, help="output folder (results, plots, report, and the cache)")
+    add_out_folder(parser, "output folder (results, plots, report, and the cache a rerun resumes from)")
     parser.add_argument("--explainers", default=None, help="comma-separated explainer names, or 'all' (overrides the config)")
     parser.add_argument("--max-examples", type=positive_int, default=None, help="at most this many evaluation examples per task (also caps the slow subset)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
@@ -62,8 +62,8 @@ def run(args) -> int:
 
     started = time.perf_counter()
     console = Console(stderr=True)
-    out = require_new_or_dir(args.out)
     config = load_config(args.config, quick=args.quick)
+    out = check_out_folder(args, [args.data_dir, args.config, *(task.classifier for task in config.tasks)])
     apply_overrides(config, args)
     seed_everything(config.seed)
     if config.threads:

@@ -95,11 +95,14 @@ PREVIOUS_OUTPUT: dict[str, Callable[[Path], bool]] = {
     "finetune": _is_finetuned_classifier,
     "diagnose": lambda folder: (folder / "diagnostics.json").is_file(),
     "concepts": lambda folder: (folder / "tcav.json").is_file(),
+    # These two resume from what they left in --out (a cache, cached classifiers).
+    "benchmark": lambda folder: (folder / "cache").is_dir(),
+    "demo": lambda folder: (folder / "classifiers").is_dir(),
 }
 
 
-def add_out_folder(parser: argparse.ArgumentParser, help: str) -> None:
-    parser.add_argument("--out", required=True, help=help)
+def add_out_folder(parser: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
+    parser.add_argument("--out", required=default is None, default=default, help=help)
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -181,9 +184,3 @@ def _require_writable(out: Path, label: str) -> None:
         raise ExpnetError(f"{label}: no permission to write in {anchor}; choose a folder you can write to")
 
 
-def require_new_or_dir(path: str) -> Path:
-    """Kept for cli/benchmark.py (its own cache lives in --out) until it moves to check_out_folder."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ExpnetError(f"--out {path} is a file; give a folder path")
-    return out

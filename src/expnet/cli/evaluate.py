@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from expnet.benchmark.report import strict_json
 from expnet.cli.common import (
     add_data_dir,
     add_device,
@@ -120,7 +119,7 @@ def run(args) -> int:
         "seed": args.seed,
         "expnet_rationale": {n: "threshold" for n, e in explainers.items() if isinstance(e, ExpNetExplainer)},
     }
-    data = strict_json(result.to_dict())
+    data = result.to_dict()
     atomic_write_json(out, data)
     print_results(data, f"{task_name(args.data)}: {len(examples)} examples")
     if page:

@@ -19,7 +19,7 @@ from expnet.cli.common import (
 )
 from expnet.cli.evaluate import check_labels
 from expnet.errors import ExpnetError
-from expnet.network.training import ExpNetSettings, train_expnet
+from expnet.network.training import RECIPES, recipe_settings, train_expnet
 
 
 def parse_task_pairs(pairs: list[str]) -> list[tuple[str, str]]:
@@ -48,7 +48,8 @@ def register(subparsers) -> None:
     add_out_folder(parser, "folder to save the ExpNet to (config.json + safetensors)")
     parser.add_argument("--split", default=None, help="rationale split to train on (default: each task's explainer-training split)")
     parser.add_argument("--max-examples", type=positive_int, default=None, help="at most N examples per task")
-    parser.add_argument("--layers", default="last", help="attention layers for features: last (paper), all, or indices like 4,5")
+    parser.add_argument("--recipe", choices=tuple(RECIPES), default="transfer", help="feature and learner settings: transfer (default: what carries best to unseen tasks; BERT, RoBERTa, ELECTRA), transfer_attention (the same from attention alone: any architecture) or paper")
+    parser.add_argument("--layers", default=None, help="attention layers for features: last (the recipes' choice), all, or indices like 4,5")
     parser.add_argument("--in-text", action="store_true", help="also give ExpNet each feature standardised within its text")
     parser.add_argument("--include-wrong", action="store_true", help="also train on examples the classifier gets wrong")
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority", help="how annotator masks combine (default majority)")
@@ -63,12 +64,11 @@ def run(args) -> int:
     start(args)
     pairs = parse_task_pairs(args.task)
     out = check_out_folder(args, [args.data_dir, *(path for task, clf in pairs for path in (data_file(task), clf))])
-    settings = ExpNetSettings(
-        layers=parse_layers(args.layers),
-        in_text=args.in_text,
-        only_correct=not args.include_wrong,
-        gold_rule=args.gold_rule,
-        feature_batch_size=args.batch_size,
+    chosen = {"layers": parse_layers(args.layers)} if args.layers else {}
+    if args.in_text:
+        chosen["in_text"] = True
+    settings = recipe_settings(
+        args.recipe, only_correct=not args.include_wrong, gold_rule=args.gold_rule, feature_batch_size=args.batch_size, **chosen
     )
     sources = []
     for task, classifier_dir in pairs:

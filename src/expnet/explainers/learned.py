@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer
-from expnet.io import atomic_directory
+from expnet.io import atomic_directory, recover_directory
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec
 from expnet.network.gradient_features import batch_features
@@ -21,6 +21,8 @@ from expnet.words import EncodedBatch
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1
+# What a user may set when loading a saved ExpNet (everything else was fixed by training).
+LOAD_SETTINGS = ("threshold", "batch_size", "seed")
 
 
 class ExpNetExplainer(Explainer):
@@ -101,6 +103,7 @@ class ExpNetExplainer(Explainer):
     @classmethod
     def from_pretrained(cls, folder: str | Path, **overrides) -> ExpNetExplainer:
         folder = Path(folder)
+        recover_directory(folder)  # finish or undo a save that a kill interrupted
         config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         if not config_path.is_file() or not weights_path.is_file():
             raise ExpnetError(f"{folder} is not an ExpNet folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); make one with 'expnet train'")
@@ -110,7 +113,11 @@ class ExpNetExplainer(Explainer):
                 raise ValueError("config.json is not an ExpNet config")
             spec = FeatureSpec.from_dict(config["features"])
             model = ExpNetModel(spec.dim, int(config["hidden_size"]), float(config["dropout"]), config.get("anchor"))
-            model.load_state_dict(load_file(str(weights_path)))
+            weights = load_file(str(weights_path))
+            broken = [name for name, tensor in weights.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
+            if broken:
+                raise ValueError(f"weight {broken[0]} holds NaN or infinite values")
+            model.load_state_dict(weights)
         except Exception as error:  # noqa: BLE001 (any parse or shape problem means the folder is unusable)
             raise ExpnetError(f"{folder} holds a corrupt or incompatible ExpNet ({type(error).__name__}: {str(error).splitlines()[0][:160]}); retrain it with 'expnet train'") from None
         model.eval()

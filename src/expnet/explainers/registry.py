@@ -1,13 +1,20 @@
-"""The explainer registry, in the manner of inseq: names -> classes, and folders -> ExpNet."""
+"""The explainer registry, in the manner of inseq: names -> classes, folders -> ExpNet, and the
+pretrained ExpNets that ship inside the package, by name."""
 
 from __future__ import annotations
 
+import inspect
+from importlib import resources
 from pathlib import Path
 
 from expnet.errors import ExpnetError
 from expnet.explainers.base import Explainer, ExplainerInfo
 
 _REGISTRY: dict[str, type[Explainer]] = {}
+# Shipped ExpNets: name -> folder under expnet/pretrained (config.json, model.safetensors, README.md
+# = the model card). They are trained on every task's rationales, so the benchmark never lists them
+# among the baselines of a held-out task (``explainer_names`` leaves them out).
+PRETRAINED = {"expnet": "expnet-minilm-transfer"}
 
 
 def register(cls: type[Explainer]) -> type[Explainer]:
@@ -26,27 +33,44 @@ def list_explainers() -> list[ExplainerInfo]:
     return [_REGISTRY[name].info() for name in explainer_names()]
 
 
+def accepted_settings(name: str) -> set[str]:
+    """The constructor settings a registered explainer takes."""
+    return init_parameters(_REGISTRY[name])
+
+
+def pretrained_folder(name: str) -> Path:
+    """The folder of a shipped ExpNet, by its name."""
+    return Path(str(resources.files("expnet") / "pretrained" / PRETRAINED[name]))
+
+
 def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
-    """An explainer by registered name, or a trained ExpNet from its folder."""
+    """An explainer by registered name, a shipped ExpNet by name, or a trained ExpNet from its
+    folder, with constructor ``settings``; a setting the explainer does not have is an error."""
     name = str(name_or_dir)
     if name in _REGISTRY:
         cls = _REGISTRY[name]
-        accepted = {k: v for k, v in settings.items() if k in _init_parameters(cls)}
-        return cls(**accepted)
-    path = Path(name)
-    if path.is_dir():
-        from expnet.explainers.learned import ExpNetExplainer
+        _check_settings(name, settings, init_parameters(cls))
+        return cls(**settings)
+    from expnet.explainers.learned import LOAD_SETTINGS, ExpNetExplainer
 
-        return ExpNetExplainer.from_pretrained(path)
+    path = pretrained_folder(name) if name in PRETRAINED else Path(name)
+    if path.is_dir():
+        _check_settings(name, settings, LOAD_SETTINGS)
+        return ExpNetExplainer.from_pretrained(path, **settings)
     raise ExpnetError(
-        f"unknown explainer {name!r}: give an ExpNet folder or one of {', '.join(explainer_names())} "
-        "(see 'expnet explainers')"
+        f"unknown explainer {name!r}: give an ExpNet folder, a shipped ExpNet ({', '.join(PRETRAINED)}) or one of "
+        f"{', '.join(explainer_names())} (see 'expnet explainers')"
     )
 
 
-def _init_parameters(cls: type) -> set[str]:
-    import inspect
+def _check_settings(name: str, settings: dict, accepted) -> None:
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise ExpnetError(f"explainer {name!r} has no setting {unknown[0]!r}; its settings: {', '.join(sorted(accepted))}")
 
+
+def init_parameters(cls: type) -> set[str]:
+    """Every constructor parameter of ``cls`` and its bases (the settings it accepts)."""
     names: set[str] = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")

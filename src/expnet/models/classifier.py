@@ -16,6 +16,7 @@ from transformers import logging as hf_logging
 
 from expnet.errors import ExpnetError
 from expnet.io import recover_directory
+from expnet.models.readout import align_padding
 from expnet.words import EncodedBatch, encode_words
 
 logger = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class Classifier:
             if _is_custom_code_refusal(error):
                 raise custom_code_error(name_or_path) from None
             raise ExpnetError(f"cannot load the classifier at {name_or_path}: {_first_line(error)}") from None
+        align_padding(model, tokenizer)  # decoders: the pad token their batched head needs
         if not getattr(tokenizer, "is_fast", False):
             raise ExpnetError(
                 f"{name_or_path} has no fast tokenizer; expnet needs offset mappings "

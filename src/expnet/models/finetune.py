@@ -31,6 +31,7 @@ from expnet.models.classifier import (
     require_model_files,
     usable_positions,
 )
+from expnet.models.readout import align_padding
 from expnet.seeding import seed_everything
 from expnet.words import encode_words
 
@@ -93,6 +94,7 @@ def finetune(
         attn_implementation="eager",
         ignore_mismatched_sizes=True,  # a classifier with another label count can be re-headed
     )
+    align_padding(model, tokenizer)
     model.to(target)
     train = list(train)[: settings.max_examples] if settings.max_examples else list(train)
     generator = torch.Generator().manual_seed(seed)

@@ -19,7 +19,7 @@ from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
 from expnet.models.decomposition import decompose
 from expnet.models.gradients import attention_gradients
-from expnet.models.readout import is_causal, readout_kind, readout_positions, readout_weights
+from expnet.models.readout import head_reads_readout, is_causal, readout_kind, readout_positions, readout_weights
 from expnet.network.features import FeatureSpec, word_features
 from expnet.words import EncodedBatch
 
@@ -47,7 +47,8 @@ def batch_features(
         decomposition = decompose(classifier, batch, spec.decomposition_signals, _decomposed_layers(spec), targets)
         attentions, logits = decomposition.attentions, decomposition.logits
     if spec.needs_gradient:
-        result = attention_gradients(classifier, batch, targets, spec.layers)
+        with head_reads_readout(classifier):  # decoders on inputs_embeds: read the last real token
+            result = attention_gradients(classifier, batch, targets, spec.layers)
         attentions, logits, gradients = result.attentions, result.logits, result.gradients
     elif decomposition is None:
         with torch.no_grad():

@@ -75,6 +75,37 @@ class ExpNetSettings:
         return data
 
 
+# Named starting points for ``ExpNetSettings`` (``expnet train --recipe``). "paper" is the paper's
+# ExpNet; "transfer" is the variant the leave-one-task-out benchmark found to carry best to tasks
+# ExpNet never saw (benchmarks/results/, README), and the recipe of the shipped ExpNet.
+RECIPES: dict[str, dict] = {
+    "paper": {},
+    "transfer": {
+        "directions": ("cls_to_token",),
+        "feature_values": ("attention", "head_norm"),
+        "signals": ("value_zeroing", "attention_norm", "globenc", "alti"),
+        "head_pooling": "quantiles",
+        "views": ("absolute", "zscore", "rank"),
+        "loss": "listwise",
+    },
+    # The transfer recipe on attention alone: for architectures the contribution signals do not
+    # support (decoders, DeBERTa, ModernBERT, DistilBERT); readout-row attention exists for all.
+    "transfer_attention": {
+        "directions": ("cls_to_token",),
+        "head_pooling": "quantiles",
+        "views": ("absolute", "zscore", "rank"),
+        "loss": "listwise",
+    },
+}
+
+
+def recipe_settings(recipe: str, **overrides) -> ExpNetSettings:
+    """``ExpNetSettings`` of a named recipe, with ``overrides`` on top."""
+    if recipe not in RECIPES:
+        raise ExpnetError(f"unknown ExpNet recipe {recipe!r}: use one of {', '.join(RECIPES)}")
+    return ExpNetSettings(**{**RECIPES[recipe], **overrides})
+
+
 @dataclass
 class WordDataset:
     """Per-example word features and gold masks collected from one or more classifiers."""

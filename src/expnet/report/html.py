@@ -28,12 +28,30 @@ def _colour(value: float, signed: bool) -> str:
     return f"rgba(220,40,40,{alpha:.2f})" if value >= 0 or not signed else f"rgba(40,90,220,{alpha:.2f})"
 
 
+def display_strength(scores: np.ndarray) -> np.ndarray:
+    """Scores mapped to [-1, 1] for colouring, per text, so that its top words stand out.
+
+    Signed scores keep their zero: each is divided by the text's largest magnitude. Unsigned
+    scores (probabilities, attention mass) have no meaningful zero: a text whose words all score
+    0.4-0.6 would be painted evenly by magnitude, so they are scaled from the text's median
+    (transparent) to its maximum (full colour), and words at or below the median stay clear."""
+    finite = scores[~np.isnan(scores)]
+    if not finite.size:
+        return scores
+    if (finite < 0).any():
+        peak = np.abs(finite).max()
+        return scores / peak if peak > 0 else scores * 0
+    floor, peak = np.median(finite), finite.max()
+    if peak <= floor:
+        return np.where(np.isnan(scores), np.nan, 0.0)
+    return np.clip((scores - floor) / (peak - floor), 0.0, 1.0)
+
+
 def highlight(explanation: Explanation, gold: np.ndarray | None = None) -> str:
-    """One explained text as HTML spans: background = score (scaled per text), green outline =
-    the explainer's own rationale, underline = human rationale when given."""
+    """One explained text as HTML spans: background = score (``display_strength``), green
+    outline = the explainer's own rationale, underline = human rationale when given."""
     scores = explanation.scores
-    finite = np.abs(scores[~np.isnan(scores)])
-    scale = finite.max() if finite.size and finite.max() > 0 else 1.0
+    strength = display_strength(scores)
     signed = bool((scores[~np.isnan(scores)] < 0).any())
     spans = []
     for i, word in enumerate(explanation.words):
@@ -43,7 +61,7 @@ def highlight(explanation: Explanation, gold: np.ndarray | None = None) -> str:
             classes.append("cut")
         if explanation.rationale is not None and explanation.rationale[i]:
             classes.append("r")
-        style = f"background:{_colour(score / scale, signed)}"
+        style = f"background:{_colour(strength[i], signed)}"
         if gold is not None and gold[i]:
             style += ";text-decoration:underline 2px"
         title = "not scored (truncated)" if np.isnan(score) else f"{score:.4f}"
@@ -64,7 +82,7 @@ def explanation_block(explanation: Explanation, gold: np.ndarray | None = None, 
 
 def page(title: str, body: str) -> str:
     legend = (
-        '<p class="legend meta"><span>background: importance (red +, blue -)</span>'
+        '<p class="legend meta"><span>background: importance within the text (red +, blue -; clear at or below the text\'s median)</span>'
         '<span><span class="w r">outlined</span>: explainer\'s rationale</span>'
         "<span><u>underlined</u>: human rationale</span></p>"
     )

@@ -1,0 +1,22 @@
+"""Highlight colours: each text's top words stand out, whatever the explainer's scale."""
+
+import numpy as np
+
+from expnet.report.html import display_strength
+
+
+def test_unsigned_scores_are_coloured_from_the_median_up():
+    # ExpNet-like probabilities: every word near 0.5, one clearly above.
+    strength = display_strength(np.array([0.45, 0.50, 0.48, 0.60, 0.52, np.nan]))
+    assert strength[3] == 1.0  # the top word: full colour
+    assert (strength[[0, 2]] == 0).all() and strength[1] == 0  # at or below the median: clear
+    assert 0 < strength[4] < 0.5 and np.isnan(strength[5])
+
+
+def test_signed_scores_keep_their_zero_and_sign():
+    strength = display_strength(np.array([-2.0, 0.0, 1.0]))
+    assert strength.tolist() == [-1.0, 0.0, 0.5]
+
+
+def test_constant_scores_paint_nothing():
+    assert display_strength(np.array([0.3, 0.3, 0.3])).tolist() == [0.0, 0.0, 0.0]
