@@ -133,3 +133,17 @@ def test_nan_weights_and_unknown_settings_are_refused(tiny_classifier, tmp_path)
     save_file(weights, str(folder / "model.safetensors"))
     with pytest.raises(ExpnetError, match="NaN"):
         get_explainer(str(folder))
+
+
+def test_listwise_rationale_takes_as_many_words_as_the_softmax_perplexity():
+    from expnet.explainers.learned import ExpNetExplainer
+
+    spec = FeatureSpec.for_model(2, 2)
+    listwise = ExpNetExplainer(ExpNetModel(spec.dim), spec, ExpNetSettings(loss="listwise"))
+    logits = torch.tensor([[5.0, 5.0, -10.0, -10.0, 0.0], [1.0, 1.0, 1.0, 1.0, 9.0]])
+    valid = torch.tensor([[True, True, True, True, False], [True, True, True, False, False]])
+    # text 0: softmax ~ (1/2, 1/2, 0, 0), perplexity 2; text 1: uniform over 3 valid words -> 3
+    assert listwise._rationale(logits, valid).tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]
+    focal = ExpNetExplainer(ExpNetModel(spec.dim), spec, ExpNetSettings(), threshold=0.5)
+    assert focal.rationale_rule == "threshold" and listwise.rationale_rule == "perplexity"
+    assert focal._rationale(logits, valid).tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]

@@ -12,7 +12,7 @@ from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.io import atomic_directory, recover_directory
 from expnet.models.classifier import Classifier
-from expnet.network.features import FeatureSpec
+from expnet.network.features import FeatureSpec, valid_words
 from expnet.network.gradient_features import batch_features
 from expnet.network.model import ExpNetModel
 from expnet.network.training import ExpNetSettings
@@ -26,8 +26,17 @@ LOAD_SETTINGS = ("threshold", "batch_size", "seed")
 
 
 class ExpNetExplainer(Explainer):
-    """A trained ExpNet. Scores are P(word is important) in [0, 1]; the binary rationale is
-    ``score >= threshold`` and, if no word passes, the single highest-scoring word."""
+    """A trained ExpNet. Scores are the sigmoid of each word's logit, in [0, 1]: P(word is
+    important) for the focal loss; for the listwise loss, a ranking within the text (not a
+    calibrated probability).
+
+    The binary rationale needs no rationale rate from outside (``rationale_rule``):
+    - ``threshold`` (focal loss): ``score >= threshold``;
+    - ``perplexity`` (listwise loss): the top k words of the text, k = exp(entropy) of the softmax
+      of its word logits. The listwise loss trains that softmax towards the uniform distribution
+      over the text's gold words, whose perplexity is their number: each text gets its own rate.
+    Never empty: at least the highest-scoring word.
+    """
 
     name = "expnet"
     family = "learned"
@@ -66,16 +75,26 @@ class ExpNetExplainer(Explainer):
         # One forward pass with attentions (plus one backward pass for attention x gradient features).
         features, logits = batch_features(classifier, batch, self.spec, targets)
         model = self.model.to(classifier.device)
-        scores = torch.sigmoid(model(features.float()))
-        return BatchAttribution(scores, logits, self._rationale(scores, batch))
+        word_logits = model(features.float())
+        scores = torch.sigmoid(word_logits)
+        return BatchAttribution(scores, logits, self._rationale(word_logits, valid_words(batch, scores.device)))
 
-    def _rationale(self, scores: torch.Tensor, batch: EncodedBatch) -> torch.Tensor:
-        valid = torch.zeros_like(scores, dtype=torch.bool)
-        for i, scored in enumerate(batch.word_scored):
-            valid[i, : len(scored)] = torch.from_numpy(scored).to(scores.device)
-        selected = (scores >= self.threshold) & valid
+    @property
+    def rationale_rule(self) -> str:
+        return "perplexity" if "listwise" in self.settings_used.loss else "threshold"
+
+    def _rationale(self, word_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        masked = word_logits.masked_fill(~valid, float("-inf"))
+        if self.rationale_rule == "perplexity":
+            log_p = masked.log_softmax(-1)
+            entropy = -(log_p.exp() * log_p.masked_fill(~valid, 0.0)).sum(-1)
+            k = entropy.exp().round().clamp(min=1).long()  # [B]
+            rank = masked.argsort(-1, descending=True).argsort(-1)
+            selected = (rank < k.unsqueeze(-1)) & valid
+        else:
+            selected = (torch.sigmoid(word_logits) >= self.threshold) & valid
         # Never an empty explanation: fall back to the top-scoring scored word.
-        best = scores.masked_fill(~valid, float("-inf")).argmax(-1)
+        best = masked.argmax(-1)
         empty = ~selected.any(-1)
         selected[empty, best[empty]] = True
         return selected.to(torch.int8)

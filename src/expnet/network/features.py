@@ -233,6 +233,9 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, data: Mapping) -> FeatureSpec:
         views = data.get("views") or (("absolute", "zscore") if data.get("in_text") else ("absolute",))
+        layers, num_layers = [int(i) for i in data["layers"]], int(data["num_layers"])
+        if not layers or min(layers) < 0 or max(layers) >= num_layers:
+            raise ExpnetError(f"layers {layers} do not exist in a model of {num_layers} layers")
         return cls(
             layers=tuple(data["layers"]),
             num_layers=int(data["num_layers"]),
