@@ -147,8 +147,10 @@ def require_model_files(name_or_path: str | Path) -> None:
 class Classifier:
     """A sequence classifier in eval mode, its fast tokenizer and its input length limit.
 
-    Models are loaded with eager attention so that every layer's attention weights can be read
-    (SDPA and flash kernels never materialise them).
+    Models rest on eager attention so that every layer's attention weights can be read (SDPA and
+    flash kernels never materialise them). ExpNet's attention features, which need only the
+    readout row (and column) of a few layers, switch the model for their one pass to an SDPA
+    function that computes just those (``expnet.models.attention.readout_attention``).
     """
 
     model: torch.nn.Module

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from expnet.errors import ExpnetError
+from expnet.models.attention import ReadoutAttention
 from expnet.models.readout import readout_columns, readout_rows
 from expnet.words import EncodedBatch, pool_to_words
 
@@ -292,7 +293,7 @@ def raw_word_values(
     readout: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Raw values [B, W, len(spec.raw_names())] from a forward pass's attentions (one
-    [B, H, T, T] per layer); ``gradients`` (per layer dlogit/dA) for attention x gradient values,
+    [B, H, T, T] per layer, or ``{layer: ReadoutAttention}`` already read at the readout); ``gradients`` (per layer dlogit/dA) for attention x gradient values,
     ``decomposition`` (``expnet.models.decomposition.Decomposition``) for head norms and signals,
     ``readout`` where the head reads: [B] positions or [B, T] weights (``expnet.models.readout``;
     default position 0, the [CLS] token)."""
@@ -310,6 +311,8 @@ def raw_word_values(
     for layer, direction, value in spec._blocks():
         if value == "head_norm":
             values = decomposition.head_norms[layer].float()  # [B, H, T], readout row
+        elif isinstance(attentions[layer], ReadoutAttention):  # rows/columns read during the pass
+            values = attentions[layer].rows if direction == "cls_to_token" else attentions[layer].columns
         else:
             attention = attentions[layer].float()
             if value == "attention_x_gradient":

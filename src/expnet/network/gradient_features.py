@@ -1,8 +1,9 @@
 """ExpNet features for one encoded batch: the one entry point training and explaining use.
 
-The passes a spec needs, and no more: a plain forward pass with attentions for the paper's
-features; with head norms or contribution signals, the same forward pass with the hooks of
-``expnet.models.decomposition``; with ``"attention_x_gradient"`` values, one forward and one
+The passes a spec needs, and no more: for attention features alone, one SDPA pass that reads
+only the readout rows (and columns) of the spec's layers
+(``expnet.models.attention.readout_attention``); with head norms or contribution signals, a
+forward pass with attentions and the hooks of ``expnet.models.decomposition``; with ``"attention_x_gradient"`` values, one forward and one
 backward pass: the gradient of the explained class's *logit* (the predicted class unless targets
 are given; training uses correctly predicted examples only, so there it is the gold class) with
 respect to each chosen layer's attention weights. As in the gradient explainers, gradients flow
@@ -16,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from expnet.errors import ExpnetError
+from expnet.models.attention import readout_attention
 from expnet.models.classifier import Classifier
 from expnet.models.decomposition import decompose
 from expnet.models.gradients import attention_gradients
@@ -50,10 +52,10 @@ def batch_features(
         with head_reads_readout(classifier):  # decoders on inputs_embeds: read the last real token
             result = attention_gradients(classifier, batch, targets, spec.layers)
         attentions, logits, gradients = result.attentions, result.logits, result.gradients
-    elif decomposition is None:
-        with torch.no_grad():
-            output = classifier.forward(batch, output_attentions=True)
-        attentions, logits = output.attentions, output.logits
+    elif decomposition is None:  # attention alone: only the readout rows/columns are read
+        rows = spec.layers if "cls_to_token" in spec.directions else ()
+        columns = spec.layers if "token_to_cls" in spec.directions else ()
+        logits, attentions = readout_attention(classifier, batch, rows, columns)
     with torch.no_grad():
         return word_features(attentions, batch, spec, gradients, decomposition, readout), logits
 
