@@ -236,17 +236,18 @@ def test_attention_explainers_follow_the_readout_row(folders, arch, padding_side
     """With the readout row steered onto one word, every attention explainer ranks it first;
     reading row 0 of a decoder (the first token, which only sees itself) ranks word 0 first."""
     classifier = load(folders[arch], padding_side=padding_side)
-    batch = classifier.encode(TEXTS)
-    positions = _expected_readout(arch, batch)
-    targets = torch.tensor([int(torch.nonzero(row == CHOSEN_WORD)[0]) for row in batch.token_word])
+
+    def steer(batch, attentions):  # from the batch itself: explain() batches texts by length
+        targets = torch.tensor([int(torch.nonzero(row == CHOSEN_WORD)[0]) for row in batch.token_word])
+        return _steer(attentions, _expected_readout(arch, batch), targets)
 
     def steered_forward(classifier, batch):
         logits, attentions = forward_with_attentions(classifier, batch)
-        return logits, _steer(attentions, positions, targets)
+        return logits, steer(batch, attentions)
 
     def steered_gradients(classifier, batch, targets_):
         logits, attentions = forward_with_attentions(classifier, batch)
-        steered = _steer(attentions, positions, targets)
+        steered = steer(batch, attentions)
         ones = tuple(torch.ones_like(a) for a in steered)
         return AttentionGradients(logits, logits.argmax(-1), steered, ones)
 

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from expnet.cli.main import main
@@ -597,3 +598,77 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_staging(capsys, monkeypatch, 
     assert code == 143 and "terminated" in err
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+# --- 5. a text's scores depend on the seed and its words only ------------------------------------
+STOCHASTIC = {
+    "lime": {"n_samples": 8},
+    "kernel_shap": {"n_samples": 8},
+    "shapley_sampling": {"n_samples": 2},
+    "partition_shap": {"max_evals": 12},  # deterministic: checked for batch independence only
+    "smoothgrad": {"n_samples": 3},
+    "random": {},
+}
+TEXT = ["not", "a", "good", "movie", "at", "all"]
+OTHER_TEXTS = [["boring"], ["i", "love", "this", "film", "so", "very", "much", "!"]]
+
+
+@pytest.mark.parametrize("name", sorted(STOCHASTIC))
+def test_a_texts_scores_do_not_depend_on_the_batch_or_its_neighbours(tiny_classifier, name):
+    from expnet.explainers import get_explainer
+
+    def scores(texts, index=0, batch_size=4, seed=7):
+        explainer = get_explainer(name, seed=seed, batch_size=batch_size, **STOCHASTIC[name])
+        return explainer.explain(tiny_classifier, texts)[index].scores
+
+    alone = scores([TEXT])
+    for batch_size in (1, 4):
+        np.testing.assert_array_equal(scores([*OTHER_TEXTS, TEXT], index=2, batch_size=batch_size), alone)
+    np.testing.assert_array_equal(scores([TEXT], batch_size=1), alone)
+    if name != "partition_shap":
+        assert not np.allclose(scores([TEXT], seed=8), alone)
+
+
+def test_text_seeds_are_stable_across_processes():
+    import subprocess
+    import sys
+
+    from expnet.explainers.base import text_seed
+
+    script = "from expnet.explainers.base import text_seed; print(text_seed(3, ['a', 'b']))"
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert int(child.stdout) == text_seed(3, ["a", "b"])
+    assert len({text_seed(3, ["a", "b"]), text_seed(4, ["a", "b"]), text_seed(3, ["a b"]), text_seed(3, ["b", "a"])}) == 4
+
+
+# --- 6. batches of similar lengths, results in input order -----------------------------------------
+def test_batches_hold_texts_of_similar_length_and_results_keep_the_input_order(monkeypatch, tiny_classifier):
+    from expnet.explainers import get_explainer
+
+    texts = [["good"] * n for n in (9, 1, 7, 2, 8, 3)]
+    targets = [0, 1, 1, 0, 0, 1]
+    explainer = get_explainer("saliency", batch_size=2)
+    real = explainer.explain_batch
+    lengths = []
+
+    def recording(classifier, batch, chunk_targets):
+        lengths.append([len(words) for words in batch.words])
+        return real(classifier, batch, chunk_targets)
+
+    monkeypatch.setattr(explainer, "explain_batch", recording)
+    bucketed = explainer.explain(tiny_classifier, texts, targets)
+    assert lengths == [[1, 2], [3, 7], [8, 9]]
+    assert [e.words for e in bucketed] == texts and [e.target for e in bucketed] == targets
+    in_order = get_explainer("saliency", batch_size=1).explain(tiny_classifier, texts, targets)
+    for got, expected in zip(bucketed, in_order, strict=True):
+        # other padding changes float rounding only (padded keys get exactly zero attention)
+        np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got.probabilities, expected.probabilities, rtol=1e-5, atol=1e-7)
+
+
+def test_buckets_never_reach_past_their_window(monkeypatch, tiny_classifier):
+    from expnet.explainers import base
+
+    monkeypatch.setattr(base, "BUCKET_BATCHES", 1)
+    texts = [["good"] * n for n in (5, 1, 4, 2)]
+    assert list(base.length_buckets(tiny_classifier, texts, 2)) == [[1, 0], [3, 2]]

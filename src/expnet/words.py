@@ -53,6 +53,21 @@ class EncodedBatch:
         """[B, T] True where a token belongs to a word (not special, not padding)."""
         return self.token_word >= 0
 
+    def row(self, index: int) -> EncodedBatch:
+        """Text ``index`` alone, as a batch of one without padding: its results cannot depend
+        on the batch it came in."""
+        real = self.attention_mask[index].bool()
+        pick = lambda t: None if t is None else t[index, real].unsqueeze(0)
+        return replace(
+            self,
+            input_ids=pick(self.input_ids),
+            attention_mask=pick(self.attention_mask),
+            token_word=pick(self.token_word),
+            token_type_ids=pick(self.token_type_ids),
+            words=[self.words[index]],
+            word_scored=[self.word_scored[index]] if self.word_scored else [],
+        )
+
     def truncated(self, index: int) -> bool:
         return not bool(self.word_scored[index].all())
 

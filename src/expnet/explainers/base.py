@@ -4,12 +4,20 @@ Explainers follow scikit-learn's rule: the constructor only stores settings. ``e
 classifier and a batch of texts (raw strings or word lists), an optional target class per text
 (default: the predicted class), and returns one ``Explanation`` per text with one score per word.
 Subclasses implement ``explain_batch`` on an already encoded batch.
+
+Batches are formed from texts of similar token length (less padding), and every random draw an
+explainer makes for a text comes from that text's own seed (``text_seed``: the explainer's seed
+and the text's words), so a text's scores never depend on the batch size, on its batch-mates or
+on where it stands in the input.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -21,6 +29,26 @@ from expnet.models.classifier import Classifier
 from expnet.words import EncodedBatch, split_text
 
 TextLike = str | Sequence[str]
+
+# Texts are sorted by token length within windows of this many batches: long enough for batches
+# of similar lengths, short enough that a stream of texts is not read and tokenised all at once.
+BUCKET_BATCHES = 64
+
+
+def text_seed(seed: int, words: Sequence[str]) -> int:
+    """A 63-bit seed for one text, from the explainer's seed and the text's words only. hashlib,
+    not ``hash()``: Python salts string hashes per process, and the seed must survive restarts."""
+    key = json.dumps([int(seed), list(words)], ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Torch's global CPU generator seeded with ``seed`` for the block, and restored after, for
+    libraries (Captum) that draw from it; CUDA generators are neither seeded nor changed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
 
 
 @dataclass
@@ -112,6 +140,14 @@ class Explainer(ABC):
     def settings(self) -> dict:
         return dict(vars(self))
 
+    def text_seed(self, words: Sequence[str]) -> int:
+        """The seed of every random draw made for this text (see ``text_seed``)."""
+        return text_seed(self.seed, words)
+
+    def text_generator(self, words: Sequence[str]) -> torch.Generator:
+        """A CPU generator of its own for this text's random draws."""
+        return torch.Generator().manual_seed(self.text_seed(words))
+
     @abstractmethod
     def explain_batch(
         self, classifier: Classifier, batch: EncodedBatch, targets: torch.Tensor | None
@@ -135,21 +171,17 @@ class Explainer(ABC):
         all_words = [split_text(t) if isinstance(t, str) else list(t) for t in texts]
         if targets is not None and len(targets) != len(all_words):
             raise ValueError(f"{len(targets)} targets for {len(all_words)} texts")
-        results: list[Explanation] = []
-        starts = range(0, len(all_words), self.batch_size)
-        for start in tqdm(starts, desc=self.name, disable=not progress, leave=False):
-            chunk = all_words[start : start + self.batch_size]
-            batch = classifier.encode(chunk)
+        batches = length_buckets(classifier, all_words, self.batch_size)
+        total = -(-len(all_words) // self.batch_size)
+        results: list[Explanation | None] = [None] * len(all_words)
+        for indices in tqdm(batches, desc=self.name, total=total, disable=not progress or total < 2, leave=False):
+            batch = classifier.encode([all_words[i] for i in indices])
             chunk_targets = None
             if targets is not None:
-                chunk_targets = torch.tensor(
-                    [classifier.label_id(t) for t in targets[start : start + self.batch_size]],
-                    device=classifier.device,
-                )
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed + start)
-                attribution = self.explain_batch(classifier, batch, chunk_targets)
-            results.extend(self._unbatch(classifier, batch, attribution, chunk_targets))
+                chunk_targets = torch.tensor([classifier.label_id(targets[i]) for i in indices], device=classifier.device)
+            attribution = self.explain_batch(classifier, batch, chunk_targets)
+            for i, explanation in zip(indices, self._unbatch(classifier, batch, attribution, chunk_targets), strict=True):
+                results[i] = explanation
         return results
 
     def _unbatch(self, classifier, batch, attribution, targets) -> list[Explanation]:
@@ -180,6 +212,20 @@ class Explainer(ABC):
                 )
             )
         return out
+
+
+def length_buckets(classifier: Classifier, all_words: list[list[str]], batch_size: int) -> Iterator[list[int]]:
+    """Batches of text indices: within each window of ``BUCKET_BATCHES`` batches, the texts
+    sorted by token length (stably, so equal lengths keep their input order) and cut into
+    neighbours, so that short texts are not padded to a long one's length."""
+    window = batch_size * BUCKET_BATCHES
+    for first in range(0, len(all_words), window):
+        indices = range(first, min(first + window, len(all_words)))
+        texts = [" ".join(all_words[i]) for i in indices]
+        lengths = [len(ids) for ids in classifier.tokenizer(texts, truncation=True, max_length=classifier.max_length)["input_ids"]]
+        order = [indices[k] for k in sorted(range(len(texts)), key=lengths.__getitem__)]
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
 
 
 def resolve_targets(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:

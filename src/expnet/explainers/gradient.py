@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
-from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
 from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
@@ -169,16 +169,18 @@ class IntegratedGradientsExplainer(Explainer):
 
 @register
 class SmoothGradExplainer(Explainer):
-    """SmoothGrad: Captum's NoiseTunnel averages Saliency (``base="saliency"``) or Input x Gradient
-    (``base="input_x_gradient"``) over ``n_samples`` noisy copies of the embeddings; the average
-    is pooled by L2 norm over the hidden dimension (unsigned, whichever base).
+    """SmoothGrad: Saliency (``base="saliency"``) or Input x Gradient (``base="input_x_gradient"``)
+    averaged over ``n_samples`` noisy copies of a text's embeddings, as Captum's NoiseTunnel
+    does; the average is pooled by L2 norm over the hidden dimension (unsigned, whichever base).
 
-    Noise: Gaussian with standard deviation ``noise`` x the standard deviation of the batch's
+    Noise: Gaussian with standard deviation ``noise`` x the standard deviation of the text's
     word-piece embedding values (default 0.2: a noise vector about 20% of a typical embedding's
     norm). SmoothGrad's "10-20% of the input range" is not used as such because the range of
     embedding values is set by a few outliers (about 16 standard deviations in MiniLM), which
-    would drown the words in noise. Noise is drawn from torch's generator, which the base class
-    seeds per batch: same seed, same scores."""
+    would drown the words in noise. Each text is explained on its own unpadded row, its noise
+    drawn on the CPU from its own generator (``Explainer.text_generator``): the same seed and
+    words give the same scores, whatever the batch or the device. ``internal_batch_size`` bounds
+    how many noisy copies go through the model at once."""
 
     name = "smoothgrad"
     family = "gradient"
@@ -208,19 +210,29 @@ class SmoothGradExplainer(Explainer):
         bases = {"saliency": Saliency, "input_x_gradient": InputXGradient}
         if self.base not in bases:
             raise ExpnetError(f"unknown SmoothGrad base {self.base!r}: use one of {', '.join(bases)}")
-        logits, chosen, embeddings, extra = _prepare(classifier, batch, targets)
-        pieces = embeddings.detach()[batch.word_tokens.to(embeddings.device)]
+        logits = classifier.predict_logits(batch)
+        chosen = resolve_targets(logits, targets)
+        scores = torch.zeros(batch.batch_size, batch.max_words)
+        for i in range(batch.batch_size):
+            row = batch.row(i)
+            token_scores = l2_pool(self._smoothed(bases[self.base], classifier, row, int(chosen[i])))
+            scores[i, : row.max_words] = pool_to_words(token_scores, row, "sum")[0].cpu()
+        return BatchAttribution(scores, logits)
+
+    def _smoothed(self, method, classifier: Classifier, row: EncodedBatch, target: int) -> torch.Tensor:
+        """The mean attribution [1, T, D] over ``n_samples`` noisy copies of one unpadded text."""
+        embeddings = input_embeddings(classifier, row)
+        pieces = embeddings[row.word_tokens.to(embeddings.device)]
         spread = float(pieces.std()) if pieces.numel() > 1 else 1.0
-        kwargs = {"abs": True} if self.base == "saliency" else {}
-        tunnel = NoiseTunnel(bases[self.base](logit_function(classifier, batch)))
-        attributions = tunnel.attribute(
-            embeddings,
-            nt_type="smoothgrad",
-            nt_samples=self.n_samples,
-            nt_samples_batch_size=max(1, self.internal_batch_size // batch.batch_size),
-            stdevs=float(self.noise * spread),
-            target=chosen,
-            additional_forward_args=extra,
-            **kwargs,
-        )
-        return BatchAttribution(pool_to_words(l2_pool(attributions), batch, "sum"), logits)
+        generator = self.text_generator(row.words[0])
+        noise = torch.randn((self.n_samples, *embeddings.shape[1:]), generator=generator) * (self.noise * spread)
+        attribute = method(logit_function(classifier, row)).attribute
+        kwargs = {"abs": True} if method is Saliency else {}
+        total = torch.zeros_like(embeddings, dtype=torch.float32)
+        for chunk in noise.split(max(1, self.internal_batch_size)):
+            k = chunk.shape[0]
+            noisy = (embeddings + chunk.to(embeddings.device, embeddings.dtype)).requires_grad_(True)
+            extra = (row.attention_mask.expand(k, -1), None if row.token_type_ids is None else row.token_type_ids.expand(k, -1))
+            attributions = attribute(noisy, target=target, additional_forward_args=extra, **kwargs)
+            total += attributions.float().sum(0, keepdim=True)
+        return total / self.n_samples

@@ -16,8 +16,9 @@ Conventions:
   ``shapley_sampling`` draws ``n_samples`` permutations (default 10), each costing one pass per
   word; ``occlusion`` makes one pass per word (no budget); ``partition_shap`` makes at most
   ``max_evals`` (default 300) passes.
-- **Seeds:** Captum samples with torch's generator, which the base class seeds per batch, so the
-  same seed gives the same scores. Partition SHAP is deterministic.
+- **Seeds:** Captum samples with torch's global generator, seeded for each text with the text's
+  own seed (``Explainer.text_seed``: the seed and the words), so a text gets the same scores
+  whatever the batch size or the other texts. Partition SHAP is deterministic.
 - LIME: Captum's Bernoulli(0.5) word masks, weighted by LIME's text kernel (cosine distance of
   the binary mask to the full text, x100, kernel width 25) and fitted with ridge regression
   (alpha 1), the defaults of the original LIME text explainer.
@@ -34,7 +35,7 @@ import torch
 from captum.attr import FeatureAblation, KernelShap, Lime, ShapleyValueSampling
 
 from expnet.errors import ExpnetError
-from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
+from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets, seeded_torch
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
 from expnet.models.readout import is_causal
@@ -63,16 +64,7 @@ class TextPerturbation:
     """
 
     def __init__(self, classifier: Classifier, batch: EncodedBatch, index: int) -> None:
-        real = batch.attention_mask[index].bool()
-        row = replace(
-            batch,
-            input_ids=batch.input_ids[index, real].unsqueeze(0),
-            attention_mask=batch.attention_mask[index, real].unsqueeze(0),
-            token_word=batch.token_word[index, real].unsqueeze(0),
-            token_type_ids=None if batch.token_type_ids is None else batch.token_type_ids[index, real].unsqueeze(0),
-            words=[batch.words[index]],
-            word_scored=[batch.word_scored[index]],
-        )
+        row = batch.row(index)
         self.classifier = classifier
         self.row = row
         token_word = row.token_word[0]
@@ -133,7 +125,8 @@ class WordPerturbationExplainer(Explainer):
             text = TextPerturbation(classifier, batch, i)
             if text.num_features == 0:
                 continue
-            attributions = self.attribute_text(text, int(chosen[i]), baseline)
+            with seeded_torch(self.text_seed(batch.words[i])):
+                attributions = self.attribute_text(text, int(chosen[i]), baseline)
             scores[i] = text.word_scores(attributions, batch.max_words)
         return BatchAttribution(scores, logits)
 

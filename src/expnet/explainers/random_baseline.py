@@ -10,7 +10,8 @@ from expnet.explainers.registry import register
 
 @register
 class RandomExplainer(Explainer):
-    """Scores drawn uniformly from [0, 1); the same seed gives the same scores."""
+    """Scores drawn uniformly from [0, 1), one per word from the text's own generator: the same
+    seed and words give the same scores, whatever else is in the batch."""
 
     name = "random"
     family = "baseline"
@@ -19,6 +20,7 @@ class RandomExplainer(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         logits = classifier.predict_logits(batch)
-        # The base class seeds torch per batch, so this draw is reproducible.
-        scores = torch.rand((batch.batch_size, batch.max_words))
+        scores = torch.zeros((batch.batch_size, batch.max_words))
+        for i, words in enumerate(batch.words):
+            scores[i, : len(words)] = torch.rand(len(words), generator=self.text_generator(words))
         return BatchAttribution(scores, logits)
