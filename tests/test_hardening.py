@@ -672,3 +672,43 @@ def test_buckets_never_reach_past_their_window(monkeypatch, tiny_classifier):
     monkeypatch.setattr(base, "BUCKET_BATCHES", 1)
     texts = [["good"] * n for n in (5, 1, 4, 2)]
     assert list(base.length_buckets(tiny_classifier, texts, 2)) == [[1, 0], [3, 2]]
+
+
+# --- 7. words the tokenizer drops are unscored for what they are -----------------------------------
+def test_words_of_only_zero_width_or_nul_characters_are_not_called_truncated(capsys, tiny_classifier_dir):
+    text = "good \u200b\u200d movie \x00 !"
+    code, out, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json", text)
+    assert code == 0, err
+    assert "longer than" not in err
+    assert "2 word(s) made only of characters the tokenizer drops" in err and len(err.strip().splitlines()) == 1
+    [result] = json.loads(out)
+    assert result["scored"] == [True, False, True, False, True] and result["truncated"] is False
+    assert result["unscored_reason"] == [None, "no subword tokens", None, "no subword tokens", None]
+    code, out, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", text)
+    assert "\u200b\u200d(no tokens)" in out
+
+
+def test_a_truncated_text_tells_dropped_words_from_cut_ones():
+    from transformers import BertTokenizerFast
+
+    from conftest import VOCAB
+    from expnet.words import encode_words
+
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(VOCAB)}, do_lower_case=True)
+    words = ["good", "\u200b", "movie", "\x00", *["fun"] * 6]
+    batch = encode_words(tokenizer, [words, ["good", "\u200b"]], max_length=6)  # [CLS] + 4 pieces + [SEP]
+    assert batch.word_scored[0].tolist() == [True, False, True, False, True, True, False, False, False, False]
+    assert batch.word_cut[0].tolist() == [False] * 6 + [True] * 4
+    assert batch.word_cut[1].tolist() == [False, False]  # not truncated: its dropped word is no cut
+
+
+# --- 8. a progress bar for long runs ------------------------------------------------------------------
+def test_explain_shows_a_progress_bar_with_progress(capsys, tiny_classifier_dir):
+    explain = ["explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--batch-size", "1", "good", "bad movie"]
+    code, _, err = run_cli(capsys, *explain, "--progress")
+    assert code == 0, err
+    assert "random:" in err and "/2" in err
+    code, _, err = run_cli(capsys, *explain)  # stderr is no terminal here
+    assert code == 0 and err == ""
+    code, _, err = run_cli(capsys, *explain[:-1], "--progress")  # one batch: nothing to follow
+    assert code == 0 and err == ""

@@ -3,8 +3,10 @@
 A text is a list of words. It is tokenised as a whole (the words joined by single spaces) by the
 fast tokenizer, and each subword token is mapped to the word its character offset falls in; words
 are never re-tokenised one at a time, so the pieces are exactly the ones the classifier sees.
-Special tokens belong to no word (index -1) and never get a score. A word none of whose pieces
-survived truncation is "unscored": it keeps its place, with ``scored`` False.
+Special tokens belong to no word (index -1) and never get a score. A word without pieces is
+"unscored": it keeps its place, with ``scored`` False, and ``cut`` says why: True when it lies
+past the point where the text was truncated, False when the tokenizer makes no piece of it at all
+(a word of only zero-width or control characters, which BERT-style normalizers delete).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class EncodedBatch:
     words: list[list[str]]
     token_type_ids: torch.Tensor | None = None
     word_scored: list[np.ndarray] = field(default_factory=list)  # per text, bool per word
+    word_cut: list[np.ndarray] = field(default_factory=list)  # per text, bool per word: lost to truncation
 
     @property
     def batch_size(self) -> int:
@@ -66,6 +69,7 @@ class EncodedBatch:
             token_type_ids=pick(self.token_type_ids),
             words=[self.words[index]],
             word_scored=[self.word_scored[index]] if self.word_scored else [],
+            word_cut=[self.word_cut[index]] if self.word_cut else [],
         )
 
     def truncated(self, index: int) -> bool:
@@ -108,7 +112,7 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
     special = encoded["special_tokens_mask"].numpy().astype(bool)
     mask = encoded["attention_mask"].numpy().astype(bool)
     token_word = np.full(offsets.shape[:2], -1, dtype=np.int64)
-    word_scored = []
+    word_scored, word_cut = [], []
     for row, words in enumerate(batch_words):
         starts = _word_starts(words)
         real = mask[row] & ~special[row] & (offsets[row, :, 1] > offsets[row, :, 0])
@@ -123,6 +127,13 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
         scored = np.zeros(len(words), dtype=bool)
         scored[token_word[row, real]] = True
         word_scored.append(scored)
+        # Only words after the last kept one can have been cut off, and only if tokens were
+        # (a word of no pieces right at the cut is counted as cut: nothing tells them apart).
+        cut = np.zeros(len(words), dtype=bool)
+        if encoded.encodings[row].overflowing:
+            last_kept = int(token_word[row, real].max()) if real.any() else -1
+            cut[last_kept + 1 :] = True
+        word_cut.append(cut)
     return EncodedBatch(
         input_ids=encoded["input_ids"],
         attention_mask=encoded["attention_mask"],
@@ -130,6 +141,7 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
         words=batch_words,
         token_type_ids=encoded.get("token_type_ids"),
         word_scored=word_scored,
+        word_cut=word_cut,
     )
 
 

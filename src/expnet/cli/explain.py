@@ -30,6 +30,11 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="write here instead of stdout (written atomically)")
     parser.add_argument("--target", default=None, help="class to explain, index or name (default: the predicted class)")
     parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show a progress bar on stderr even when it is not a terminal (default: only on a terminal; never for one batch)",
+    )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to explain; none: read one per line from stdin")
     add_seed(parser)
     add_device(parser)
@@ -58,7 +63,7 @@ def render_text(explanations: list[Explanation]) -> str:
         )
         parts = []
         for i, word in enumerate(explanation.words):
-            score = "cut" if not explanation.scored[i] else f"{explanation.scores[i]:.3f}"
+            score = f"{explanation.scores[i]:.3f}" if explanation.scored[i] else "cut" if explanation.cut_words[i] else "no tokens"
             mark = "*" if explanation.rationale is not None and explanation.rationale[i] else ""
             parts.append(f"{word}{mark}({score})")
         lines.append("  " + " ".join(parts))
@@ -74,6 +79,25 @@ def render(explanations: list[Explanation], fmt: str) -> str:
     return render_text(explanations)
 
 
+def warn_unscored(explanations: list[Explanation], max_length: int) -> None:
+    """One warning per text with words left unscored, saying why: truncation, or words the
+    tokenizer makes no piece of (only zero-width or control characters)."""
+    for number, explanation in enumerate(explanations, 1):
+        if explanation.truncated:
+            print(
+                f"expnet explain: warning: text {number} is longer than the classifier's {max_length}-token limit: "
+                f"explained after truncation, {int(explanation.cut_words.sum())} word(s) not scored",
+                file=sys.stderr,
+            )
+        tokenless = [word for word, empty in zip(explanation.words, explanation.tokenless, strict=True) if empty]
+        if tokenless:
+            print(
+                f"expnet explain: warning: text {number}: {len(tokenless)} word(s) made only of characters the tokenizer "
+                f"drops (zero-width or control characters, e.g. {tokenless[0]!r}) have no subword token: not scored",
+                file=sys.stderr,
+            )
+
+
 def run(args) -> int:
     start(args)
     out = check_out_file(args.out, "--out", [args.classifier, args.explainer])
@@ -81,15 +105,8 @@ def run(args) -> int:
     classifier = load_classifier(args.classifier, args)
     explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed)
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
-    explanations = explainer.explain(classifier, words, targets)
-    for number, explanation in enumerate(explanations, 1):
-        if explanation.truncated:
-            unscored = int((~explanation.scored).sum())
-            print(
-                f"expnet explain: warning: text {number} is longer than the classifier's "
-                f"{classifier.max_length}-token limit: explained after truncation, {unscored} word(s) not scored",
-                file=sys.stderr,
-            )
+    explanations = explainer.explain(classifier, words, targets, progress=args.progress or sys.stderr.isatty())
+    warn_unscored(explanations, classifier.max_length)
     output = render(explanations, args.format)
     if out:
         atomic_write_text(out, output)

@@ -55,9 +55,10 @@ def seeded_torch(seed: int) -> Iterator[None]:
 class Explanation:
     """Word-level scores for one text.
 
-    ``scores`` has one float per word; words cut off by truncation have ``scored`` False and
-    score NaN. ``rationale`` is the explainer's own binary selection when it makes one (ExpNet),
-    else None.
+    ``scores`` has one float per word; words without subword tokens have ``scored`` False and
+    score NaN: those cut off by truncation (``cut`` True) and those the tokenizer drops entirely
+    (zero-width or control characters; ``cut`` False). ``cut`` None counts every unscored word as
+    cut. ``rationale`` is the explainer's own binary selection when it makes one (ExpNet), else None.
     """
 
     words: list[str]
@@ -69,10 +70,21 @@ class Explanation:
     explainer: str
     label_names: tuple[str, ...] = ()
     rationale: np.ndarray | None = None
+    cut: np.ndarray | None = None
+
+    @property
+    def cut_words(self) -> np.ndarray:
+        """Bool per word: lost to truncation."""
+        return ~self.scored if self.cut is None else self.cut & ~self.scored
 
     @property
     def truncated(self) -> bool:
-        return not bool(self.scored.all())
+        return bool(self.cut_words.any())
+
+    @property
+    def tokenless(self) -> np.ndarray:
+        """Bool per word: unscored because the tokenizer makes no piece of it (not truncation)."""
+        return ~self.scored & ~self.cut_words
 
     @property
     def target_name(self) -> str:
@@ -95,6 +107,10 @@ class Explanation:
             "prediction_name": self.prediction_name,
             "probabilities": [float(p) for p in self.probabilities],
             "truncated": self.truncated,
+            "unscored_reason": [
+                None if scored else "truncated" if cut else "no subword tokens"
+                for scored, cut in zip(self.scored, self.cut_words, strict=True)
+            ],
         }
 
 
@@ -209,6 +225,7 @@ class Explainer(ABC):
                     explainer=self.name,
                     label_names=classifier.label_names,
                     rationale=None if rationale is None else (rationale[i, : len(words)] * scored).astype(np.int8),
+                    cut=batch.word_cut[i] if batch.word_cut else None,
                 )
             )
         return out
