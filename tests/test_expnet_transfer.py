@@ -58,13 +58,14 @@ def test_anchored_model_starts_from_its_anchor():
 
 def test_contribution_signals_are_the_decomposition_summed_per_word(tiny_classifier):
     batch = tiny_classifier.encode([["unbelievable", "fun"], ["good", "bad", "movie"]])
-    spec = FeatureSpec.for_model(2, 2, directions=["cls_to_token"], values=["head_norm"], signals=["value_zeroing"], length_scaled=False)
+    spec = FeatureSpec.for_model(2, 2, directions=["cls_to_token"], values=["head_norm"], signals=["value_zeroing", "decompx"], length_scaled=False)
     features, _ = batch_features(tiny_classifier, batch, spec)
-    reference = decompose(tiny_classifier, batch, {"head_norms", "value_zeroing"}, layers=(1,))
+    reference = decompose(tiny_classifier, batch, {"head_norms", "value_zeroing", "decompx"}, layers=(1,))
     # word 0 of text 0 is un ##believ ##able = tokens 1..3: head norms and value zeroing summed
     torch.testing.assert_close(features[0, 0, :2], reference.head_norms[1][0, :, 1:4].sum(-1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(features[0, 0, 2], reference.value_zeroing[0, 1:4].sum(), rtol=1e-5, atol=1e-6)
-    assert spec.names() == ["L1.h0.cls_to_token.norm", "L1.h1.cls_to_token.norm", "value_zeroing"]
+    torch.testing.assert_close(features[0, 0, 3], reference.decompx[0, 1:4].sum(), rtol=1e-5, atol=1e-6)
+    assert spec.names() == ["L1.h0.cls_to_token.norm", "L1.h1.cls_to_token.norm", "value_zeroing", "decompx"]
 
 
 def test_layout_free_expnet_explains_another_layout(tiny_classifier, tiny_classifier_3heads_dir, tmp_path):

@@ -75,20 +75,15 @@ def run(args) -> int:
     outcome = runner.run()
     paths = write_outputs(outcome, out, plots=not args.no_plots)
     if not args.quiet:
-        from rich.table import Table
-
         from expnet.benchmark.report import leaderboard_rows
+        from expnet.report.tables import rows_table
 
         for name, task in outcome.results["tasks"].items():
             table_name = "common" if "common" in task["tables"] else "main"
             headers, rows = leaderboard_rows(task["tables"][table_name])
-            shown = Table(title=f"{name} (held out): {task['tables'][table_name]['n_examples']} examples, selected variant {task['expnet']['selected']}")
-            keep = [headers.index(h) for h in ("Explainer", "F1 by", "F1", "AUROC", "AUPRC", "Comp.", "Suff.", "ex/s")]
-            for i in keep:
-                shown.add_column(headers[i], justify="left" if i == 0 else "right")
-            for row in rows:
-                shown.add_row(*(row[i] for i in keep))
-            console.print(shown)
+            keep = [headers.index(h) for h in ("Explainer", "F1 by", "F1", "AUROC", "AP", "Comp.", "Suff.", "ex/s") if h in headers]
+            title = f"{name} (held out): {task['tables'][table_name]['n_examples']} examples, selected variant {task['expnet']['selected']}"
+            console.print(rows_table(title, [headers[i] for i in keep], [[row[i] for i in keep] for row in rows]))
         counters = outcome.results["cache"]
         console.print(
             f"cache: {counters['total_hits']} results reused, {counters['total_computed']} computed "

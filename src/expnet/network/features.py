@@ -9,7 +9,8 @@ Two stages. **Raw values** (``FeatureSpec.raw_names``), one column each:
   ``expnet.network.gradient_features``); ``head_norm`` is Kobayashi et al.'s
   ``||alpha^h_rj f^h(x_j)||`` (readout row only; ``expnet.models.decomposition``).
 - per-token scalar ``signals`` (``expnet.models.decomposition``): ``value_zeroing`` (the target
-  logit's change when the token's value vector is zeroed in the last layer), ``attention_norm``
+  logit's change when the token's value vector is zeroed in the last layer), ``decompx`` (the
+  token's part of the target logit, last-layer DecompX), ``attention_norm``
   (the last layer's head-mixed ``||sum_h alpha^h_rj f^h(x_j)||``), ``globenc``, ``alti``.
 
 **Features** (``FeatureSpec.transform``), what the MLP sees:
@@ -45,7 +46,7 @@ from expnet.words import EncodedBatch, pool_to_words
 
 DIRECTIONS = ("cls_to_token", "token_to_cls")
 VALUES = ("attention", "attention_x_gradient", "head_norm")
-SIGNALS = ("value_zeroing", "attention_norm", "globenc", "alti")
+SIGNALS = ("value_zeroing", "decompx", "attention_norm", "globenc", "alti")
 HEAD_POOLINGS = ("none", "quantiles")
 VIEWS = ("absolute", "zscore", "rank")
 LAYER_RULES = ("last", "all", "listed")
@@ -53,7 +54,9 @@ HEAD_STATISTICS = ("max", "q75", "median", "q25", "min", "mean")
 _VALUE_SUFFIX = {"attention": "", "attention_x_gradient": ".xgrad", "head_norm": ".norm"}
 _VIEW_SUFFIX = {"absolute": "", "zscore": ".in_text", "rank": ".rank"}
 # Decomposition signal (expnet.models.decomposition) behind each scalar feature signal.
-_DECOMPOSED = {"value_zeroing": "value_zeroing", "attention_norm": "attention_norms", "globenc": "globenc", "alti": "alti"}
+_DECOMPOSED = {"value_zeroing": "value_zeroing", "decompx": "decompx", "attention_norm": "attention_norms", "globenc": "globenc", "alti": "alti"}
+# Signals in logit units (not shares of a row that sums to one): never length-scaled.
+_LOGIT_SIGNALS = ("value_zeroing", "decompx")
 _ROW_SUMMED = {"cls_to_token": "sum", "token_to_cls": "mean"}
 
 
@@ -329,7 +332,7 @@ def raw_word_values(
         else:
             values = getattr(decomposition, signal)
         values = values.float().to(mask.device).unsqueeze(-1)  # [B, T, 1]
-        if spec.length_scaled and signal != "value_zeroing":  # rolled-out rows sum to one, like attention
+        if spec.length_scaled and signal not in _LOGIT_SIGNALS:  # rolled-out rows sum to one, like attention
             values = values * n_tokens
         parts.append(pool_to_words(values, batch, "sum"))
     return torch.cat(parts, dim=-1)

@@ -34,6 +34,16 @@ def _number_column(table: Table, header: str) -> None:
     table.add_column(header, justify="right", no_wrap=True, min_width=5)
 
 
+def rows_table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
+    """Already formatted rows (first column: a name) in the same 80-column style."""
+    table = _narrow_table(title, headers[0])
+    for header in headers[1:]:
+        _number_column(table, header)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def result_columns(results: dict) -> tuple[Metric, ...]:
     if not _truncated(results):
         return RESULT_COLUMNS
