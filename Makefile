@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,shap]"
+	$(BIN)/pip install -q -e ".[test,shap,ray]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -11,9 +11,12 @@ from expnet.cli.common import (
     add_trust_remote_code,
     check_out_file,
     load_classifier,
+    positive_float,
     positive_int,
     start,
 )
+from expnet.corpus import CorpusJob, explain_corpus
+from expnet.corpus.runner import ENGINES
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.base import Explanation
@@ -36,6 +39,16 @@ def register(subparsers) -> None:
         help="show a progress bar on stderr even when it is not a terminal (default: only on a terminal; never for one batch)",
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to explain; none: read one per line from stdin")
+    corpus = parser.add_argument_group("corpus mode (--input and --output: a whole file, streamed and resumable)")
+    corpus.add_argument("--input", default=None, help="a .txt (one text a line), .jsonl, .csv or .parquet file")
+    corpus.add_argument("--output", default=None, help="a .parquet or .jsonl file; rerun the same command to resume")
+    corpus.add_argument("--text-field", default="text", help="the text's field or column (jsonl, csv, parquet; default text)")
+    corpus.add_argument("--id-field", default="id", help="the id's field or column (jsonl, csv, parquet; default id)")
+    corpus.add_argument("--max-examples", type=positive_int, default=None, help="explain only the first N good rows")
+    corpus.add_argument("--engine", choices=ENGINES, default="local", help="local (this process) or ray (needs expnet[ray])")
+    corpus.add_argument("--num-workers", type=positive_int, default=1, help="Ray actors, each with its own model copy")
+    corpus.add_argument("--address", default=None, help="join this Ray cluster (default: start a local Ray)")
+    corpus.add_argument("--gpus-per-worker", type=positive_float, default=None, help="GPUs each Ray actor reserves")
     add_seed(parser)
     add_device(parser)
     add_trust_remote_code(parser)
@@ -100,6 +113,8 @@ def warn_unscored(explanations: list[Explanation], max_length: int) -> None:
 
 def run(args) -> int:
     start(args)
+    if args.input or args.output:
+        return run_corpus(args)
     out = check_out_file(args.out, "--out", [args.classifier, args.explainer])
     words = read_texts(args)
     classifier = load_classifier(args.classifier, args)
@@ -112,4 +127,34 @@ def run(args) -> int:
         atomic_write_text(out, output)
     else:
         sys.stdout.write(output)
+    return 0
+
+
+def run_corpus(args) -> int:
+    if not (args.input and args.output):
+        raise ExpnetError("corpus mode needs both --input FILE and --output FILE")
+    if args.texts or args.out or args.target is not None or args.format != "text":
+        raise ExpnetError("TEXT, --out, --target and --format are for texts on the command line; with --input, use --output")
+    output = check_out_file(args.output, "--output", [args.classifier, args.explainer, args.input])
+    job = CorpusJob(
+        classifier=args.classifier,
+        explainer=args.explainer,
+        input=args.input,
+        output=output,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        batch_size=args.batch_size,
+        max_examples=args.max_examples,
+        seed=args.seed,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+    )
+    progress = args.progress or sys.stderr.isatty()
+    summary = explain_corpus(job, args.engine, args.num_workers, args.address, args.gpus_per_worker, progress=progress)
+    resumed = f" ({summary.resumed_rows} from an earlier run)" if summary.resumed_rows else ""
+    print(
+        f"expnet explain: {summary.rows} texts{resumed} -> {summary.output}; {summary.bad_rows} bad rows -> {summary.errors}; "
+        f"{summary.seconds:.1f} s",
+        file=sys.stderr,
+    )
     return 0

@@ -1,0 +1,69 @@
+"""What a corpus job is asked to do, and the one step every engine runs: explain a chunk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from expnet import __version__
+from expnet.corpus.readers import Chunk
+from expnet.corpus.writers import explanations_table
+from expnet.explainers import get_explainer
+from expnet.explainers.base import Explainer
+from expnet.models.classifier import Classifier
+
+# Rows per part file: a kill loses at most this much work, and each part costs a file.
+DEFAULT_PART_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class CorpusJob:
+    classifier: str
+    explainer: str | Explainer  # a name or ExpNet folder, or an explainer object (Python use)
+    input: str | Path
+    output: str | Path
+    text_field: str = "text"
+    id_field: str = "id"
+    batch_size: int = 16
+    max_examples: int | None = None
+    seed: int = 0
+    device: str | None = None
+    trust_remote_code: bool = False
+    part_size: int = DEFAULT_PART_SIZE
+
+    def load(self) -> tuple[Classifier, Explainer]:
+        """The classifier and explainer, loaded once per process (a Ray actor, or the local driver)."""
+        classifier = Classifier.load(self.classifier, device=self.device, trust_remote_code=self.trust_remote_code)
+        if isinstance(self.explainer, Explainer):
+            return classifier, self.explainer
+        return classifier, get_explainer(self.explainer, batch_size=self.batch_size, seed=self.seed)
+
+    def settings(self, explainer: Explainer) -> dict:
+        """What decides the output, so a resumed job never mixes parts of another: the engine and
+        the workers are not part of it (they give the same rows), the input file's size and time are."""
+        source = Path(self.input).resolve()
+        stat = source.stat()
+        return {
+            "expnet_version": __version__,
+            "classifier": str(Path(self.classifier).resolve()) if Path(self.classifier).exists() else self.classifier,
+            "explainer": self.explainer if isinstance(self.explainer, str) else explainer.name,
+            # default=repr: a setting that is an object is compared by what it prints.
+            "explainer_settings": json.loads(json.dumps(explainer.settings(), default=repr)),
+            "input": str(source),
+            "input_size": stat.st_size,
+            "input_mtime_ns": stat.st_mtime_ns,
+            "text_field": self.text_field,
+            "id_field": self.id_field,
+            "batch_size": self.batch_size,
+            "max_examples": self.max_examples,
+            "seed": self.seed,
+        }
+
+
+def explain_chunk(classifier: Classifier, explainer: Explainer, chunk: Chunk) -> pa.Table:
+    """One chunk's explanations as output rows. Both engines cut the same chunks, so they explain
+    the same batches, with the same seeds."""
+    return explanations_table(chunk.records, explainer.explain(classifier, [record.words for record in chunk.records]))

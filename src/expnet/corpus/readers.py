@@ -1,0 +1,187 @@
+"""Corpus inputs, streamed: one record per text, never the whole file in memory.
+
+``.txt`` has one text a line (its line number is the id); ``.jsonl`` one JSON object a line,
+``.csv`` and ``.parquet`` one row a text, with the text and the id in the fields named by
+``text_field`` and ``id_field``. A text is a string (split on whitespace) or a list of words.
+Rows that cannot be explained (empty text, a line that is not JSON, a missing field, an id seen
+before) come out as ``BadRow`` in their place, so one bad row never stops a job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from expnet.errors import ExpnetError
+
+INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
+# Rows per pyarrow batch: big enough to amortise the per-batch cost, small enough to stay bounded.
+ARROW_BATCH_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int  # the line number (txt, jsonl) or data row number (csv, parquet), from 1
+    id: str
+    words: list[str]
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    id: str | None
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"line": self.line, "id": self.id, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """``size`` consecutive good records, explained as one batch; ``index`` counts chunks from 0."""
+
+    index: int
+    records: list[Record]
+
+
+def input_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in INPUT_SUFFIXES:
+        raise ExpnetError(f"--input {path}: unknown format {suffix or '(no suffix)'}; give a {', '.join(INPUT_SUFFIXES)} file")
+    return suffix[1:]
+
+
+def read_rows(path: str | Path, text_field: str = "text", id_field: str = "id") -> Iterator[Record | BadRow]:
+    """Every row of the input in order, checked: good ones as ``Record``, the others as ``BadRow``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExpnetError(f"--input {path}: no such file")
+    fmt = input_format(path)
+    if fmt == "txt":
+        raw = ((number, str(number), line.rstrip("\r\n")) for number, line in _lines(path))
+    elif fmt == "jsonl":
+        raw = _jsonl_rows(path, text_field, id_field)
+    else:
+        raw = _arrow_rows(path, fmt, text_field, id_field)
+    seen: set[str] = set()  # ids only (not texts): the one thing that grows with the corpus
+    for number, row_id, text in raw:
+        if isinstance(text, BadRow):
+            yield text
+            continue
+        words = _words(text)
+        if isinstance(words, str):
+            yield BadRow(number, row_id, words)
+        elif row_id in seen:
+            yield BadRow(number, row_id, f"duplicate id {row_id!r} (the first row with it is kept)")
+        else:
+            seen.add(row_id)
+            yield Record(number, row_id, words)
+
+
+def count_rows(path: str | Path) -> int:
+    """How many rows the input has (bad ones included), for the progress bar, without parsing it."""
+    path = Path(path)
+    fmt = input_format(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"
+    return lines - (fmt == "csv")  # the header
+
+
+def chunked(records: Iterable[Record], size: int) -> Iterator[Chunk]:
+    batch: list[Record] = []
+    index = 0
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield Chunk(index, batch)
+            batch, index = [], index + 1
+    if batch:
+        yield Chunk(index, batch)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        yield from enumerate(handle, 1)
+
+
+def _jsonl_rows(path: Path, text_field: str, id_field: str):
+    for number, line in _lines(path):
+        if not line.strip():
+            continue  # blank lines (a trailing one above all) hold no row
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            yield number, None, BadRow(number, None, f"not JSON: {error}")
+            continue
+        if not isinstance(row, dict):
+            yield number, None, BadRow(number, None, f"not a JSON object but {type(row).__name__}")
+            continue
+        row_id = _id(row.get(id_field))
+        if row_id is None or row.get(text_field) is None:
+            field = id_field if row_id is None else text_field
+            yield number, row_id, BadRow(number, row_id, f"missing field {field!r}")
+        else:
+            yield number, row_id, row[text_field]
+
+
+def _arrow_rows(path: Path, fmt: str, text_field: str, id_field: str):
+    """Rows of a csv or parquet file, read in pyarrow batches of the two columns only."""
+    import pyarrow as pa
+
+    if fmt == "csv":
+        from pyarrow import csv
+
+        # Read as text: an id column of numbers stays "7", not 7.0, and texts are never parsed.
+        convert = csv.ConvertOptions(column_types={id_field: pa.string(), text_field: pa.string()})
+        batches = csv.open_csv(path, convert_options=convert)
+        _require_columns(batches.schema.names, path, text_field, id_field)
+    else:
+        import pyarrow.parquet as pq
+
+        file = pq.ParquetFile(path)
+        _require_columns(file.schema_arrow.names, path, text_field, id_field)
+        batches = file.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=[id_field, text_field])
+    number = 0
+    for batch in batches:
+        ids = batch.column(id_field).to_pylist()
+        texts = batch.column(text_field).to_pylist()
+        for row_id, text in zip(ids, texts, strict=True):
+            number += 1
+            row_id = _id(row_id)
+            if row_id is None or text is None:
+                field = id_field if row_id is None else text_field
+                yield number, row_id, BadRow(number, row_id, f"missing field {field!r}")
+            else:
+                yield number, row_id, text
+
+
+def _require_columns(columns: list[str], path: Path, text_field: str, id_field: str) -> None:
+    for field, flag in ((text_field, "--text-field"), (id_field, "--id-field")):
+        if field not in columns:
+            raise ExpnetError(f"--input {path} has no column {field!r} ({flag}); its columns: {', '.join(columns)}")
+
+
+def _id(value) -> str | None:
+    """An id as text; a missing or empty one is None."""
+    return None if value is None or value == "" else str(value)
+
+
+def _words(text) -> list[str] | str:
+    """The words of a text, or why it has none."""
+    if isinstance(text, str):
+        words = text.split()
+    elif isinstance(text, list) and all(isinstance(word, str) for word in text):
+        words = [word for word in text if word.strip()]
+    else:
+        return f"the text is a {type(text).__name__}, not a string or a list of words"
+    return words if words else "empty text"

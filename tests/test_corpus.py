@@ -1,0 +1,278 @@
+"""Corpus mode: every input format, bad rows, resuming after kill -9, and Ray against local."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from expnet.cli.main import main
+from expnet.corpus import CorpusJob, explain_corpus
+from expnet.corpus.writers import PartStore
+from expnet.errors import ExpnetError
+from expnet.explainers.attention import RawAttention
+
+WORDS = ["the", "movie", "was", "good", "bad", "not", "very", "fun", "boring", "i", "love", "hate", "this"]
+# The tiny classifier has 64 positions: 80 words are cut, so some words come out unscored.
+LONG = " ".join(WORDS * 7)
+
+
+def corpus(n: int = 12) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(0)
+    rows = [(f"t{i}", " ".join(rng.choice(WORDS, size=int(rng.integers(2, 9))))) for i in range(n)]
+    return [*rows, ("long", LONG)]
+
+
+def write_input(folder, fmt: str, rows: list[tuple[str, str]]):
+    path = folder / f"in.{fmt}"
+    if fmt == "txt":
+        path.write_text("".join(text + "\n" for _, text in rows))
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows))
+    elif fmt == "csv":
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "text"])
+            writer.writerows(rows)
+    else:
+        pq.write_table(pa.table({"id": [i for i, _ in rows], "text": [t for _, t in rows]}), path, row_group_size=4)
+    return path
+
+
+def job(classifier: str, source, output, **settings) -> CorpusJob:
+    settings = {"explainer": "raw_attention", "batch_size": 4, "part_size": 4, **settings}
+    return CorpusJob(classifier, input=source, output=output, **settings)
+
+
+def read_output(path) -> list[dict]:
+    if str(path).endswith(".parquet"):
+        return pq.read_table(path).to_pylist()
+    return read_jsonl(path)
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def assert_same_explanations(rows: list[dict], expected: list[dict], ids: bool = True) -> None:
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        if ids:
+            assert row["id"] == want["id"]
+        assert row["words"] == want["words"] and row["prediction"] == want["prediction"]
+        scores = [np.nan if s is None else s for s in row["scores"]]
+        np.testing.assert_allclose(scores, [np.nan if s is None else s for s in want["scores"]], rtol=1e-6)
+
+
+def test_every_input_format_gives_the_same_explanations(tiny_classifier_dir, tmp_path):
+    rows = corpus()
+    outputs = {}
+    for fmt in ("txt", "jsonl", "csv", "parquet"):
+        summary = explain_corpus(job(tiny_classifier_dir, write_input(tmp_path, fmt, rows), tmp_path / f"{fmt}.parquet"))
+        assert summary.rows == len(rows) and summary.bad_rows == 0
+        outputs[fmt] = read_output(tmp_path / f"{fmt}.parquet")
+    assert [r["id"] for r in outputs["txt"]] == [str(n) for n in range(1, len(rows) + 1)]  # txt: the line number
+    assert [r["id"] for r in outputs["csv"]] == [i for i, _ in rows]
+    for fmt in ("jsonl", "csv", "parquet"):
+        assert_same_explanations(outputs[fmt], outputs["jsonl"])
+    assert_same_explanations(outputs["txt"], outputs["jsonl"], ids=False)
+    long = outputs["jsonl"][-1]
+    assert not all(long["scored"]) and np.isnan(long["scores"][-1])  # cut words: NaN, not scored
+
+
+def test_jsonl_output_has_nulls_and_a_settings_sidecar(tiny_classifier_dir, tmp_path):
+    source = write_input(tmp_path, "jsonl", corpus())
+    explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.parquet"))
+    explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl"))
+    rows = read_output(tmp_path / "out.jsonl")
+    assert rows[-1]["scores"][-1] is None and rows[0]["explainer"] == "raw_attention"
+    assert set(rows[0]) >= {"id", "words", "scores", "scored", "rationale", "prediction", "prediction_name", "probabilities"}
+    assert_same_explanations(rows, read_output(tmp_path / "out.parquet"))
+    meta = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
+    parquet_meta = json.loads(pq.read_schema(tmp_path / "out.parquet").metadata[b"expnet"])
+    assert meta == parquet_meta and meta["explainer"] == "raw_attention" and meta["batch_size"] == 4
+    assert not list(tmp_path.glob(".out*"))  # no parts folder, no temporaries
+
+
+def test_bad_rows_go_to_the_errors_file_and_never_stop_the_job(tiny_classifier_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    lines = [
+        json.dumps({"id": "a", "text": "the movie was good"}),
+        "{not json",
+        json.dumps({"id": "b"}),
+        json.dumps({"text": "no id here"}),
+        json.dumps({"id": "c", "text": "   "}),
+        json.dumps({"id": "a", "text": "a second a"}),
+        json.dumps(["a", "list"]),
+        json.dumps({"id": "d", "text": ["a", "list", "of", "words"]}),
+        "",
+        json.dumps({"id": "e", "text": "this is fun"}),
+    ]
+    source.write_text("\n".join(lines) + "\n")
+    summary = explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.parquet"))
+    assert [r["id"] for r in read_output(tmp_path / "out.parquet")] == ["a", "d", "e"]
+    errors = read_jsonl(tmp_path / "out.parquet.errors.jsonl")
+    assert [(e["line"], e["id"]) for e in errors] == [(2, None), (3, "b"), (4, None), (5, "c"), (6, "a"), (7, None)]
+    reasons = [e["reason"] for e in errors]
+    assert reasons[0].startswith("not JSON") and reasons[1] == "missing field 'text'" and reasons[2] == "missing field 'id'"
+    assert reasons[3] == "empty text" and reasons[4].startswith("duplicate id 'a'")
+    assert summary.bad_rows == 6 and summary.rows == 3
+
+
+def test_csv_and_txt_bad_rows(tiny_classifier_dir, tmp_path):
+    (tmp_path / "in.txt").write_text("the movie\n\nwas good\n")
+    explain_corpus(job(tiny_classifier_dir, tmp_path / "in.txt", tmp_path / "txt.parquet"))
+    assert [r["id"] for r in read_output(tmp_path / "txt.parquet")] == ["1", "3"]
+    assert [e["line"] for e in read_jsonl(tmp_path / "txt.parquet.errors.jsonl")] == [2]
+    (tmp_path / "in.csv").write_text("id,text\n1,the movie\n,no id\n2,\n1,again\n")
+    explain_corpus(job(tiny_classifier_dir, tmp_path / "in.csv", tmp_path / "csv.parquet"))
+    assert [r["id"] for r in read_output(tmp_path / "csv.parquet")] == ["1"]
+    assert [e["line"] for e in read_jsonl(tmp_path / "csv.parquet.errors.jsonl")] == [2, 3, 4]
+
+
+def test_max_examples_counts_good_rows(tiny_classifier_dir, tmp_path):
+    source = write_input(tmp_path, "jsonl", corpus())
+    summary = explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", max_examples=5))
+    assert summary.rows == 5 and [r["id"] for r in read_output(tmp_path / "out.jsonl")] == [f"t{i}" for i in range(5)]
+
+
+def test_unknown_formats_and_missing_columns_are_one_line_errors(tiny_classifier_dir, tmp_path):
+    source = write_input(tmp_path, "parquet", corpus())
+    with pytest.raises(ExpnetError, match="give a .parquet or .jsonl file"):
+        explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.csv"))
+    with pytest.raises(ExpnetError, match="unknown format .xml"):
+        explain_corpus(job(tiny_classifier_dir, tmp_path / "in.xml", tmp_path / "out.jsonl"))
+    with pytest.raises(ExpnetError, match="no column 'body' \\(--text-field\\); its columns: id, text"):
+        explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", text_field="body"))
+
+
+def test_resume_refuses_a_parts_folder_with_other_settings(tiny_classifier_dir, tmp_path):
+    source = write_input(tmp_path, "jsonl", corpus())
+    PartStore(tmp_path / "out.jsonl", {"batch_size": 8}).open()
+    with pytest.raises(ExpnetError, match="other settings \\(batch_size: 8 then, 4 now\\)"):
+        explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl"))
+
+
+def test_cli_corpus_mode(tiny_classifier_dir, tmp_path, capsys):
+    source = write_input(tmp_path, "csv", corpus())
+    out = tmp_path / "out.parquet"
+    argv = ["explain", "--classifier", tiny_classifier_dir, "--explainer", "raw_attention", "--input", str(source)]
+    assert main([*argv, "--output", str(out), "--batch-size", "4"]) == 0
+    assert "13 texts" in capsys.readouterr().err and len(read_output(out)) == 13
+    assert main([*argv, "--output", str(out), "the movie"]) == 2
+    assert main([*argv]) == 2
+    assert "both --input FILE and --output FILE" in capsys.readouterr().err
+
+
+def test_ray_engine_without_ray_says_how_to_install_it(tiny_classifier_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if not installed
+    source = write_input(tmp_path, "jsonl", corpus())
+    with pytest.raises(ExpnetError, match=r"pip install 'expnet\[ray\]'"):
+        explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl"), engine="ray")
+
+
+SLOW_RUN = """
+import sys, time
+from expnet.corpus import CorpusJob, explain_corpus
+from expnet.explainers.attention import RawAttention
+
+class SlowAttention(RawAttention):
+    name = "slow_attention"
+
+    def explain_batch(self, classifier, batch, targets):
+        time.sleep(0.25)  # slow enough that the kill lands between parts
+        return super().explain_batch(classifier, batch, targets)
+
+classifier, source, output = sys.argv[1:]
+explain_corpus(CorpusJob(classifier, SlowAttention(batch_size=2), source, output, batch_size=2, part_size=2))
+"""
+
+
+def test_kill_9_mid_run_then_rerun_completes_with_every_id_once(tiny_classifier_dir, tmp_path):
+    rows = corpus(40)
+    source = write_input(tmp_path, "jsonl", rows)
+    out = tmp_path / "out.parquet"
+    script = tmp_path / "slow_run.py"
+    script.write_text(textwrap.dedent(SLOW_RUN))
+    command = [sys.executable, str(script), tiny_classifier_dir, str(source), str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    parts = tmp_path / ".out.parquet.parts"
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("part-*.parquet"))) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    written = len(list(parts.glob("part-*.parquet")))
+    assert 3 <= written < 21 and not out.exists()  # killed mid-run, nothing under the output's name
+    subprocess.run(command, env=env, check=True, stderr=subprocess.DEVNULL)
+    resumed = read_output(out)
+    assert [r["id"] for r in resumed] == [i for i, _ in rows]  # every id exactly once, in input order
+    assert not parts.exists()
+    explain_corpus(job(tiny_classifier_dir, source, tmp_path / "straight.parquet", batch_size=2))
+    assert_same_explanations(resumed, read_output(tmp_path / "straight.parquet"))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the Ray tests, started and stopped here (CI installs the ray extra)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+class DiesOnce(RawAttention):
+    """Kills its worker process at its first batch (once per marker file): Ray must retry."""
+
+    name = "dies_once"
+
+    def __init__(self, marker: str, batch_size: int = 4, seed: int = 0):
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.marker = marker
+
+    def explain_batch(self, classifier, batch, targets):
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return super().explain_batch(classifier, batch, targets)
+
+
+@pytest.mark.ray
+def test_ray_gives_the_same_rows_scores_and_errors_as_local(tiny_classifier_dir, tmp_path, local_ray):
+    source = write_input(tmp_path, "jsonl", corpus(30))
+    with source.open("a") as handle:
+        handle.write("{broken\n" + json.dumps({"id": "t3", "text": "a duplicate"}) + "\n")
+    local = explain_corpus(job(tiny_classifier_dir, source, tmp_path / "local.parquet"))
+    on_ray = explain_corpus(job(tiny_classifier_dir, source, tmp_path / "ray.parquet"), engine="ray", num_workers=1)
+    assert on_ray.rows == local.rows == 31 and on_ray.bad_rows == local.bad_rows == 2
+    assert_same_explanations(read_output(tmp_path / "ray.parquet"), read_output(tmp_path / "local.parquet"))
+    assert (tmp_path / "ray.parquet.errors.jsonl").read_text() == (tmp_path / "local.parquet.errors.jsonl").read_text()
+
+
+@pytest.mark.ray
+def test_ray_worker_death_is_retried_and_every_id_comes_once(tiny_classifier_dir, tmp_path, local_ray):
+    local_ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    rows = corpus(20)
+    source = write_input(tmp_path, "jsonl", rows)
+    marker = tmp_path / "died"
+    explainer = DiesOnce(str(marker))
+    explain_corpus(job(tiny_classifier_dir, source, tmp_path / "ray.jsonl", explainer=explainer), engine="ray")
+    assert marker.exists()  # a worker did die
+    rows_out = read_output(tmp_path / "ray.jsonl")
+    assert [r["id"] for r in rows_out] == [i for i, _ in rows]
+    explain_corpus(job(tiny_classifier_dir, source, tmp_path / "local.jsonl"))
+    assert_same_explanations(rows_out, read_output(tmp_path / "local.jsonl"))
