@@ -712,3 +712,88 @@ def test_explain_shows_a_progress_bar_with_progress(capsys, tiny_classifier_dir)
     assert code == 0 and err == ""
     code, _, err = run_cli(capsys, *explain[:-1], "--progress")  # one batch: nothing to follow
     assert code == 0 and err == ""
+
+
+# --- 9. a symbolic link as --out is written through, never replaced ---------------------------------
+def explain_args(classifier, out):
+    return ["explain", "--classifier", classifier, "--explainer", "random", "--out", out, "good"]
+
+
+def test_a_symlinked_out_file_is_written_through_and_the_link_kept(capsys, tiny_classifier_dir, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "out.txt").write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real / "out.txt")
+    code, _, err = run_cli(capsys, *explain_args(tiny_classifier_dir, link))
+    assert code == 0, err
+    assert link.is_symlink() and (real / "out.txt").read_text().startswith("[random]")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["link.txt", "real"]
+    assert sorted(path.name for path in real.iterdir()) == ["out.txt"]
+
+
+def test_a_symlinked_folder_is_replaced_through_the_link(tmp_path):
+    from expnet.io import atomic_directory
+
+    real = make_folder(tmp_path / "real")
+    link = tmp_path / "out"
+    link.symlink_to(real)
+    with atomic_directory(link) as staging:
+        (staging / "a.txt").write_text("new")
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert folder_contents(real) == {"a.txt": "new"}
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_a_link_to_nothing_is_refused(tmp_path):
+    from expnet.io import atomic_directory, atomic_write_text
+
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "missing")
+    with pytest.raises(ExpnetError, match="is a symbolic link to .*, which does not exist"):
+        atomic_write_text(link, "x")
+    with pytest.raises(ExpnetError, match="is a symbolic link to .*, which does not exist"), atomic_directory(link):
+        pass
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
+# --- 10. a full disk is one line, and the old output stays ------------------------------------------
+def test_a_full_disk_gets_one_line_and_keeps_the_old_output(capsys, monkeypatch, tiny_classifier_dir, tmp_path):
+    import errno
+    import os
+
+    out = tmp_path / "out.txt"
+    out.write_text("old")
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("expnet.io.os.fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    code, _, err = run_cli(capsys, *explain_args(tiny_classifier_dir, out))
+    assert_one_line_error(code, err, f"no space left on device writing {out}; free space or choose another --out")
+    assert out.read_text() == "old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_a_full_disk_while_saving_a_folder_keeps_the_old_folder(tmp_path):
+    import errno
+
+    from expnet.io import atomic_directory
+
+    target = make_folder(tmp_path / "out")
+    with pytest.raises(ExpnetError, match="no space left on device writing"), atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("new")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert folder_contents(target) == {"a.txt": "old"}
+    assert hidden_leftovers(tmp_path) == []

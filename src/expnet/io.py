@@ -4,11 +4,18 @@ A folder is written as a hidden sibling ``.NAME.staging-PID-*``, renamed to ``.N
 once complete, and swapped in (the old folder goes to ``.NAME.old-PID-*`` for the moment between
 the two renames). A process killed anywhere in that sequence leaves names that say what state it
 was in, so ``recover_directory`` can finish or undo the swap and clear the leftovers.
+
+A path that is a symbolic link is written *through*: the file or folder it points to is replaced
+(its temporaries beside it) and the link stays. Replacing the link itself would leave what it
+points to stale and break whatever else relies on the link; a link to nothing is refused, since
+writing through it could create a file anywhere. A full disk (or quota) is one line saying which
+path could not be written; the old file or folder is left as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -21,11 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from expnet.errors import ExpnetError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to a temporary sibling ``.NAME.tmp-PID-*``, then rename it over ``path`` in
     one step; temporaries that killed writers left beside ``path`` are removed first."""
-    path = Path(path)
+    path = _through_link(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     for kind, pid, leftover in _leftovers(path):
         if kind == "tmp" and not _running(pid):
@@ -37,11 +48,29 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         # mkstemp creates 0600 files; results are meant to be shared like any other output.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _refuse_full_disk(error, path)
         raise
     return path
+
+
+def _refuse_full_disk(error: BaseException, path: Path) -> None:
+    if isinstance(error, OSError) and error.errno in _FULL:
+        raise ExpnetError(f"no space left on device writing {path}; free space or choose another --out") from error
+
+
+def _through_link(path: Path) -> Path:
+    """Where a write to ``path`` lands: the target of a symbolic link (after repairing a swap of
+    it that a kill interrupted), else ``path`` itself."""
+    if not path.is_symlink():
+        return path
+    real = Path(os.path.realpath(path))
+    recover_directory(real)
+    if not real.exists():
+        raise ExpnetError(f"{path} is a symbolic link to {real}, which does not exist; remove the link or create its target")
+    return real
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -80,7 +109,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     At every moment either the complete old folder or the complete new one is at ``target``, or
     (after a kill between two renames) a hidden sibling that ``recover_directory`` puts back.
     """
-    target = Path(target)
+    target = _through_link(Path(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_directory(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{os.getpid()}-", dir=target.parent))
@@ -92,8 +121,9 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         os.replace(staging, ready)  # from here on the new folder is complete: recovery may commit it
         staging = ready
         _swap_in(ready, target)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        _refuse_full_disk(error, target)
         raise
 
 
@@ -105,6 +135,8 @@ def recover_directory(target: str | Path) -> None:
     that no longer run are touched, so a save in progress elsewhere is left alone.
     """
     target = Path(target)
+    if target.is_symlink():  # its target is what writes replace (see _through_link)
+        target = Path(os.path.realpath(target))
     if not target.name or not target.parent.is_dir():
         return
     dead = [(kind, path) for kind, pid, path in _leftovers(target) if kind != "tmp" and not _running(pid)]
