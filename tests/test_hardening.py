@@ -797,3 +797,34 @@ def test_a_full_disk_while_saving_a_folder_keeps_the_old_folder(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device")
     assert folder_contents(target) == {"a.txt": "old"}
     assert hidden_leftovers(tmp_path) == []
+
+
+# --- 11. Ctrl-C while the command starts up -----------------------------------------------------------
+def test_ctrl_c_while_torch_is_imported_is_one_line_and_exit_130():
+    import signal
+    import subprocess
+    import sys
+
+    # The child stops at the moment torch is being imported (by the parser's subcommand imports)
+    # and says so; SIGINT is sent then, as a Ctrl-C would be.
+    script = """
+import importlib.abc, sys, time
+class Pause(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            print("importing torch", flush=True)
+            time.sleep(60)
+        return None
+sys.meta_path.insert(0, Pause())
+from expnet.cli.main import main
+sys.exit(main(["explainers"]))
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "importing torch\n"
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert err.strip() == "expnet: interrupted; nothing half-written was kept"

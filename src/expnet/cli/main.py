@@ -55,32 +55,34 @@ def sigterm_unwinds() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    fail = f"expnet {args.command}: error:"
+    # Everything, the parser included, runs inside the try: building the parser imports every
+    # subcommand and torch with them, seconds in which a Ctrl-C is likely.
+    name = "expnet"
     try:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        args = build_parser().parse_args(argv)
+        name = f"expnet {args.command}"
         with sigterm_unwinds():
             return int(args.func(args) or 0)
     except ExpnetError as error:
-        print(f"{fail} {error}", file=sys.stderr)
+        print(f"{name}: error: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:
-        print(f"{fail} no such file: {error.filename}", file=sys.stderr)
+        print(f"{name}: error: no such file: {error.filename}", file=sys.stderr)
         return 2
     except OSError as error:
         if error.filename is None:
             raise  # not about a path the user gave: a bug or a system failure, keep the traceback
-        print(f"{fail} {error.filename}: {error.strerror}; check the path and its permissions", file=sys.stderr)
+        print(f"{name}: error: {error.filename}: {error.strerror}; check the path and its permissions", file=sys.stderr)
         return 2
     except UnicodeDecodeError as error:
-        print(f"{fail} the input is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8", file=sys.stderr)
+        print(f"{name}: error: the input is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         how = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
-        print(f"expnet {args.command}: {how}; nothing half-written was kept", file=sys.stderr)
+        print(f"{name}: {how}; nothing half-written was kept", file=sys.stderr)
         return 143 if isinstance(interrupt, Terminated) else 130
 
 
