@@ -828,3 +828,39 @@ sys.exit(main(["explainers"]))
         child.kill()
     assert child.returncode == 130, err
     assert err.strip() == "expnet: interrupted; nothing half-written was kept"
+
+
+# --- 12. file outputs are checked before any work ------------------------------------------------------
+@pytest.mark.parametrize("command", ["explain", "evaluate"])
+@pytest.mark.parametrize("problem", ["under a file", "read-only folder", "link to nothing"])
+def test_a_file_output_that_cannot_be_written_is_refused_before_any_work(capsys, monkeypatch, tiny_classifier_dir, toy_data, tmp_path, command, problem):
+    import os
+
+    from expnet.explainers.base import Explainer
+
+    if problem == "under a file":
+        (tmp_path / "afile").write_text("x")
+        out, fragment = tmp_path / "afile" / "missing" / "r.json", "is a file, not a folder"
+    elif problem == "read-only folder":
+        read_only = tmp_path / "ro"
+        read_only.mkdir()
+        real_access = os.access  # chmod does not stop root: the check's view of the folder is changed
+        monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(read_only) else real_access(path, mode))
+        out, fragment = read_only / "new" / "r.json", "no permission to write in"
+    else:
+        out, fragment = tmp_path / "r.json", "is a symbolic link to"
+        out.symlink_to(tmp_path / "nowhere" / "r.json")
+    monkeypatch.setattr(Explainer, "explain", lambda *a, **k: pytest.fail("explained before checking --out"))
+    monkeypatch.setattr(Classifier, "load", lambda *a, **k: pytest.fail("loaded the classifier before checking --out"))
+    argv = explain_args(tiny_classifier_dir, out) if command == "explain" else evaluate_args(tiny_classifier_dir, toy_data, out)
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_folder_output_that_is_a_link_to_nothing_is_refused_before_training(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    out = tmp_path / "e"
+    out.symlink_to(tmp_path / "nowhere")
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
+    assert_one_line_error(code, err, "is a symbolic link to")
+    assert not (tmp_path / "nowhere").exists()

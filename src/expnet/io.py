@@ -36,7 +36,7 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to a temporary sibling ``.NAME.tmp-PID-*``, then rename it over ``path`` in
     one step; temporaries that killed writers left beside ``path`` are removed first."""
-    path = _through_link(Path(path))
+    path = write_target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     for kind, pid, leftover in _leftovers(path):
         if kind == "tmp" and not _running(pid):
@@ -61,9 +61,10 @@ def _refuse_full_disk(error: BaseException, path: Path) -> None:
         raise ExpnetError(f"no space left on device writing {path}; free space or choose another --out") from error
 
 
-def _through_link(path: Path) -> Path:
+def write_target(path: Path) -> Path:
     """Where a write to ``path`` lands: the target of a symbolic link (after repairing a swap of
-    it that a kill interrupted), else ``path`` itself."""
+    it that a kill interrupted), else ``path`` itself; a link to nothing is refused (commands
+    call this before their work, so that the refusal does not come after it)."""
     if not path.is_symlink():
         return path
     real = Path(os.path.realpath(path))
@@ -109,7 +110,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     At every moment either the complete old folder or the complete new one is at ``target``, or
     (after a kill between two renames) a hidden sibling that ``recover_directory`` puts back.
     """
-    target = _through_link(Path(target))
+    target = write_target(Path(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_directory(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{os.getpid()}-", dir=target.parent))
@@ -135,7 +136,7 @@ def recover_directory(target: str | Path) -> None:
     that no longer run are touched, so a save in progress elsewhere is left alone.
     """
     target = Path(target)
-    if target.is_symlink():  # its target is what writes replace (see _through_link)
+    if target.is_symlink():  # its target is what writes replace (see write_target)
         target = Path(os.path.realpath(target))
     if not target.name or not target.parent.is_dir():
         return

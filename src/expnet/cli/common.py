@@ -10,7 +10,7 @@ from pathlib import Path
 
 from expnet.data import TASKS, load_examples
 from expnet.errors import ExpnetError
-from expnet.io import recover_directory
+from expnet.io import recover_directory, write_target
 from expnet.models.classifier import Classifier
 from expnet.seeding import seed_everything
 
@@ -119,6 +119,7 @@ def check_out_folder(args: argparse.Namespace, inputs: Iterable[str | Path | Non
     """
     out = Path(args.out)
     recover_directory(out)  # a killed earlier run's output is put back, so it is recognised below
+    write_target(out)  # a symbolic link to nothing is refused now, not after the work
     if out.exists() and not out.is_dir():
         raise ExpnetError(f"--out {args.out} is a file; give a folder path")
     here = Path.cwd().resolve()
@@ -147,6 +148,7 @@ def check_out_file(path: str | None, flag: str, inputs: Iterable[str | Path | No
     out, label = Path(path), f"{flag} {path}"
     if out.is_dir():
         raise ExpnetError(f"{label} is a folder; give a file path")
+    write_target(out)  # a symbolic link to nothing is refused now, not after the work
     _refuse_inputs(out, label, inputs, nested=False)
     _require_writable(out, label)
     return out
