@@ -864,3 +864,19 @@ def test_a_folder_output_that_is_a_link_to_nothing_is_refused_before_training(ca
     code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
     assert_one_line_error(code, err, "is a symbolic link to")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_no_room_for_even_the_temporary_file_is_one_line(monkeypatch, tmp_path):
+    import errno
+
+    from expnet.io import atomic_directory, atomic_write_text
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("expnet.io.tempfile.mkstemp", full)
+    monkeypatch.setattr("expnet.io.tempfile.mkdtemp", full)
+    with pytest.raises(ExpnetError, match="no space left on device writing"):
+        atomic_write_text(tmp_path / "r.json", "{}")
+    with pytest.raises(ExpnetError, match="no space left on device writing"), atomic_directory(tmp_path / "out"):
+        pass

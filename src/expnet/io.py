@@ -41,7 +41,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     for kind, pid, leftover in _leftovers(path):
         if kind == "tmp" and not _running(pid):
             leftover.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    except OSError as error:  # no room even for an empty file (blocks or inodes)
+        _refuse_full_disk(error, path)
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -113,7 +117,11 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     target = write_target(Path(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_directory(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{os.getpid()}-", dir=target.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{os.getpid()}-", dir=target.parent))
+    except OSError as error:
+        _refuse_full_disk(error, target)
+        raise
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; saved models are shared
     try:
         yield staging
