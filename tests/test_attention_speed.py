@@ -2,16 +2,19 @@
 ``output_attentions=True``: the same rows, columns, logits and ExpNet features, in float32 and
 bfloat16, on every architecture (the fast path or, where it cannot be exact, the eager one)."""
 
+import numpy as np
 import pytest
 import torch
 
 import expnet.models.attention as attention_module
 from architectures import ARCHITECTURES, DECODERS
+from expnet.explainers import ExpNetExplainer
 from expnet.models.attention import READOUT_ATTENTION, forward_with_attentions, readout_attention
 from expnet.models.classifier import Classifier
 from expnet.models.readout import readout_columns, readout_kind, readout_positions, readout_rows, readout_weights
 from expnet.network.features import FeatureSpec
 from expnet.network.gradient_features import batch_features
+from expnet.network.model import ExpNetModel
 
 TEXTS = [["the", "movie", "was", "good"], ["bad", "film", "!", "i", "hate", "that", "boring", "film"], ["fun"]]
 # Architectures the fast path serves; the others fall back to the eager pass (module doc).
@@ -89,11 +92,16 @@ def test_expnet_features_are_the_same_either_way(folders, arch, monkeypatch):
     directions = ["cls_to_token"] if arch in DECODERS else ["cls_to_token", "token_to_cls"]
     spec = FeatureSpec.for_model(classifier.num_layers, classifier.num_heads, layers="all", directions=directions)
     batch = classifier.encode(TEXTS)
+    torch.manual_seed(0)
+    expnet = ExpNetExplainer(ExpNetModel(spec.dim).eval(), spec)  # untrained: any weights show it
     fast, fast_logits = batch_features(classifier, batch, spec)
+    fast_scores = [e.scores for e in expnet.explain(classifier, TEXTS)]
     monkeypatch.setattr(attention_module, "_fast_path_possible", lambda classifier: False)
     eager, eager_logits = batch_features(classifier, batch, spec)
     torch.testing.assert_close(fast, eager, atol=1e-5, rtol=0)
     torch.testing.assert_close(fast_logits, eager_logits, atol=1e-5, rtol=0)
+    for fast_score, eager_score in zip(fast_scores, (e.scores for e in expnet.explain(classifier, TEXTS)), strict=True):
+        np.testing.assert_allclose(fast_score, eager_score, atol=1e-6)
 
 
 def test_columns_are_computed_in_query_chunks(folders, monkeypatch):
@@ -120,6 +128,8 @@ def test_bfloat16_scores_are_float32_and_close_to_eager(folders, arch):
     spec = FeatureSpec.for_model(classifier.num_layers, classifier.num_heads, directions=["cls_to_token"], head_pooling="quantiles")
     features, _ = batch_features(classifier, batch, spec)
     assert features.dtype == torch.float32 and torch.isfinite(features).all()
+    explanations = ExpNetExplainer(ExpNetModel(spec.dim).eval(), spec).explain(classifier, TEXTS)
+    assert all(np.isfinite(e.scores).all() for e in explanations)
 
 
 def test_an_intervention_in_progress_is_not_switched_away(folders, monkeypatch):
