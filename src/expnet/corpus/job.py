@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,15 +41,20 @@ class CorpusJob:
             return classifier, self.explainer
         return classifier, get_explainer(self.explainer, batch_size=self.batch_size, seed=self.seed)
 
+    def resolved(self) -> CorpusJob:
+        """The job with local model folders as absolute paths, for processes in other folders (Ray actors)."""
+        explainer = resolve_source(self.explainer) if isinstance(self.explainer, str) else self.explainer
+        return replace(self, classifier=resolve_source(self.classifier), explainer=explainer)
+
     def settings(self, explainer: Explainer) -> dict:
         """What decides the output, so a resumed job never mixes parts of another: the engine and
         the workers are not part of it (they give the same rows), the input file's size and time are."""
-        source = Path(self.input).resolve()
+        source, resolved = Path(self.input).resolve(), self.resolved()
         stat = source.stat()
         return {
             "expnet_version": __version__,
-            "classifier": str(Path(self.classifier).resolve()) if Path(self.classifier).exists() else self.classifier,
-            "explainer": self.explainer if isinstance(self.explainer, str) else explainer.name,
+            "classifier": resolved.classifier,
+            "explainer": resolved.explainer if isinstance(resolved.explainer, str) else explainer.name,
             # default=repr: a setting that is an object is compared by what it prints.
             "explainer_settings": json.loads(json.dumps(explainer.settings(), default=repr)),
             "input": str(source),
@@ -61,6 +66,11 @@ class CorpusJob:
             "max_examples": self.max_examples,
             "seed": self.seed,
         }
+
+
+def resolve_source(name_or_path: str) -> str:
+    """A folder as its absolute path (a rerun from another folder still matches), else the name."""
+    return str(Path(name_or_path).resolve()) if Path(name_or_path).exists() else name_or_path
 
 
 def explain_chunk(classifier: Classifier, explainer: Explainer, chunk: Chunk) -> pa.Table:

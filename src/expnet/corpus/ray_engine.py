@@ -89,7 +89,7 @@ def explain_on_ray(
         resources = {"num_gpus": gpus_per_worker} if gpus_per_worker else {}
         explained = ray.data.read_parquet(str(staging)).map_batches(
             ChunkExplainer,
-            fn_constructor_kwargs={"job": job},
+            fn_constructor_kwargs={"job": job.resolved()},
             batch_size=1,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=num_workers),
