@@ -153,6 +153,8 @@ def test_unknown_formats_and_missing_columns_are_one_line_errors(tiny_classifier
         explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.csv"))
     with pytest.raises(ExpnetError, match="unknown format .xml"):
         explain_corpus(job(tiny_classifier_dir, tmp_path / "in.xml", tmp_path / "out.jsonl"))
+    with pytest.raises(ExpnetError, match="in.jsonl: no such file"):
+        explain_corpus(job(tiny_classifier_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl"))
     with pytest.raises(ExpnetError, match="no column 'body' \\(--text-field\\); its columns: id, text"):
         explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", text_field="body"))
 

@@ -47,17 +47,18 @@ class Chunk:
 
 
 def input_format(path: str | Path) -> str:
+    """The input's format, from its suffix; an unknown suffix or a missing file is an error."""
     suffix = Path(path).suffix.lower()
     if suffix not in INPUT_SUFFIXES:
         raise ExpnetError(f"--input {path}: unknown format {suffix or '(no suffix)'}; give a {', '.join(INPUT_SUFFIXES)} file")
+    if not Path(path).is_file():
+        raise ExpnetError(f"--input {path}: no such file")
     return suffix[1:]
 
 
 def read_rows(path: str | Path, text_field: str = "text", id_field: str = "id") -> Iterator[Record | BadRow]:
     """Every row of the input in order, checked: good ones as ``Record``, the others as ``BadRow``."""
     path = Path(path)
-    if not path.is_file():
-        raise ExpnetError(f"--input {path}: no such file")
     fmt = input_format(path)
     if fmt == "txt":
         raw = ((number, str(number), line.rstrip("\r\n")) for number, line in _lines(path))
