@@ -135,10 +135,11 @@ def test_csv_and_txt_bad_rows(tiny_classifier_dir, tmp_path):
     explain_corpus(job(tiny_classifier_dir, tmp_path / "in.txt", tmp_path / "txt.parquet"))
     assert [r["id"] for r in read_output(tmp_path / "txt.parquet")] == ["1", "3"]
     assert [e["line"] for e in read_jsonl(tmp_path / "txt.parquet.errors.jsonl")] == [2]
-    (tmp_path / "in.csv").write_text("id,text\n1,the movie\n,no id\n2,\n1,again\n")
+    (tmp_path / "in.csv").write_text('id,text\n1,the movie\n,no id\n2,\n1,again\n3,too,many\n4,"two\nlines"\n')
     explain_corpus(job(tiny_classifier_dir, tmp_path / "in.csv", tmp_path / "csv.parquet"))
-    assert [r["id"] for r in read_output(tmp_path / "csv.parquet")] == ["1"]
-    assert [e["line"] for e in read_jsonl(tmp_path / "csv.parquet.errors.jsonl")] == [2, 3, 4]
+    assert [(r["id"], r["line"]) for r in read_output(tmp_path / "csv.parquet")] == [("1", 2), ("4", 8)]
+    errors = read_jsonl(tmp_path / "csv.parquet.errors.jsonl")
+    assert [e["line"] for e in errors] == [3, 4, 5, 6] and errors[-1]["reason"] == "3 columns, the header has 2"
 
 
 def test_max_examples_counts_good_rows(tiny_classifier_dir, tmp_path):

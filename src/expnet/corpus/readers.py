@@ -9,6 +9,7 @@ before) come out as ``BadRow`` in their place, so one bad row never stops a job.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,13 +18,13 @@ from pathlib import Path
 from expnet.errors import ExpnetError
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
-# Rows per pyarrow batch: big enough to amortise the per-batch cost, small enough to stay bounded.
+# Rows per parquet batch: big enough to amortise the per-batch cost, small enough to stay bounded.
 ARROW_BATCH_ROWS = 4096
 
 
 @dataclass(frozen=True)
 class Record:
-    line: int  # the line number (txt, jsonl) or data row number (csv, parquet), from 1
+    line: int  # the line number in the file (txt, jsonl, csv: the header is line 1), or the row number (parquet), from 1
     id: str
     words: list[str]
 
@@ -64,8 +65,10 @@ def read_rows(path: str | Path, text_field: str = "text", id_field: str = "id") 
         raw = ((number, str(number), line.rstrip("\r\n")) for number, line in _lines(path))
     elif fmt == "jsonl":
         raw = _jsonl_rows(path, text_field, id_field)
+    elif fmt == "csv":
+        raw = _csv_rows(path, text_field, id_field)
     else:
-        raw = _arrow_rows(path, fmt, text_field, id_field)
+        raw = _parquet_rows(path, text_field, id_field)
     seen: set[str] = set()  # ids only (not texts): the one thing that grows with the corpus
     for number, row_id, text in raw:
         if isinstance(text, BadRow):
@@ -135,28 +138,35 @@ def _jsonl_rows(path: Path, text_field: str, id_field: str):
             yield number, row_id, row[text_field]
 
 
-def _arrow_rows(path: Path, fmt: str, text_field: str, id_field: str):
-    """Rows of a csv or parquet file, read in pyarrow batches of the two columns only."""
-    import pyarrow as pa
+def _csv_rows(path: Path, text_field: str, id_field: str):
+    """Rows of a csv file by the csv module: exact line numbers, and a malformed row is one bad row."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        _require_columns(header, path, text_field, id_field)
+        id_at, text_at = header.index(id_field), header.index(text_field)
+        for row in reader:
+            number = reader.line_num  # the record's last line (a quoted value may span several)
+            if not row:
+                continue
+            row_id = _id(row[id_at]) if len(row) == len(header) else None
+            if len(row) != len(header):
+                yield number, None, BadRow(number, None, f"{len(row)} columns, the header has {len(header)}")
+            elif row_id is None:
+                yield number, None, BadRow(number, None, f"missing field {id_field!r}")
+            else:
+                yield number, row_id, row[text_at]
 
-    if fmt == "csv":
-        from pyarrow import csv
 
-        # Read as text: an id column of numbers stays "7", not 7.0, and texts are never parsed.
-        convert = csv.ConvertOptions(column_types={id_field: pa.string(), text_field: pa.string()})
-        batches = csv.open_csv(path, convert_options=convert)
-        _require_columns(batches.schema.names, path, text_field, id_field)
-    else:
-        import pyarrow.parquet as pq
+def _parquet_rows(path: Path, text_field: str, id_field: str):
+    """Rows of a parquet file, read in pyarrow batches of the two columns only."""
+    import pyarrow.parquet as pq
 
-        file = pq.ParquetFile(path)
-        _require_columns(file.schema_arrow.names, path, text_field, id_field)
-        batches = file.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=[id_field, text_field])
+    file = pq.ParquetFile(path)
+    _require_columns(file.schema_arrow.names, path, text_field, id_field)
     number = 0
-    for batch in batches:
-        ids = batch.column(id_field).to_pylist()
-        texts = batch.column(text_field).to_pylist()
-        for row_id, text in zip(ids, texts, strict=True):
+    for batch in file.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=[id_field, text_field]):
+        for row_id, text in zip(batch.column(id_field).to_pylist(), batch.column(text_field).to_pylist(), strict=True):
             number += 1
             row_id = _id(row_id)
             if row_id is None or text is None:
