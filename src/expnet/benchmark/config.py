@@ -6,7 +6,7 @@ A config file only names what differs from the defaults (or from the quick prese
     seed = 0                      # every seed: sampling, fine-tuning, ExpNet, explainers
     explainers = "all"            # or a list of registered names
     exclude_explainers = []
-    slow_explainers = ["attention_flow"]   # plus every explainer of a family in slow_families
+    slow_explainers = ["attention_flow", "value_zeroing_rollout"]   # plus every explainer of a family in slow_families
     slow_families = ["perturbation"]
     batch_size = 16               # texts per explainer batch (speed is measured at this size)
     threads = 0                   # torch CPU threads; 0 = torch's default
@@ -72,18 +72,26 @@ TASK_FINETUNE = {
 }
 GENERIC_FINETUNE = {"epochs": 3, "max_length": 128, "batch_size": 16, "learning_rate": 5e-5}
 
+_TRANSFER_FEATURES = {"directions": ["cls_to_token"], "values": ["attention", "head_norm"], "head_pooling": "quantiles"}
+_SIGNALS = ["value_zeroing", "decompx", "attention_norm"]
 DEFAULT_VARIANTS = {
-    # The paper: last layer, both attention directions.
+    # The paper: last layer, both attention directions; and its direction ablation (the one
+    # direction that transferred best in earlier runs; token->CLS, all layers and attention x
+    # gradient transferred worse: README).
     "last": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention"]},
-    # The paper's direction ablation.
     "last_cls_to_token": {"layers": "last", "directions": ["cls_to_token"], "values": ["attention"]},
-    "last_token_to_cls": {"layers": "last", "directions": ["token_to_cls"], "values": ["attention"]},
-    # Past the paper: every layer; attention x gradient instead of / beside attention.
-    "all_layers": {"layers": "all", "directions": list(DIRECTIONS), "values": ["attention"]},
-    "attn_x_grad": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention_x_gradient"]},
-    "attn_and_grad": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention", "attention_x_gradient"]},
-    # The paper's features plus each standardised within its text (which words stand out).
-    "last_in_text": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention"], "in_text": True},
+    # Past the paper, built to transfer: readout-row attention and head norms as order statistics
+    # over heads, absolute and within-text views, a listwise (within-text ranking) loss...
+    "q_attn_list": {**_TRANSFER_FEATURES, "views": ["absolute", "zscore", "rank"], "loss": "listwise"},
+    # ... plus the classifier-aware signals (value zeroing, DecompX, attention norm) ...
+    "q_sig_list": {**_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["absolute", "zscore", "rank"], "loss": "listwise"},
+    # ... the same with the paper's focal loss, with within-text views only, and anchored on value zeroing.
+    "q_sig_focal": {**_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["absolute", "zscore", "rank"]},
+    "rank_sig_list": {**_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["zscore", "rank"], "loss": "listwise"},
+    "anchor_vz": {
+        **_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["absolute", "zscore", "rank"], "loss": "listwise",
+        "anchor": "value_zeroing.in_text",
+    },
 }
 # Every variant competes: the selection is by transfer between the training tasks (runner.py).
 DEFAULT_CANDIDATES = list(DEFAULT_VARIANTS)
@@ -155,7 +163,7 @@ class BenchmarkConfig:
     tasks: list[TaskConfig] = field(default_factory=list)
     explainers: str | list[str] = "all"
     exclude_explainers: list[str] = field(default_factory=list)
-    slow_explainers: list[str] = field(default_factory=lambda: ["attention_flow"])
+    slow_explainers: list[str] = field(default_factory=lambda: ["attention_flow", "value_zeroing_rollout"])
     slow_families: list[str] = field(default_factory=lambda: ["perturbation"])
     explainer_settings: dict[str, dict] = field(default_factory=dict)
     seed: int = 0
@@ -233,8 +241,8 @@ QUICK: dict[str, Any] = {
     # CI-sized classifiers are barely better than chance, so the paper's "correctly classified
     # examples only" rule would leave ExpNet (almost) nothing to learn from.
     "expnet": {"max_epochs": 40, "patience": 5, "only_correct": False},
-    "variants": {name: spec for name, spec in DEFAULT_VARIANTS.items() if name not in ("attn_and_grad", "last_in_text")},
-    "candidates": ["last", "all_layers", "attn_x_grad"],
+    "variants": {name: DEFAULT_VARIANTS[name] for name in ("last", "last_cls_to_token", "q_attn_list", "q_sig_list")},
+    "candidates": ["last", "q_attn_list", "q_sig_list"],
     "report_examples": 2,
     # One thread: on a small shared CI machine extra OpenMP threads only oversubscribe the cores.
     "threads": 1,

@@ -83,7 +83,7 @@ RECIPES: dict[str, dict] = {
     "transfer": {
         "directions": ("cls_to_token",),
         "feature_values": ("attention", "head_norm"),
-        "signals": ("value_zeroing", "attention_norm", "globenc", "alti"),
+        "signals": ("value_zeroing", "decompx", "attention_norm"),
         "head_pooling": "quantiles",
         "views": ("absolute", "zscore", "rank"),
         "loss": "listwise",
