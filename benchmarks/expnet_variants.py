@@ -75,7 +75,7 @@ def transform(x: torch.Tensor, variant: dict) -> torch.Tensor:
 def score(model, cache, variant, rate):
     golds, scores, own, topk = [], [], [], []
     with torch.no_grad():
-        for x, gold in zip(cache["features"], cache["golds"]):
+        for x, gold in zip(cache["features"], cache["golds"], strict=True):
             if len(gold) == 0:
                 continue
             p = torch.sigmoid(model(transform(x, variant))).numpy()
@@ -97,7 +97,7 @@ def fit_variant(caches, spec, variant, held_out, settings, seed):
         if task == held_out:
             continue
         cache = caches[task]
-        for x, gold, ok in zip(cache["features"], cache["golds"], cache["correct"]):
+        for x, gold, ok in zip(cache["features"], cache["golds"], cache["correct"], strict=True):
             if ok and len(gold):
                 train.features.append(transform(x, variant))
                 train.labels.append(torch.from_numpy(gold.astype(np.float32)))
