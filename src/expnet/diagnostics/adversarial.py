@@ -84,7 +84,7 @@ class AdversarialResult:
     def per_example(self) -> list[dict]:
         return [
             {"max_jsd": float(j), "max_jsd_head_mean": float(h), "tvd": float(t), "found": bool(f)}
-            for j, h, t, f in zip(self.max_jsd, self.max_jsd_head_mean, self.tvd_at_max, self.found)
+            for j, h, t, f in zip(self.max_jsd, self.max_jsd_head_mean, self.tvd_at_max, self.found, strict=True)
         ]
 
 
