@@ -113,7 +113,7 @@ def correlations(
     for attention, reference in pairs:
         key = f"{attention} vs {reference}"
         taus, ps = [], []
-        for mine, theirs in zip(everything[attention], everything[reference]):
+        for mine, theirs in zip(everything[attention], everything[reference], strict=True):
             left = np.abs(mine.scores) if attention in references else mine.scores
             tau, p = kendall(left, np.abs(theirs.scores), mine.scored & theirs.scored)
             taus.append(tau)
