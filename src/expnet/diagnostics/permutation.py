@@ -74,7 +74,7 @@ class PermutationResult:
     def per_example(self) -> list[dict]:
         return [
             {"max_attention": float(a), "median_tvd": float(t), "flip_rate": float(f)}
-            for a, t, f in zip(self.max_attention, self.median_tvd, self.flip_rate)
+            for a, t, f in zip(self.max_attention, self.median_tvd, self.flip_rate, strict=True)
         ]
 
 
