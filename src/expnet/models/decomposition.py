@@ -211,7 +211,7 @@ def globenc_matrix(
     mapped = head_transformed_values(layer, capture, num_heads, norms)  # [B, H, T, D]
     residual = capture.inputs.float()  # [B, T, D]
     scale = torch.ones_like(residual[..., 0])
-    for norm, states in zip(norms, (capture.pre_norm1, capture.pre_norm2)):
+    for norm, states in zip(norms, (capture.pre_norm1, capture.pre_norm2), strict=True):
         residual = _centre_then_scale(residual, norm)
         scale = scale * _std(states, norm)
     gram = torch.einsum("bhjd,bkjd->bjhk", mapped, mapped)  # [B, T, H, H]
