@@ -50,7 +50,7 @@ def attention_gradients(
         computed = torch.autograd.grad(
             target_logits(output.logits, chosen).sum(), [output.attentions[i] for i in wanted]
         )
-    by_layer = dict(zip(wanted, computed))
+    by_layer = dict(zip(wanted, computed, strict=True))
     return AttentionGradients(
         logits=output.logits.detach(),
         targets=chosen,
