@@ -332,7 +332,7 @@ def check_one_score_per_word(name: str, settings: dict, classifier_dir: str, tex
     classifier = Classifier.load(classifier_dir, device="cpu", max_length=8)
     texts = texts + [["good"] * 12]
     explanations = get_explainer(name, **budgets_for(name, {**settings, "batch_size": 3})).explain(classifier, texts)
-    for words, explanation in zip(texts, explanations):
+    for words, explanation in zip(texts, explanations, strict=True):
         assert len(explanation.scores) == len(words)
         assert np.isfinite(explanation.scores[explanation.scored]).all()
     assert explanations[-1].scored.sum() == 6 and np.isnan(explanations[-1].scores[6:]).all()
