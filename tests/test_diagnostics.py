@@ -250,7 +250,7 @@ def test_jsd_is_in_nats():
 def test_detached_attention_changes_the_gradient_reference(tiny_classifier):
     detached = reference_explanations(tiny_classifier, TEXTS, detach_attention=True)["input_x_gradient"]
     live = reference_explanations(tiny_classifier, TEXTS, detach_attention=False)["input_x_gradient"]
-    differences = [np.nanmax(np.abs(a.scores - b.scores)) for a, b in zip(detached, live)]
+    differences = [np.nanmax(np.abs(a.scores - b.scores)) for a, b in zip(detached, live, strict=True)]
     assert max(differences) > 1e-4
     assert tiny_classifier.config._attn_implementation == "eager"
 
