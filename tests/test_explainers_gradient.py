@@ -80,8 +80,8 @@ def test_smoothgrad_same_seed_same_scores(sharp_bert):
     first = get_explainer("smoothgrad", n_samples=4, seed=3).explain(sharp_bert, TEXTS)
     again = get_explainer("smoothgrad", n_samples=4, seed=3).explain(sharp_bert, TEXTS)
     other = get_explainer("smoothgrad", n_samples=4, seed=4).explain(sharp_bert, TEXTS)
-    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(first, again))
-    assert not all(np.array_equal(a.scores, b.scores) for a, b in zip(first, other))
+    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a.scores, b.scores) for a, b in zip(first, other, strict=True))
 
 
 @pytest.mark.parametrize("name", GRADIENT)
@@ -93,6 +93,6 @@ def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_class
 @pytest.mark.parametrize("name", GRADIENT)
 def test_runs_on_every_architecture(name, architecture):
     explanations = get_explainer(name, **budgets_for(name, SMALL)).explain(architecture, TEXTS)
-    for words, e in zip(TEXTS, explanations):
+    for words, e in zip(TEXTS, explanations, strict=True):
         assert len(e.scores) == len(words) and np.isfinite(e.scores).all()
     assert any(np.abs(e.scores).sum() > 0 for e in explanations)
