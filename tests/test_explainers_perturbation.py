@@ -145,7 +145,7 @@ def test_whole_words_are_masked_and_special_tokens_never(name, tiny_classifier, 
 def test_same_seed_same_scores(name, tiny_classifier):
     first = get_explainer(name, seed=5, **budgets_for(name, SMALL)).explain(tiny_classifier, TEXTS)
     again = get_explainer(name, seed=5, **budgets_for(name, SMALL)).explain(tiny_classifier, TEXTS)
-    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(first, again))
+    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(first, again, strict=True))
 
 
 @pytest.mark.parametrize("name", ["lime", "kernel_shap", "shapley_sampling"])
@@ -166,7 +166,7 @@ def test_one_finite_score_per_word_and_truncated_words_unscored(name, tiny_class
 @pytest.mark.parametrize("name", PERTURBATION)
 def test_runs_on_every_architecture(name, architecture):
     explanations = get_explainer(name, **budgets_for(name, SMALL)).explain(architecture, TEXTS)
-    for words, e in zip(TEXTS, explanations):
+    for words, e in zip(TEXTS, explanations, strict=True):
         assert len(e.scores) == len(words) and np.isfinite(e.scores).all()
 
 
@@ -185,5 +185,5 @@ def test_byte_level_pieces_belong_to_their_own_word(trim_offsets):
     batch = encode_words(tokenizer, [words], 32)
     tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[0])
     for w, word in enumerate(words):
-        pieces = [t for t, i in zip(tokens, batch.token_word[0].tolist()) if i == w]
+        pieces = [t for t, i in zip(tokens, batch.token_word[0].tolist(), strict=True) if i == w]
         assert tokenizer.convert_tokens_to_string(pieces).strip() == word
