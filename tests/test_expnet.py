@@ -95,7 +95,7 @@ def test_save_load_round_trip(trained, tmp_path):
     loaded = get_explainer(str(folder))
     texts = random_texts(4, seed=5)
     a, b = expnet.explain(classifier, texts), loaded.explain(classifier, texts)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_allclose(x.scores, y.scores, rtol=1e-6)
 
 
