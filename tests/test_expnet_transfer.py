@@ -78,7 +78,7 @@ def test_layout_free_expnet_explains_another_layout(tiny_classifier, tiny_classi
     other = Classifier.load(tiny_classifier_3heads_dir)  # 3 layers x 4 heads instead of 2 x 2
     loaded = get_explainer(str(expnet.save_pretrained(tmp_path / "free")))
     texts = random_texts(3, seed=1)
-    for a, b in zip(expnet.explain(other, texts), loaded.explain(other, texts)):
+    for a, b in zip(expnet.explain(other, texts), loaded.explain(other, texts), strict=True):
         assert np.isfinite(a.scores).all()
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
 
