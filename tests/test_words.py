@@ -9,7 +9,7 @@ from expnet.words import encode_words, pool_to_words, split_text
 def test_subwords_map_to_their_word_and_specials_to_none(tiny_classifier):
     batch = encode_words(tiny_classifier.tokenizer, [["Unbelievable", "movie."], ["good"]], 32)
     tokens = tiny_classifier.tokenizer.convert_ids_to_tokens(batch.input_ids[0])
-    mapping = dict(zip(tokens, batch.token_word[0].tolist()))
+    mapping = dict(zip(tokens, batch.token_word[0].tolist(), strict=True))
     assert mapping["[CLS]"] == -1 and mapping["[SEP]"] == -1
     assert mapping["un"] == 0 and mapping["##believ"] == 0 and mapping["##able"] == 0
     assert mapping["movie"] == 1 and mapping["."] == 1  # punctuation stays on its word
