@@ -211,7 +211,8 @@ def globenc_matrix(
     mapped = head_transformed_values(layer, capture, num_heads, norms)  # [B, H, T, D]
     residual = capture.inputs.float()  # [B, T, D]
     scale = torch.ones_like(residual[..., 0])
-    for norm, states in zip(norms, (capture.pre_norm1, capture.pre_norm2), strict=True):
+    # Without the second norm only the first pair is used: zip stops at the shorter on purpose.
+    for norm, states in zip(norms, (capture.pre_norm1, capture.pre_norm2), strict=False):
         residual = _centre_then_scale(residual, norm)
         scale = scale * _std(states, norm)
     gram = torch.einsum("bhjd,bkjd->bjhk", mapped, mapped)  # [B, T, H, H]
