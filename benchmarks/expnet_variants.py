@@ -56,7 +56,7 @@ def cache_features(classifier: Classifier, task: str, data_dir: str, max_example
 def columns(spec: FeatureSpec, layers: str, directions: tuple[str, ...]) -> list[int]:
     chosen = spec.layers[-1:] if layers == "last" else spec.layers
     names = spec.names()
-    keep = {f"L{l}.h{h}.{d}" for l in chosen for d in directions for h in range(spec.num_heads)}
+    keep = {f"L{layer}.h{h}.{d}" for layer in chosen for d in directions for h in range(spec.num_heads)}
     return [i for i, name in enumerate(names) if name in keep]
 
 
