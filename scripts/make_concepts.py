@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     sets.update(hate_sets)
     for name, lines in sets.items():
         (out / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print(f"{name}: {len(lines)} lines, mean {sum(len(l.split()) for l in lines) / len(lines):.1f} words")
+        print(f"{name}: {len(lines)} lines, mean {sum(len(line.split()) for line in lines) / len(lines):.1f} words")
     print(f"rationale lexicon ({len(lexicon)} words): {' '.join(lexicon)}")
     return 0
 
