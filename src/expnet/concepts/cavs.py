@@ -86,7 +86,7 @@ class TokenStates:
         layers = parts[0].layers
         return TokenStates(
             layers=layers,
-            states={l: np.concatenate([p.states[l] for p in parts]) for l in layers},
+            states={layer: np.concatenate([p.states[layer] for p in parts]) for layer in layers},
             text_of_token=np.concatenate([p.text_of_token + o for p, o in zip(parts, offsets, strict=False)]),
             n_texts=int(offsets[-1]),
         )
@@ -104,7 +104,7 @@ def token_states(
 ) -> TokenStates:
     """Per-token hidden states of ``texts`` at ``layers`` (0-based block outputs; None = all)."""
     chosen = check_layers(layers, classifier.num_layers)
-    states: dict[int, list[np.ndarray]] = {l: [] for l in chosen}
+    states: dict[int, list[np.ndarray]] = {layer: [] for layer in chosen}
     owners = []
     for start in range(0, len(texts), batch_size):
         batch = classifier.encode(texts[start : start + batch_size])
@@ -116,7 +116,7 @@ def token_states(
             states[layer].append(output.hidden_states[layer + 1][keep].float().cpu().numpy())
     return TokenStates(
         layers=chosen,
-        states={l: np.concatenate(v) for l, v in states.items()},
+        states={layer: np.concatenate(v) for layer, v in states.items()},
         text_of_token=np.concatenate(owners),
         n_texts=len(texts),
     )
@@ -181,8 +181,8 @@ def train_cavs(
     base = stream_seed(seed, name)
     n_pos = min(texts_per_cav, max(1, math.ceil(0.8 * positive.n_texts)))
     n_neg = min(texts_per_cav, negative.n_texts)
-    vectors = {l: [] for l in positive.layers}
-    aurocs = {l: [] for l in positive.layers}
+    vectors = {layer: [] for layer in positive.layers}
+    aurocs = {layer: [] for layer in positive.layers}
     for k in tqdm(range(n_cavs), desc=f"CAVs {name}", disable=not progress, leave=False):
         rng = np.random.default_rng([base, k])
         pos_texts = rng.choice(positive.n_texts, n_pos, replace=False)
@@ -195,7 +195,7 @@ def train_cavs(
             cav = fit_cav(positive.states[layer][pos_rows], negative.states[layer][neg_rows], seed=k)
             vectors[layer].append(cav)
             aurocs[layer].append(_auroc(cav, positive.states[layer][held_pos_rows], negative.states[layer][held_neg_rows]))
-    return CAVs(name, {l: np.stack(v) for l, v in vectors.items()}, {l: np.array(a) for l, a in aurocs.items()})
+    return CAVs(name, {layer: np.stack(v) for layer, v in vectors.items()}, {layer: np.array(a) for layer, a in aurocs.items()})
 
 
 def train_random_cavs(
@@ -212,8 +212,8 @@ def train_random_cavs(
         raise ExpnetError(f"the random set has {pool.n_texts} texts; give at least 4 (a few hundred is better)")
     base = stream_seed(seed, f"random-vs-random:{name}")
     half = min(texts_per_cav, pool.n_texts // 2)
-    vectors = {l: [] for l in pool.layers}
-    aurocs = {l: [] for l in pool.layers}
+    vectors = {layer: [] for layer in pool.layers}
+    aurocs = {layer: [] for layer in pool.layers}
     for k in tqdm(range(n_cavs), desc="CAVs random vs random", disable=not progress, leave=False):
         rng = np.random.default_rng([base, k])
         order = rng.permutation(pool.n_texts)
@@ -225,4 +225,4 @@ def train_random_cavs(
             cav = fit_cav(pool.states[layer][a_rows], pool.states[layer][b_rows], seed=k)
             vectors[layer].append(cav)
             aurocs[layer].append(_auroc(cav, pool.states[layer][held_a], pool.states[layer][held_b]))
-    return CAVs(name, {l: np.stack(v) for l, v in vectors.items()}, {l: np.array(a) for l, a in aurocs.items()})
+    return CAVs(name, {layer: np.stack(v) for layer, v in vectors.items()}, {layer: np.array(a) for layer, a in aurocs.items()})
