@@ -61,8 +61,8 @@ def target_gradients(
 ) -> TargetGradients:
     """One forward and one backward pass per batch: d logit_target / d hidden state, every layer."""
     chosen = check_layers(layers, classifier.num_layers)
-    grads = {l: [] for l in chosen}
-    alphas = {l: [] for l in chosen}
+    grads = {layer: [] for layer in chosen}
+    alphas = {layer: [] for layer in chosen}
     token_word, words, scored, logits = [], [], [], []
     for start in range(0, len(texts), batch_size):
         batch = classifier.encode(texts[start : start + batch_size])
@@ -71,7 +71,7 @@ def target_gradients(
             output = classifier.forward(batch, output_attentions=True, output_hidden_states=True, inputs_embeds=embeddings)
             if not output.attentions or output.attentions[0] is None:
                 raise ExpnetError(f"{classifier.source} returns no attention weights; attention-weighted TCAV cannot run on it")
-            wanted = [output.hidden_states[l + 1] for l in chosen]
+            wanted = [output.hidden_states[layer + 1] for layer in chosen]
             found = torch.autograd.grad(output.logits[:, target].sum(), wanted, allow_unused=True)
         real = batch.attention_mask.bool()
         for i in range(batch.batch_size):
@@ -194,13 +194,13 @@ class TCAVResult:
             },
             "concepts": {name: [s.to_dict() for s in layer_scores] for name, layer_scores in self.scores.items()},
             "random_vs_random": {
-                str(l): {
-                    "mean": float(np.mean(self.random_scores[l])),
-                    "std": float(np.std(self.random_scores[l], ddof=1)) if len(self.random_scores[l]) > 1 else 0.0,
-                    "scores": [float(x) for x in self.random_scores[l]],
-                    "cav_heldout_auroc": float(np.nanmean(self.random.heldout_auroc[l])),
+                str(layer): {
+                    "mean": float(np.mean(self.random_scores[layer])),
+                    "std": float(np.std(self.random_scores[layer], ddof=1)) if len(self.random_scores[layer]) > 1 else 0.0,
+                    "scores": [float(x) for x in self.random_scores[layer]],
+                    "cav_heldout_auroc": float(np.nanmean(self.random.heldout_auroc[layer])),
                 }
-                for l in self.layers
+                for layer in self.layers
             },
             "settings": self.settings,
         }
@@ -259,7 +259,7 @@ def run_tcav(
         cavs[name] = train_cavs(name, positive, negative, n_cavs, seed, texts_per_cav, max_tokens, progress)
     random_cavs = train_random_cavs(random_states, n_cavs, seed, texts_per_cav, max_tokens, progress=progress)
     gradients = target_gradients(classifier, inputs, target, chosen, batch_size)
-    random_scores = {l: tcav_scores(gradients, l, random_cavs.vectors[l]) for l in chosen}
+    random_scores = {layer: tcav_scores(gradients, layer, random_cavs.vectors[layer]) for layer in chosen}
     scores: dict[str, list[LayerScore]] = {}
     for name, concept_cavs in cavs.items():
         scores[name] = []
