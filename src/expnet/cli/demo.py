@@ -81,7 +81,7 @@ def run(args) -> int:
     }
     settings = {"held_out": HELD_OUT, "trained_on": list(TRAIN_TASKS), "seed": args.seed, "recipe": "transfer", "rationale_rate_source": "ExpNet training rationales", "budgets": DEMO_BUDGETS}
     data = {}
-    for key, (result, shown) in tables.items():
+    for key, (result, _shown) in tables.items():
         result.settings = settings
         data[key] = result.to_dict()
     atomic_write_json(out / "results.json", data)
