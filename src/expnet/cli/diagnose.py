@@ -97,7 +97,9 @@ def earlier_sections(out: Path, settings: dict) -> dict:
         earlier = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
-    comparable = lambda values: {k: v for k, v in (values or {}).items() if k != "diagnostics"}
+    def comparable(values):
+        return {k: v for k, v in (values or {}).items() if k != "diagnostics"}
+
     if not earlier or comparable(earlier.get("settings")) != comparable(settings):
         return {}
     return {name: earlier[name] for name in DIAGNOSTICS if name in earlier}
