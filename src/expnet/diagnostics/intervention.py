@@ -242,7 +242,9 @@ def skip_to_layer(classifier: Classifier, layer: int, hidden: torch.Tensor) -> I
 def single_row(batch: EncodedBatch, index: int) -> EncodedBatch:
     """Row ``index`` of a batch, padding cut off."""
     real = batch.attention_mask[index].bool()
-    cut = lambda t: None if t is None else t[index, real].unsqueeze(0)
+    def cut(t):
+        return None if t is None else t[index, real].unsqueeze(0)
+
     return replace(
         batch,
         input_ids=cut(batch.input_ids),
@@ -256,7 +258,9 @@ def single_row(batch: EncodedBatch, index: int) -> EncodedBatch:
 
 def repeat_rows(batch: EncodedBatch, times: int) -> EncodedBatch:
     """Each row repeated ``times`` times in place (row i -> rows i*times .. i*times+times-1)."""
-    rep = lambda t: None if t is None else t.repeat_interleave(times, dim=0)
+    def rep(t):
+        return None if t is None else t.repeat_interleave(times, dim=0)
+
     return replace(
         batch,
         input_ids=rep(batch.input_ids),
