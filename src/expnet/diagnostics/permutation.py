@@ -115,7 +115,9 @@ def permutation_effects(
         original = output_distribution(reference.logits)
         max_attention.append(float(max_cls_attention(reference.attentions[layer])[0]))
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        shuffle = lambda w, m, g=generator: permute_weights(w, m, g, rows=cls_only)
+        def shuffle(w, m, g=generator):
+            return permute_weights(w, m, g, rows=cls_only)
+
         rows = max(1, token_budget // batch.input_ids.shape[1])
         distances, flips = [], []
         with (
