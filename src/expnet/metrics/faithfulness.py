@@ -238,7 +238,9 @@ class FaithfulnessScores:
 
     def to_arrays(self) -> dict:
         """JSON-ready per-example values (``from_arrays`` reads them back)."""
-        nan_list = lambda a: [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
+        def nan_list(a):
+            return [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
+
         return {
             "removal": self.removal,
             "bins": list(self.bins),
@@ -250,7 +252,9 @@ class FaithfulnessScores:
 
     @classmethod
     def from_arrays(cls, data: dict) -> FaithfulnessScores:
-        floats = lambda x: np.array([np.nan if v is None else v for v in x], dtype=np.float64)
+        def floats(x):
+            return np.array([np.nan if v is None else v for v in x], dtype=np.float64)
+
         bins = tuple(data["bins"])
         return cls(
             data["removal"],
