@@ -60,7 +60,9 @@ class EncodedBatch:
         """Text ``index`` alone, as a batch of one without padding: its results cannot depend
         on the batch it came in."""
         real = self.attention_mask[index].bool()
-        pick = lambda t: None if t is None else t[index, real].unsqueeze(0)
+        def pick(t):
+            return None if t is None else t[index, real].unsqueeze(0)
+
         return replace(
             self,
             input_ids=pick(self.input_ids),
@@ -76,7 +78,9 @@ class EncodedBatch:
         return not bool(self.word_scored[index].all())
 
     def to(self, device: torch.device | str) -> EncodedBatch:
-        move = lambda t: None if t is None else t.to(device)
+        def move(t):
+            return None if t is None else t.to(device)
+
         return replace(
             self,
             input_ids=move(self.input_ids),
