@@ -187,7 +187,9 @@ def test_three_tasks_select_by_transfer_with_one_feature_pass_per_task(capsys, t
 
 def _same_scores(a, b) -> bool:
     """Equal apart from timings (which are cached too, so this is only a fallback)."""
-    strip = lambda t: [{k: v for k, v in r.items() if k not in ("examples_per_second", "seconds", "expnet_speedup")} for r in t["rows"]]
+    def strip(t):
+        return [{k: v for k, v in r.items() if k not in ("examples_per_second", "seconds", "expnet_speedup")} for r in t["rows"]]
+
     return all(strip(a["tasks"]["alpha"]["tables"][n]) == strip(b["tasks"]["alpha"]["tables"][n]) for n in a["tasks"]["alpha"]["tables"])
 
 
