@@ -183,7 +183,9 @@ def test_hatexplain_majority_and_undecided(tmp_path):
 
 def make_movies(root: Path, archive: bool = True) -> None:
     docs = {"negR_1.txt": "a b c\nd e f\n", "posR_2.txt": "good film .\n"}
-    ev = lambda d, s, e: {"docid": d, "start_token": s, "end_token": e}
+    def ev(d, s, e):
+        return {"docid": d, "start_token": s, "end_token": e}
+
     split_lines = {
         "train": [{"annotation_id": "negR_1.txt", "classification": "NEG",
                    "evidences": [[ev("negR_1.txt", 1, 3)],
