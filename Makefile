@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test fast-test clean
+.PHONY: venv demo lint test fast-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/expnet demo --out runs/demo --seed 0
+
+# ruff: the rule set in pyproject.toml over everything that is Python here.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
