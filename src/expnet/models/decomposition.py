@@ -53,6 +53,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -92,17 +93,25 @@ class Decomposition:
     decompx: torch.Tensor | None = None  # [B, T] last-layer DecompX: each token's part of the target logit
 
 
+# A BERT, RoBERTa or ELECTRA module (layer, model or head) whose submodules are reached by name
+# (``layer.attention.output.dense``): torch types such attribute chains as ``Tensor | Module``, so
+# the duck-typed structure ``encoder_layers`` checks is written as Any.
+HFModule = Any
+
+
 @dataclass
 class LayerCapture:
-    """One encoder layer's tensors, as the forward pass saw them."""
+    """One encoder layer's tensors, as the forward pass saw them: each field exists once the
+    pass has run through the layer (``capture_layers`` hooks set them; reading one earlier is an
+    AttributeError, never a silent None)."""
 
-    inputs: torch.Tensor | None = None  # [B, T, D] the layer's input hidden states
-    values: torch.Tensor | None = None  # [B, T, D] x W_V + b_V, heads side by side
-    pre_norm1: torch.Tensor | None = None  # [B, T, D] input of the attention block's LayerNorm
-    pre_norm2: torch.Tensor | None = None  # [B, T, D] input of the feed-forward block's LayerNorm
+    inputs: torch.Tensor = field(init=False)  # [B, T, D] the layer's input hidden states
+    values: torch.Tensor = field(init=False)  # [B, T, D] x W_V + b_V, heads side by side
+    pre_norm1: torch.Tensor = field(init=False)  # [B, T, D] input of the attention block's LayerNorm
+    pre_norm2: torch.Tensor = field(init=False)  # [B, T, D] input of the feed-forward block's LayerNorm
 
 
-def encoder_layers(classifier: Classifier) -> nn.ModuleList:
+def encoder_layers(classifier: Classifier) -> Sequence[HFModule]:
     """The encoder layers of a supported classifier, or one ExpnetError saying what is supported."""
     model = classifier.model
     kind = SUPPORTED_MODELS.get(type(model).__name__)
@@ -121,7 +130,7 @@ def classifier_head(classifier: Classifier, states: torch.Tensor) -> torch.Tenso
 
     BERT's pooler and RoBERTa's / ELECTRA's classification heads read position 0 of a sequence, so
     each vector goes in as a sequence of length 1."""
-    model = classifier.model
+    model: HFModule = classifier.model
     sequence = states.unsqueeze(1)
     if SUPPORTED_MODELS[type(model).__name__] == "bert":
         return model.classifier(model.dropout(model.bert.pooler(sequence)))
@@ -129,7 +138,7 @@ def classifier_head(classifier: Classifier, states: torch.Tensor) -> torch.Tenso
 
 
 @contextmanager
-def capture_layers(layers: nn.ModuleList, wanted: Collection[int]) -> Iterator[dict[int, LayerCapture]]:
+def capture_layers(layers: Sequence[HFModule], wanted: Collection[int]) -> Iterator[dict[int, LayerCapture]]:
     """While open, forward passes fill one ``LayerCapture`` per wanted layer index (the last pass wins)."""
     captures = {index: LayerCapture() for index in wanted}
     handles = []
@@ -176,7 +185,7 @@ def _centre_then_scale(vectors: torch.Tensor, norm: nn.LayerNorm) -> torch.Tenso
 
 
 def head_transformed_values(
-    layer: nn.Module, capture: LayerCapture, num_heads: int, norms: Sequence[nn.LayerNorm] = ()
+    layer: HFModule, capture: LayerCapture, num_heads: int, norms: Sequence[nn.LayerNorm] = ()
 ) -> torch.Tensor:
     """[B, H, T, D] ``f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h`` for every head and token, followed by
     the linear parts of ``norms`` in order (folded into ``W_O``: one pass over the vectors)."""
@@ -196,7 +205,7 @@ def _mask_matrix(matrix: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 
 def globenc_matrix(
-    layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor, second_norm: bool = True
+    layer: HFModule, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor, second_norm: bool = True
 ) -> torch.Tensor:
     """[B, T, T] one layer's GlobEnc norms ``N_ij`` (see the module docstring), padding masked.
 
@@ -220,11 +229,11 @@ def globenc_matrix(
     diagonal = attention.diagonal(dim1=-2, dim2=-1)  # [B, H, T] a^h_ii
     cross = torch.einsum("bhid,bid->bhi", mapped, residual)
     squared = squared + torch.diag_embed(2 * (diagonal * cross).sum(1) + residual.pow(2).sum(-1))
-    norms = squared.clamp(min=0).sqrt() / scale.unsqueeze(-1)
-    return _mask_matrix(norms, real)
+    contributions = squared.clamp(min=0).sqrt() / scale.unsqueeze(-1)
+    return _mask_matrix(contributions, real)
 
 
-def alti_matrix(layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def alti_matrix(layer: HFModule, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """[B, T, T] one layer's ALTI contributions, rows summing to 1 over the real tokens.
 
     ``T_i(x_j) = gamma * (z_ij - mean z_ij) / s_i``. Centring and scaling by gamma are linear, so
@@ -243,15 +252,15 @@ def alti_matrix(layer: nn.Module, capture: LayerCapture, attention: torch.Tensor
     )
     targets = outputs * scale.unsqueeze(-1)  # s_i y_i
     rows = max(1, _CHUNK_FLOATS // (batch * length * hidden))
-    distances = []
+    chunks = []
     for start in range(0, length, rows):
         chunk = slice(start, min(start + rows, length))
         mixed = torch.einsum("bhij,bhjd->bjid", attention[:, :, chunk], transformed)  # [B, T, r, D]
         queries = torch.arange(chunk.start, chunk.stop, device=inputs.device)
         mixed[:, queries, queries - start] += inputs[:, chunk]
         mixed.sub_(targets[:, None, chunk])
-        distances.append(torch.linalg.vector_norm(mixed, ord=1, dim=-1).transpose(1, 2))  # [B, r, T]
-    distances = torch.cat(distances, 1) / scale.unsqueeze(-1)
+        chunks.append(torch.linalg.vector_norm(mixed, ord=1, dim=-1).transpose(1, 2))  # [B, r, T]
+    distances = torch.cat(chunks, 1) / scale.unsqueeze(-1)
     contributions = (outputs.abs().sum(-1, keepdim=True) - distances).clamp(min=0)
     contributions = _mask_matrix(contributions, real)
     return contributions / contributions.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
@@ -271,14 +280,14 @@ def rollout_readout_row(matrices: Sequence[torch.Tensor], readout: torch.Tensor)
 
 
 def readout_head_vectors(
-    layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, readout: torch.Tensor
+    layer: HFModule, capture: LayerCapture, attention: torch.Tensor, readout: torch.Tensor
 ) -> torch.Tensor:
     """[B, H, T, D] ``alpha^h_{r j} f^h(x_j)`` at the readout position ``r`` of each text."""
     rows = attention.float()[torch.arange(attention.shape[0], device=attention.device), :, readout]  # [B, H, T]
     return rows.unsqueeze(-1) * head_transformed_values(layer, capture, attention.shape[1])
 
 
-def _rest_of_layer(layer: nn.Module, contexts: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+def _rest_of_layer(layer: HFModule, contexts: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     """[N, T, D] float32 layer outputs from attention contexts (heads side by side) and the layer's
     inputs: attention output dense + residual + LayerNorm, feed-forward + residual + LayerNorm,
     through the layer's own modules (in the model's dtype)."""
@@ -286,7 +295,7 @@ def _rest_of_layer(layer: nn.Module, contexts: torch.Tensor, residual: torch.Ten
     return layer.output(layer.intermediate(attended), attended).float()
 
 
-def value_zeroing_matrix(layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor):
+def value_zeroing_matrix(layer: HFModule, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor):
     """[B, T, T] Mohebbi et al.'s layer-wise value zeroing, rows summing to 1 over the real tokens:
     ``C_ij`` = cosine distance between query i's layer output and its output with token j's value
     vector zeroed in every head (the layer's inputs kept), normalised over j.
@@ -317,7 +326,7 @@ def value_zeroing_matrix(layer: nn.Module, capture: LayerCapture, attention: tor
 
 def value_zeroing_scores(
     classifier: Classifier,
-    layer: nn.Module,
+    layer: HFModule,
     capture: LayerCapture,
     attention: torch.Tensor,
     readout: torch.Tensor,
@@ -345,7 +354,7 @@ def value_zeroing_scores(
 def _head_parts(classifier: Classifier) -> tuple[nn.Linear, object, nn.Linear]:
     """(dense, activation, output projection) of the classification head: BERT's pooler and
     classifier, RoBERTa's (tanh) and ELECTRA's (gelu) classification heads."""
-    model = classifier.model
+    model: HFModule = classifier.model
     kind = SUPPORTED_MODELS[type(model).__name__]
     if kind == "bert":
         return model.bert.pooler.dense, model.bert.pooler.activation, model.classifier
@@ -382,7 +391,7 @@ def _norm_parts(parts: torch.Tensor, bias_index: int, norm: nn.LayerNorm, states
 
 
 def decompx_last_layer(
-    classifier: Classifier, layer: nn.Module, capture: LayerCapture, attention: torch.Tensor, readout: torch.Tensor
+    classifier: Classifier, layer: HFModule, capture: LayerCapture, attention: torch.Tensor, readout: torch.Tensor
 ) -> torch.Tensor:
     """[B, T + 1, C] DecompX (Modarressi et al. 2023) from the last layer's input: the logits split
     into one part per token plus a bias part (index T); the parts add up to the logits.
