@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers import logging as hf_logging
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from expnet.errors import ExpnetError
 from expnet.io import recover_directory
@@ -153,8 +154,8 @@ class Classifier:
     function that computes just those (``expnet.models.attention.readout_attention``).
     """
 
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     source: str
     max_length: int
 
@@ -215,7 +216,7 @@ class Classifier:
         return cls(model, tokenizer, str(name_or_path), min(max_length or limit, limit))
 
     @classmethod
-    def from_parts(cls, model: torch.nn.Module, tokenizer, max_length: int = 128) -> Classifier:
+    def from_parts(cls, model: PreTrainedModel, tokenizer, max_length: int = 128) -> Classifier:
         """Wrap an in-memory model (tests, notebooks); it is put in eval mode."""
         model.eval()
         return cls(model, tokenizer, "<in-memory>", max_length)
