@@ -31,6 +31,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from expnet.errors import ExpnetError
@@ -184,7 +185,7 @@ def head_reads_readout(classifier) -> Iterator[None]:
             handle.remove()
 
 
-def align_padding(model: nn.Module, tokenizer) -> None:
+def align_padding(model: PreTrainedModel, tokenizer) -> None:
     """Batch a decoder classifier exactly as it sees a text alone (for ``Classifier.load``;
     encoders are left alone):
 
