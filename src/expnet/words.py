@@ -98,11 +98,11 @@ def _word_starts(words: Sequence[str]) -> np.ndarray:
 
 def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: int) -> EncodedBatch:
     """Tokenise whole texts once and map every subword token to its word by character offset."""
-    batch_words = [list(words) for words in batch_words]
-    for words in batch_words:
+    word_lists = [list(words) for words in batch_words]
+    for words in word_lists:
         if not words or any(not w or w.isspace() for w in words):
             raise ExpnetError("empty text or empty word: every text needs at least one non-blank word")
-    texts = [" ".join(words) for words in batch_words]
+    texts = [" ".join(words) for words in word_lists]
     encoded = tokenizer(
         texts,
         padding=True,
@@ -117,7 +117,7 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
     mask = encoded["attention_mask"].numpy().astype(bool)
     token_word = np.full(offsets.shape[:2], -1, dtype=np.int64)
     word_scored, word_cut = [], []
-    for row, words in enumerate(batch_words):
+    for row, words in enumerate(word_lists):
         starts = _word_starts(words)
         real = mask[row] & ~special[row] & (offsets[row, :, 1] > offsets[row, :, 0])
         token_starts = offsets[row, real, 0].copy()
@@ -142,7 +142,7 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
         input_ids=encoded["input_ids"],
         attention_mask=encoded["attention_mask"],
         token_word=torch.from_numpy(token_word),
-        words=batch_words,
+        words=word_lists,
         token_type_ids=encoded.get("token_type_ids"),
         word_scored=word_scored,
         word_cut=word_cut,
