@@ -92,6 +92,13 @@ class Decomposition:
     value_zeroing_rollout: torch.Tensor | None = None  # [B, T] rolled-out readout row, sums to 1
     decompx: torch.Tensor | None = None  # [B, T] last-layer DecompX: each token's part of the target logit
 
+    def signal(self, name: str) -> torch.Tensor:
+        """Per-token signal ``name``, which ``decompose`` must have been asked for."""
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"signal {name!r} was not computed: ask decompose(signals=...) for it")
+        return value
+
 
 # A BERT, RoBERTa or ELECTRA module (layer, model or head) whose submodules are reached by name
 # (``layer.attention.output.dense``): torch types such attribute chains as ``Tensor | Module``, so
