@@ -54,7 +54,7 @@ class GlobEnc(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         parts = decompose(classifier, batch, {"globenc"}, globenc_second_norm=self.second_norm)
-        return BatchAttribution(pool_to_words(parts.globenc, batch, "sum"), parts.logits)
+        return BatchAttribution(pool_to_words(parts.signal("globenc"), batch, "sum"), parts.logits)
 
 
 @register
@@ -70,7 +70,7 @@ class Alti(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         parts = decompose(classifier, batch, {"alti"})
-        return BatchAttribution(pool_to_words(parts.alti, batch, "sum"), parts.logits)
+        return BatchAttribution(pool_to_words(parts.signal("alti"), batch, "sum"), parts.logits)
 
 
 @register
@@ -87,7 +87,7 @@ class ValueZeroing(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         parts = decompose(classifier, batch, {"value_zeroing"}, targets=targets)
-        return BatchAttribution(pool_to_words(parts.value_zeroing, batch, "sum"), parts.logits)
+        return BatchAttribution(pool_to_words(parts.signal("value_zeroing"), batch, "sum"), parts.logits)
 
 
 
@@ -106,7 +106,7 @@ class DecompXLastLayer(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         parts = decompose(classifier, batch, {"decompx"}, targets=targets)
-        return BatchAttribution(pool_to_words(parts.decompx, batch, "sum"), parts.logits)
+        return BatchAttribution(pool_to_words(parts.signal("decompx"), batch, "sum"), parts.logits)
 
 
 @register
@@ -122,4 +122,4 @@ class ValueZeroingRollout(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         parts = decompose(classifier, batch, {"value_zeroing_rollout"})
-        return BatchAttribution(pool_to_words(parts.value_zeroing_rollout, batch, "sum"), parts.logits)
+        return BatchAttribution(pool_to_words(parts.signal("value_zeroing_rollout"), batch, "sum"), parts.logits)
