@@ -108,6 +108,7 @@ class _RowRunner:
             keep = ~drop
             row = (ids[keep], None if types is None else types[keep])
         else:
+            assert self.replacement is not None  # set in __init__ whenever removal is "mask"
             new_ids = ids.clone()
             new_ids[drop] = self.replacement
             row = (new_ids, types)
@@ -291,8 +292,8 @@ def leave_one_out(
     results = []
     for n, full_row, word_rows in plan:
         importance = np.full(n, np.nan)
-        for w, row in word_rows.items():
-            importance[w] = probabilities[full_row] - probabilities[row]
+        for word, row in word_rows.items():
+            importance[word] = probabilities[full_row] - probabilities[row]
         results.append(importance)
     return results
 
