@@ -177,7 +177,8 @@ def plausibility(
     """Scores against gold masks; ``rationales`` are the binary selections to score for F1."""
     nan = float("nan")
     if not gold_masks:
-        return PlausibilityScores(*[nan] * 14, n_examples=0)
+        # mypy cannot count the starred list: it fills exactly the 14 float fields before n_examples.
+        return PlausibilityScores(*[nan] * 14, n_examples=0)  # type: ignore[misc, arg-type]
     rows, iou_counts = [], []
     pooled_gold, pooled_pred, pooled_scores = [], [], []
     for gold, score, rationale in zip(gold_masks, scores, rationales, strict=True):
