@@ -189,7 +189,7 @@ class Explainer(ABC):
             raise ValueError(f"{len(targets)} targets for {len(all_words)} texts")
         batches = length_buckets(classifier, all_words, self.batch_size)
         total = -(-len(all_words) // self.batch_size)
-        results: list[Explanation | None] = [None] * len(all_words)
+        results: dict[int, Explanation] = {}  # input index -> its explanation
         for indices in tqdm(batches, desc=self.name, total=total, disable=not progress or total < 2, leave=False):
             batch = classifier.encode([all_words[i] for i in indices])
             chunk_targets = None
@@ -198,7 +198,7 @@ class Explainer(ABC):
             attribution = self.explain_batch(classifier, batch, chunk_targets)
             for i, explanation in zip(indices, self._unbatch(classifier, batch, attribution, chunk_targets), strict=True):
                 results[i] = explanation
-        return results
+        return [results[i] for i in range(len(all_words))]
 
     def _unbatch(self, classifier, batch, attribution, targets) -> list[Explanation]:
         logits = attribution.logits.detach().float().cpu()
