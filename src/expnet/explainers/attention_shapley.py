@@ -22,16 +22,16 @@ from typing import ClassVar
 
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.explainers.registry import register
-from expnet.shapley.games import pairwise_shapley
-from expnet.shapley.matrices import attention_matrices
+from expnet.shapley.games import Pairing, pairwise_shapley
+from expnet.shapley.matrices import Weighting, attention_matrices
 from expnet.words import pool_to_words
 
 
 class AttentionShapley(Explainer):
     """Base class: ``pairing`` picks the game, ``weighting`` the matrix it is played on."""
 
-    pairing: ClassVar[str] = "mutual"
-    weighting: ClassVar[str] = "plain"
+    pairing: ClassVar[Pairing] = "mutual"
+    weighting: ClassVar[Weighting] = "plain"
     family = "attention"
     cost = "1 forward"
     signed = True
