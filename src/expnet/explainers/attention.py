@@ -59,10 +59,10 @@ def residual_attention(attention: torch.Tensor, attention_mask: torch.Tensor) ->
 def rollout_matrix(attentions, attention_mask: torch.Tensor) -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema 2020): ``J = Â_L ... Â_1`` with
     ``Â_l = rownorm(mean_h A_l + I)`` over the real tokens; [B, T, T], every row sums to 1."""
-    joint = None
-    for attention in attentions:
-        layer = residual_attention(attention.float(), attention_mask)
-        joint = layer if joint is None else layer @ joint
+    layers = (residual_attention(attention.float(), attention_mask) for attention in attentions)
+    joint = next(layers)
+    for layer in layers:
+        joint = layer @ joint
     return joint
 
 
@@ -158,8 +158,8 @@ class AttentionFlow(Explainer):
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         logits, attentions = forward_with_attentions(classifier, batch)
-        layers = torch.stack([residual_attention(a.float(), batch.attention_mask) for a in attentions], 1)
-        layers = layers.cpu().double().numpy()  # [B, L, T, T]
+        stacked = torch.stack([residual_attention(a.float(), batch.attention_mask) for a in attentions], 1)
+        layers = stacked.cpu().double().numpy()  # [B, L, T, T]
         real = batch.attention_mask.bool().cpu().numpy()
         readout = readout_weights(classifier, batch).cpu().double().numpy()  # [B, T]
         token_scores = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
