@@ -9,13 +9,14 @@ difference of the two times gives the marginal rate, without startup. Prints a t
 
     nice -n 15 python benchmarks/corpus_scale.py /work/shared/data --classifier runs/full/clf-hatexplain --n 10000
 
-Measured here (``--n 1000``: the 2-core machine was busy, load 4.8-7 from other jobs, so the
-10,000-text run was not made; nice 15; runs/full/clf-hatexplain, MiniLM-L6, batch 32, one torch
-thread per process; raw_attention only, no ExpNet shipped yet): local 36 ex/s over the whole run
-(40 marginal), peak 0.87 GB; Ray 1 worker 22 ex/s (56 marginal; ~25 s go to starting Ray and
-loading the model in the actor), peak 3.1 GB (raylet, GCS and idle workers included); Ray 2
-workers 20 ex/s (93 marginal, noisy), peak 3.7 GB: two actors on two shared cores gain nothing
-at this size. With a tiny classifier (forward pass nearly free) the rest of the pipeline
+Measured here (``--n 10000``, started at load 1.7 on the 2-core machine, but another job's
+benchmark shared the cores throughout (load ~3); nice 15; runs/full/clf-hatexplain, MiniLM-L6,
+batch 32, one torch thread per process; raw_attention only: no ExpNet ships yet): local 50 ex/s
+(200 s, 50.5 marginal), peak 1.0 GB; Ray 1 worker 42.5 ex/s (235 s, 44.5 marginal: ~10 s start
+and the actor's own model load), peak 3.2 GB (raylet, GCS and idle workers included); Ray 2
+workers 43.7 ex/s (229 s, 52 marginal), peak 3.8 GB: a second actor gains nothing when the other
+core is busy. A first run at 1,000 texts under load 5-7 gave 36 / 22 / 20 ex/s, Ray's start-up
+dominating. With a tiny classifier (forward pass nearly free) the rest of the pipeline
 (tokenising, word alignment, Arrow rows) runs at 380-980 ex/s per core (batch 32-128), and the
 driver reads, checks and stages 30,000 rows/s. On paper, 100 million texts: on CPUs at ~50 ex/s
 per core that is ~560 core-hours (about $25 at $0.04 per vCPU-hour; ~1 h on 512 cores). On GPUs
