@@ -20,9 +20,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/expnet demo --out runs/demo --seed 0
 
-# ruff: the rule set in pyproject.toml over everything that is Python here.
+# ruff: the rule set in pyproject.toml over everything that is Python here; mypy: the packages
+# [tool.mypy] files lists.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/mypy
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
