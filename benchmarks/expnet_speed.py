@@ -8,7 +8,7 @@ Three sections, written to benchmarks/results/expnet_speed.json and printed:
    repeats, by wall clock and by the process's CPU time (the steadier one on a shared CPU). Plain inference: the same classifier loaded with its default attention (SDPA),
    texts tokenised by the HF tokenizer in length-sorted batches, logits only. ExpNet runs over the
    same length-sorted texts with the same batch size, tokenisation and word alignment included.
-   Modes: ``transfer_attention`` (readout rows only: one SDPA pass,
+   Modes: ``transfer`` (readout rows only: one SDPA pass,
    ``expnet.models.attention.readout_attention``), ``transfer`` (head norms and contribution
    signals: the eager pass with the hooks of ``expnet.models.decomposition``), and for reference
    the plain eager pass with ``output_attentions=True`` (how attention was read before). ExpNets
@@ -60,7 +60,7 @@ from expnet.network.model import ExpNetModel
 from expnet.network.training import recipe_settings, settings_spec
 
 RESULTS = Path(__file__).parent / "results" / "expnet_speed.json"
-RECIPES = ("transfer_attention", "transfer")
+RECIPES = ("transfer", "transfer_norms")
 GIB = 1 << 30
 
 
@@ -178,7 +178,7 @@ def peak_rss_bytes() -> int:
 
 def memory(args, device: torch.device) -> dict:
     classifier = load_classifier(args.classifier, args.device, max_length=args.memory_length)
-    spec = untrained_expnet(classifier, "transfer_attention", args.memory_batch).spec
+    spec = untrained_expnet(classifier, "transfer", args.memory_batch).spec
     batch = classifier.encode(long_texts(load_posts(args.data_dir, args.examples), args.memory_batch, args.memory_length))
     layers = spec.layers
 
@@ -202,7 +202,7 @@ def memory(args, device: torch.device) -> dict:
         "device": str(device),
     }
     # Increasing expected peak, so each pass's RSS growth is its own peak (CPU).
-    for name, run in (("sdpa_logits_only", sdpa_pass), ("expnet_transfer_attention", expnet_pass), ("eager_output_attentions", eager_pass)):
+    for name, run in (("sdpa_logits_only", sdpa_pass), ("expnet_transfer", expnet_pass), ("eager_output_attentions", eager_pass)):
         if device.type == "cuda":
             torch.cuda.empty_cache()
             before = torch.cuda.memory_allocated(device)

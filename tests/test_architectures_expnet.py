@@ -1,5 +1,5 @@
 """ExpNet on decoder classifiers, end to end through the command line: ``expnet train --recipe
-transfer_attention`` on a planted rationale, then ``explain`` and ``evaluate`` with it; its
+transfer`` on a planted rationale, then ``explain`` and ``evaluate`` with it; its
 features are the last real token's attention row; the paper recipe (token_to_cls) is refused."""
 
 import json
@@ -35,7 +35,7 @@ def trained(request, tmp_path_factory):
     examples = planted_examples(classifier, n=160)
     train = write_jsonl(root / "planted.jsonl", rows_of(examples[:120]))
     held_out = write_jsonl(root / "held_out.jsonl", rows_of(examples[120:]))
-    train_cli = ["train", "--task", f"{train}={folder}", "--recipe", "transfer_attention", "--include-wrong"]
+    train_cli = ["train", "--task", f"{train}={folder}", "--recipe", "transfer", "--include-wrong"]
     assert main([*train_cli, "--out", str(root / "expnet"), "--seed", "0", "--device", "cpu"]) == 0
     return {"folder": folder, "train": train, "held_out": held_out, "expnet": root / "expnet"}
 

@@ -54,3 +54,11 @@ def test_explain_html_real_backbone(pipeline, capsys):
     code = main(["explain", "--classifier", str(pipeline / "clf"), "--explainer", str(pipeline / "expnet"), "--format", "html", "--out", str(page), "an <b>unbelievably</b> dull film"])
     assert code == 0
     assert "&lt;b&gt;unbelievably&lt;/b&gt;" in page.read_text()
+
+
+def test_shipped_expnet_explains_a_fine_tuned_classifier_without_training(pipeline, capsys):
+    code = main(["explain", "--classifier", str(pipeline / "clf"), "--explainer", "expnet", "--format", "json", "a dull , lifeless and far too long film"])
+    assert code == 0
+    (explanation,) = json.loads(capsys.readouterr().out)
+    assert len(explanation["scores"]) == 8 and all(s is not None and 0 <= s <= 1 for s in explanation["scores"])
+    assert explanation["explainer"] == "expnet" and 1 <= sum(explanation["rationale"]) < 8

@@ -80,18 +80,19 @@ class ExpNetSettings:
 # ExpNet never saw (benchmarks/results/, README), and the recipe of the shipped ExpNet.
 RECIPES: dict[str, dict] = {
     "paper": {},
+    # Readout-row attention of the last layer as order statistics over heads, absolute and
+    # within-text views, the listwise loss (benchmark variant q_attn_only_list): it works on every
+    # architecture, at the cost of the forward pass (readout rows at SDPA speed).
     "transfer": {
         "directions": ("cls_to_token",),
-        "feature_values": ("attention", "head_norm"),
-        "signals": ("value_zeroing", "decompx", "attention_norm"),
         "head_pooling": "quantiles",
         "views": ("absolute", "zscore", "rank"),
         "loss": "listwise",
     },
-    # The transfer recipe on attention alone: for architectures the contribution signals do not
-    # support (decoders, DeBERTa, ModernBERT, DistilBERT); readout-row attention exists for all.
-    "transfer_attention": {
+    # The same plus per-head norms ||alpha f(x)|| (q_attn_list): BERT, RoBERTa, ELECTRA only.
+    "transfer_norms": {
         "directions": ("cls_to_token",),
+        "feature_values": ("attention", "head_norm"),
         "head_pooling": "quantiles",
         "views": ("absolute", "zscore", "rank"),
         "loss": "listwise",
