@@ -880,3 +880,14 @@ def test_no_room_for_even_the_temporary_file_is_one_line(monkeypatch, tmp_path):
         atomic_write_text(tmp_path / "r.json", "{}")
     with pytest.raises(ExpnetError, match="no space left on device writing"), atomic_directory(tmp_path / "out"):
         pass
+
+
+# --- evaluation without any human rationale --------------------------------------------------
+def test_evaluating_examples_without_rationales_is_an_error(tiny_classifier):
+    from expnet.data.records import RationaleExample
+    from expnet.evaluation import evaluate
+    from expnet.explainers import get_explainer
+
+    examples = [RationaleExample(str(i), "toy", ["good", "movie"], 0, ("a", "b")) for i in range(3)]
+    with pytest.raises(ExpnetError, match="none of the 3 examples has a human rationale"):
+        evaluate(tiny_classifier, examples, {"random": get_explainer("random")}, rationale_rate=0.3)

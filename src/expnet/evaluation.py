@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from expnet.data.records import RationaleExample
+from expnet.errors import ExpnetError
 from expnet.explainers.base import Explainer, Explanation
 from expnet.metrics.bootstrap import compare_with_best
 from expnet.metrics.plausibility import PlausibilityScores, expand_to_pieces, plausibility, top_k_mask
@@ -220,6 +221,12 @@ def evaluate(
     ``rationale_rate`` of them; ``unit="subword"`` scores subword tokens (see score_run)."""
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+    if not any(e.has_rationale for e in examples):
+        # Every plausibility score would be undefined: refuse rather than write a table of nulls.
+        raise ExpnetError(
+            f"none of the {len(examples)} examples has a human rationale, so agreement with people cannot be "
+            "measured; give annotated data (e.g. the task's evaluation split, or a JSONL file with rationales)"
+        )
     words = [e.words for e in examples]
     pieces = subword_pieces(classifier, words) if unit == "subword" else None
     predictions, forward_speed = forward_pass(classifier, words, batch_size)
