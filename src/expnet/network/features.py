@@ -42,7 +42,7 @@ import torch
 from expnet.errors import ExpnetError
 from expnet.models.attention import ReadoutAttention
 from expnet.models.readout import readout_columns, readout_rows
-from expnet.words import EncodedBatch, pool_to_words
+from expnet.words import EncodedBatch, Pooling, pool_to_words
 
 DIRECTIONS = ("cls_to_token", "token_to_cls")
 VALUES = ("attention", "attention_x_gradient", "head_norm")
@@ -57,7 +57,7 @@ _VIEW_SUFFIX = {"absolute": "", "zscore": ".in_text", "rank": ".rank"}
 _DECOMPOSED = {"value_zeroing": "value_zeroing", "decompx": "decompx", "attention_norm": "attention_norms", "globenc": "globenc", "alti": "alti"}
 # Signals in logit units (not shares of a row that sums to one): never length-scaled.
 _LOGIT_SIGNALS = ("value_zeroing", "decompx")
-_ROW_SUMMED = {"cls_to_token": "sum", "token_to_cls": "mean"}
+_ROW_SUMMED: dict[str, Pooling] = {"cls_to_token": "sum", "token_to_cls": "mean"}
 
 
 @dataclass(frozen=True)
@@ -288,7 +288,7 @@ def valid_words(batch: EncodedBatch, device: torch.device | str = "cpu") -> torc
 
 
 def raw_word_values(
-    attentions: Sequence[torch.Tensor],
+    attentions: Sequence[torch.Tensor] | Mapping[int, ReadoutAttention],
     batch: EncodedBatch,
     spec: FeatureSpec,
     gradients: Sequence[torch.Tensor | None] | None = None,
@@ -314,12 +314,14 @@ def raw_word_values(
     for layer, direction, value in spec._blocks():
         if value == "head_norm":
             values = decomposition.head_norms[layer].float()  # [B, H, T], readout row
-        elif isinstance(attentions[layer], ReadoutAttention):  # rows/columns read during the pass
-            values = attentions[layer].rows if direction == "cls_to_token" else attentions[layer].columns
+        elif isinstance(layer_attention := attentions[layer], ReadoutAttention):  # read during the pass
+            values = layer_attention.rows if direction == "cls_to_token" else layer_attention.columns
         else:
-            attention = attentions[layer].float()
+            attention = layer_attention.float()
             if value == "attention_x_gradient":
-                attention = attention * gradients[layer].float()
+                gradient = None if gradients is None else gradients[layer]
+                assert gradient is not None  # refused on entry when missing
+                attention = attention * gradient.float()
             read = readout_rows if direction == "cls_to_token" else readout_columns
             values = read(attention, readout)
         values = values.transpose(1, 2).to(mask.device)  # [B, T, H]
@@ -339,7 +341,7 @@ def raw_word_values(
 
 
 def word_features(
-    attentions: Sequence[torch.Tensor],
+    attentions: Sequence[torch.Tensor] | Mapping[int, ReadoutAttention],
     batch: EncodedBatch,
     spec: FeatureSpec,
     gradients: Sequence[torch.Tensor | None] | None = None,

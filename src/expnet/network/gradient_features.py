@@ -14,10 +14,12 @@ is touched. Every value is read at the position the classification head reads
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 
 from expnet.errors import ExpnetError
-from expnet.models.attention import readout_attention
+from expnet.models.attention import ReadoutAttention, readout_attention
 from expnet.models.classifier import Classifier
 from expnet.models.decomposition import decompose
 from expnet.models.gradients import attention_gradients
@@ -45,6 +47,7 @@ def batch_features(
         )
     readout = readout_of(classifier, batch)
     decomposition, gradients = None, None
+    attentions: Sequence[torch.Tensor] | Mapping[int, ReadoutAttention]
     if spec.decomposition_signals:
         decomposition = decompose(classifier, batch, spec.decomposition_signals, _decomposed_layers(spec), targets)
         attentions, logits = decomposition.attentions, decomposition.logits

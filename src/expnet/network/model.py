@@ -11,6 +11,9 @@ from torch import nn
 
 
 class ExpNetModel(nn.Module):
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
     def __init__(self, input_dim: int, hidden_size: int = 64, dropout: float = 0.1, anchor: int | None = None) -> None:
         super().__init__()
         # The feature statistics live in buffers so they are saved with the weights.
@@ -24,7 +27,9 @@ class ExpNetModel(nn.Module):
         )
         self.anchor = anchor
         if anchor is not None:
-            nn.init.zeros_(self.mlp[3].weight)
+            output = self.mlp[3]
+            assert isinstance(output, nn.Linear)
+            nn.init.zeros_(output.weight)
             self.anchor_weight = nn.Parameter(torch.ones(1))
 
     def set_feature_statistics(self, features: torch.Tensor) -> None:

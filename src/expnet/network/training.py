@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from expnet.data.records import RationaleExample
+from expnet.data.records import GoldRule, RationaleExample
 from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec
@@ -61,7 +61,7 @@ class ExpNetSettings:
     batch_words: int = 4096  # words per step: rationale sets have 10^4-10^5 words
     validation_fraction: float = 0.15
     only_correct: bool = True
-    gold_rule: str = "majority"
+    gold_rule: GoldRule = "majority"
     feature_batch_size: int = 32
 
     def __post_init__(self) -> None:
@@ -200,7 +200,9 @@ def collect_features(
 def _labels(example: RationaleExample, settings: ExpNetSettings) -> np.ndarray:
     if settings.soft_labels:
         return np.asarray(example.rationales, dtype=np.float32).mean(axis=0)
-    return example.gold_mask(settings.gold_rule).astype(np.float32)
+    gold = example.gold_mask(settings.gold_rule)
+    assert gold is not None  # only annotated examples are collected
+    return gold.astype(np.float32)
 
 
 def _split(n: int, fraction: float, generator: torch.Generator) -> tuple[list[int], list[int]]:
@@ -277,6 +279,7 @@ def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings,
             waited += 1
             if waited >= settings.patience:
                 break
+    assert best_state is not None  # the first epoch always improves on an infinite loss
     model.load_state_dict(best_state)
     model.eval()
     history = {
