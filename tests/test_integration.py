@@ -60,5 +60,5 @@ def test_shipped_expnet_explains_a_fine_tuned_classifier_without_training(pipeli
     code = main(["explain", "--classifier", str(pipeline / "clf"), "--explainer", "expnet", "--format", "json", "a dull , lifeless and far too long film"])
     assert code == 0
     (explanation,) = json.loads(capsys.readouterr().out)
-    assert len(explanation["scores"]) == 8 and all(s is not None and 0 <= s <= 1 for s in explanation["scores"])
-    assert explanation["explainer"] == "expnet" and 1 <= sum(explanation["rationale"]) < 8
+    assert len(explanation["scores"]) == 9 and all(s is not None and 0 <= s <= 1 for s in explanation["scores"])
+    assert explanation["explainer"] == "expnet" and 1 <= sum(explanation["rationale"]) < 9
