@@ -21,7 +21,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps([vars(i) for i in infos], indent=2))
         return 0
-    table = Table(title="explainers (plus any ExpNet folder made by 'expnet train')")
+    table = Table(title="explainers (plus 'expnet', the ExpNet that ships with expnet, and any folder made by 'expnet train')")
     # Names and families are what users type and compare: never cut them; the prose columns wrap.
     for column in ("name", "family", "cost per text", "default budget", "signed", "explains"):
         table.add_column(column, no_wrap=column in ("name", "family"))
