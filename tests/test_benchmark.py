@@ -397,3 +397,18 @@ def test_evaluation_tables_fit_80_columns_without_ellipses():
     assert "\u2026" not in text and "..." not in text
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "12345.6" in text and "integrated_gr" in text and "AUPRC" in text and "top-5" in text
+
+
+def test_a_decoder_classifier_benchmarks_with_the_variants_it_can_compute(capsys, tmp_path):
+    from architectures import build_gpt2
+
+    decoder = build_gpt2(tmp_path / "gpt2")
+    config = tiny_config(tmp_path, decoder, explainers=("random", "raw_attention"))
+    results = run_benchmark(capsys, config, tmp_path / "run", "--no-plots")
+    skipped = results["skipped"]["alpha"]
+    # token->readout features do not exist under a causal mask; head norms need a BERT-family model
+    assert "decoder" in skipped["expnet:last"] and "expnet:last_cls_to_token" not in skipped
+    assert "BERT, RoBERTa and ELECTRA" in skipped["expnet:q_attn_list"]
+    task = results["tasks"]["alpha"]
+    assert task["expnet"]["selected"] not in {name.split(":")[1] for name in skipped}
+    assert {row["variant"] for row in task["ablation"] if row["kind"] == "variant"} >= {"last_cls_to_token", "q_attn_only_list"}

@@ -69,6 +69,7 @@ from expnet.network import gradient_features as gradient_module
 from expnet.network import model as model_module
 from expnet.network import training as training_module
 from expnet.network.features import FeatureSpec
+from expnet.network.gradient_features import unsupported_reason
 from expnet.network.training import (
     ExpNetSettings,
     WordDataset,
@@ -354,12 +355,29 @@ class BenchmarkRunner:
             spec = settings_spec(settings, entry.classifier).raw()
             for variant in self.config.variants:
                 other = self.config.expnet_settings(variant)
-                if (other.length_scaled, other.only_correct, other.gold_rule, other.soft_labels) == collection:
+                applies = unsupported_reason(entry.classifier, settings_spec(other, entry.classifier)) is None
+                if applies and (other.length_scaled, other.only_correct, other.gold_rule, other.soft_labels) == collection:
                     spec = spec.union(settings_spec(other, entry.classifier))
             self.say(f"  ExpNet features of {task.name} ({len(task.fit)} texts, {spec.dim} values per word)")
             dataset = collect_features(entry.classifier, task.fit, spec, settings, progress=self.progress)
             self._banks[bank_key] = (dataset, spec)
         return self._banks[bank_key]
+
+    def _usable_variants(self, held: TaskData, entries: list[ClassifierEntry]) -> list[str]:
+        """The variants every classifier of this held-out round can compute; the others are
+        listed under ``skipped`` with the reason (e.g. token->CLS features on a decoder)."""
+        usable = []
+        for variant in self.config.variants:
+            settings = self.config.expnet_settings(variant)
+            reasons = [r for e in entries if (r := unsupported_reason(e.classifier, settings_spec(settings, e.classifier)))]
+            if reasons:
+                self.skipped.setdefault(held.name, {})[f"expnet:{variant}"] = reasons[0]
+                self.say(f"  ExpNet variant {variant} skipped: {reasons[0]}")
+            else:
+                usable.append(variant)
+        if not usable:
+            raise ExpnetError(f"{held.name}: no ExpNet variant applies to these classifiers; add one with directions = [\"cls_to_token\"]")
+        return usable
 
     def _single_source_folder(self, task: TaskData, variant: str) -> Path:
         # Shared by every held-out task: transfer validation and the in-domain reference.
@@ -508,10 +526,12 @@ class BenchmarkRunner:
         n_all, n_slow = len(examples), held.n_slow
 
         # ExpNet variants, trained on the other tasks; selection on their validation parts.
-        folders = {variant: self.out / "expnets" / held.name / variant for variant in config.variants}
-        variants = {variant: self._expnet(folders[variant], variant, sources) for variant in config.variants}
-        validation = {variant: self._validate(variant, sources, variants[variant], folders[variant]) for variant in config.variants}
-        ranked = [c for c in config.candidates if np.isfinite(validation[c]["mean"])] or list(config.candidates)
+        usable = self._usable_variants(held, [entry] + [e for _, e in sources])
+        candidates = [c for c in config.candidates if c in usable] or usable
+        folders = {variant: self.out / "expnets" / held.name / variant for variant in usable}
+        variants = {variant: self._expnet(folders[variant], variant, sources) for variant in usable}
+        validation = {variant: self._validate(variant, sources, variants[variant], folders[variant]) for variant in usable}
+        ranked = [c for c in candidates if np.isfinite(validation[c]["mean"])] or candidates
         selected = max(ranked, key=lambda c: validation[c]["mean"])
         expnet = variants[selected]
         rate = expnet.rationale_rate
@@ -519,7 +539,7 @@ class BenchmarkRunner:
             "  ExpNet variants (validation "
             + config.selection_metric
             + "): "
-            + ", ".join(f"{v} {validation[v]['mean']:.3f}" for v in config.variants)
+            + ", ".join(f"{v} {validation[v]['mean']:.3f}" for v in usable)
             + f" -> selected {selected}; top-k rate {rate:.3f}"
         )
 
@@ -596,9 +616,9 @@ class BenchmarkRunner:
             tables["main"] = table(fast + slow, n_all, f"{n_all} examples, every explainer")
 
         ablation = []
-        for variant in config.variants:
+        for variant in usable:
             r = row(f"expnet:{variant}", "variant", f"expnet:{variant}", n_all, "threshold")
-            r.update(variant=variant, validation=validation[variant]["mean"], validation_per_task={k: v for k, v in validation[variant].items() if k != "mean"}, selected=variant == selected, candidate=variant in config.candidates)
+            r.update(variant=variant, validation=validation[variant]["mean"], validation_per_task={k: v for k, v in validation[variant].items() if k != "mean"}, selected=variant == selected, candidate=variant in candidates)
             spec = config.variants[variant]
             r["settings"] = asdict(spec)
             ablation.append(r)

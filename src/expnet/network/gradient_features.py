@@ -21,7 +21,7 @@ import torch
 from expnet.errors import ExpnetError
 from expnet.models.attention import ReadoutAttention, readout_attention
 from expnet.models.classifier import Classifier
-from expnet.models.decomposition import decompose
+from expnet.models.decomposition import decompose, encoder_layers
 from expnet.models.gradients import attention_gradients
 from expnet.models.readout import head_reads_readout, is_causal, readout_kind, readout_positions, readout_weights
 from expnet.network.features import FeatureSpec, word_features
@@ -40,11 +40,9 @@ def batch_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Word features [B, W, spec.dim] and the logits [B, C] of one batch."""
     spec = spec.for_classifier(classifier.num_layers, classifier.num_heads)
-    if is_causal(classifier.config) and "token_to_cls" in spec.directions:
-        raise ExpnetError(
-            "token_to_cls features do not exist for a decoder classifier (under its causal mask no token "
-            "before the last one can attend to the readout token); use directions cls_to_token only"
-        )
+    reason = unsupported_reason(classifier, spec)
+    if reason:
+        raise ExpnetError(reason)
     readout = readout_of(classifier, batch)
     decomposition, gradients = None, None
     attentions: Sequence[torch.Tensor] | Mapping[int, ReadoutAttention]
@@ -61,6 +59,21 @@ def batch_features(
         logits, attentions = readout_attention(classifier, batch, rows, columns)
     with torch.no_grad():
         return word_features(attentions, batch, spec, gradients, decomposition, readout), logits
+
+
+def unsupported_reason(classifier: Classifier, spec: FeatureSpec) -> str | None:
+    """Why these features cannot be computed for ``classifier`` (one line), or None."""
+    if is_causal(classifier.config) and "token_to_cls" in spec.directions:
+        return (
+            "token_to_cls features do not exist for a decoder classifier (under its causal mask no token "
+            "before the last one can attend to the readout token); use directions cls_to_token only"
+        )
+    if spec.decomposition_signals:
+        try:
+            encoder_layers(classifier)
+        except ExpnetError as error:
+            return f"head norms and contribution signals: {error}"
+    return None
 
 
 def _decomposed_layers(spec: FeatureSpec) -> tuple[int, ...]:
