@@ -11,10 +11,28 @@ target). A word's score is the sum over its pieces.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.explainers.registry import register
 from expnet.models.decomposition import decompose
 from expnet.words import pool_to_words
+
+
+class _SignalExplainer(Explainer):
+    """One decomposition signal (``signal``), summed over each word's pieces; subclasses add the
+    signal's own ``decompose`` settings through ``decompose_settings``."""
+
+    signal: ClassVar[str]
+    family = "contribution"
+    needs_attention = True
+
+    def decompose_settings(self) -> dict:
+        return {}
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        parts = decompose(classifier, batch, {self.signal}, targets=targets, **self.decompose_settings())
+        return BatchAttribution(pool_to_words(parts.signal(self.signal), batch, "sum"), parts.logits)
 
 
 @register
@@ -38,88 +56,66 @@ class AttentionNorm(Explainer):
 
 
 @register
-class GlobEnc(Explainer):
+class GlobEnc(_SignalExplainer):
     """GlobEnc: rollout of per-layer norms through attention, residual and both LayerNorms
     (``second_norm=False``: the first only); the readout row, summing to 1."""
 
     name = "globenc"
-    family = "contribution"
+    signal = "globenc"
     cost = "1 forward"
     explains = "readout state"
-    needs_attention = True
 
     def __init__(self, second_norm: bool = True, batch_size: int = 16, seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         self.second_norm = second_norm
 
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        parts = decompose(classifier, batch, {"globenc"}, globenc_second_norm=self.second_norm)
-        return BatchAttribution(pool_to_words(parts.signal("globenc"), batch, "sum"), parts.logits)
+    def decompose_settings(self) -> dict:
+        return {"globenc_second_norm": self.second_norm}
 
 
 @register
-class Alti(Explainer):
+class Alti(_SignalExplainer):
     """ALTI: rollout of per-layer contributions ``max(0, ||y_i||_1 - ||y_i - T_i(x_j)||_1)``
     (normalised per row) through attention, residual and the first LayerNorm; the readout row."""
 
     name = "alti"
-    family = "contribution"
+    signal = "alti"
     cost = "1 forward"
     explains = "readout state"
-    needs_attention = True
-
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        parts = decompose(classifier, batch, {"alti"})
-        return BatchAttribution(pool_to_words(parts.signal("alti"), batch, "sum"), parts.logits)
 
 
 @register
-class ValueZeroing(Explainer):
+class ValueZeroing(_SignalExplainer):
     """Target logit minus the target logit with token j's value vector zeroed in every head of the
     last layer (exact: the zeroed readout contexts go through the rest of the layer and the head)."""
 
     name = "value_zeroing"
-    family = "contribution"
+    signal = "value_zeroing"
     cost = "1 forward + last-layer feed-forward and head on T vectors"
     signed = True
     explains = "logit"
-    needs_attention = True
-
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        parts = decompose(classifier, batch, {"value_zeroing"}, targets=targets)
-        return BatchAttribution(pool_to_words(parts.signal("value_zeroing"), batch, "sum"), parts.logits)
-
 
 
 @register
-class DecompXLastLayer(Explainer):
+class DecompXLastLayer(_SignalExplainer):
     """DecompX's last-layer form: each token's part of the target logit when the last layer's
     inputs are split per token and followed, activations linearised at their real values, through
     the last layer and the head (the parts plus a bias part add up to the logit)."""
 
     name = "decompx"
-    family = "contribution"
+    signal = "decompx"
     cost = "1 forward"
     signed = True
     explains = "logit"
-    needs_attention = True
-
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        parts = decompose(classifier, batch, {"decompx"}, targets=targets)
-        return BatchAttribution(pool_to_words(parts.signal("decompx"), batch, "sum"), parts.logits)
 
 
 @register
-class ValueZeroingRollout(Explainer):
+class ValueZeroingRollout(_SignalExplainer):
     """Mohebbi et al. (2023): per layer, how far (cosine distance) each token's output moves when
     token j's value vector is zeroed, normalised per row and rolled out; the readout row."""
 
     name = "value_zeroing_rollout"
-    family = "contribution"
+    signal = "value_zeroing_rollout"
     cost = "1 forward + T feed-forward passes per layer (no attention)"
     explains = "readout state"
-    needs_attention = True
 
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        parts = decompose(classifier, batch, {"value_zeroing_rollout"})
-        return BatchAttribution(pool_to_words(parts.signal("value_zeroing_rollout"), batch, "sum"), parts.logits)
