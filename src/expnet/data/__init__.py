@@ -5,22 +5,11 @@ A data directory holds one folder a task, laid out like the upstream releases (s
 used, so every command works on a fresh install; point ``--data-dir`` or ``EXPNET_DATA`` at the
 full data for real numbers.
 
-Each task has a default split for each purpose, so callers say what the data is for rather
-than knowing every dataset's split names:
-
-==============  ================  ==============  ===============  ==========
-task            classifier_train  classifier_dev  explainer_train  evaluation
-==============  ================  ==============  ===============  ==========
-hatexplain      train             validation      validation       test
-sst2            train             dev             train_trees      dev
-movies          train             val             train            test
-cola            train             dev             (none: error)    dev
-==============  ================  ==============  ===============  ==========
-
-HateXplain's training posts carry no rationales, so its explainer trains on validation and is
-evaluated on test. SST-2's GLUE test labels are hidden, so GLUE dev is the evaluation split and
-the explainer trains on the treebank's train sentences. CoLA has no word rationales: evaluating
-on it is allowed (faithfulness needs none) but its examples carry no gold masks.
+Each task has a default split for each purpose (``PURPOSES``), so callers say what the data is
+for rather than knowing every dataset's split names. A task is declared once, as the ``SPEC``
+(a ``TaskSpec``) at the end of its loader module, and registered in ``registry.py``: names, label
+names, splits, default splits (or why a task cannot serve a purpose), fine-tuning defaults and the
+help texts all come from there. ``expnet.data.TASKS`` is always the registered names.
 """
 
 from __future__ import annotations
@@ -33,37 +22,55 @@ from pathlib import Path
 from . import cola, hatexplain, jsonl, movies, sst2
 from .errors import DataError
 from .records import GoldRule, RationaleExample
+from .registry import (
+    TASK_SPECS,
+    data_folders,
+    describe_tasks,
+    finetune_defaults,
+    get_task_spec,
+    register_task,
+    split_for,
+    task_lines,
+    task_names,
+)
+from .spec import GENERIC_FINETUNE, PURPOSES, TaskSpec
 
 __all__ = [
+    "GENERIC_FINETUNE",
     "PURPOSES",
     "TASKS",
+    "TASK_SPECS",
     "DataError",
     "RationaleExample",
+    "TaskSpec",
+    "cola",
     "default_split",
+    "describe_tasks",
+    "finetune_defaults",
+    "get_task_spec",
+    "hatexplain",
     "label_names",
     "load_examples",
+    "movies",
     "rationale_rate",
+    "register_task",
     "resolve_data_dir",
     "samples_dir",
+    "sst2",
+    "task_lines",
     "task_name",
     "task_splits",
 ]
 
-TASKS = ("hatexplain", "sst2", "movies", "cola")
-PURPOSES = ("classifier_train", "classifier_dev", "explainer_train", "evaluation")
 ENV_VAR = "EXPNET_DATA"
+# Read through __getattr__ below, so tasks registered after import (plugins, tests) are in it.
+TASKS: tuple[str, ...]
 
-_MODULES = {"hatexplain": hatexplain, "sst2": sst2, "movies": movies, "cola": cola}
-_DEFAULT_SPLITS = {  # in PURPOSES order; None = the task cannot serve that purpose
-    "hatexplain": ("train", "validation", "validation", "test"),
-    "sst2": ("train", "dev", "train_trees", "dev"),
-    "movies": ("train", "val", "train", "test"),
-    "cola": ("train", "dev", None, "dev"),
-}
-_NO_EXPLAINER_TRAIN = {
-    "cola": "CoLA has no public word rationales; train the explainer on hatexplain, sst2, movies "
-    "or a JSONL file",
-}
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    if name == "TASKS":
+        return task_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def samples_dir() -> Path:
@@ -80,33 +87,29 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     else:
         path, source = samples_dir(), "the shipped samples"
     if path.exists() and not path.is_dir():
-        raise DataError(f"{path} (from {source}) is a file; give the folder holding hatexplain/, sst2/, movies/ or cola/")
+        raise DataError(f"{path} (from {source}) is a file; give the folder holding {data_folders()}")
     if not path.is_dir():
         raise DataError(
             f"{path}: data directory not found (from {source}); pass --data-dir or set {ENV_VAR} "
-            "to a folder holding hatexplain/, sst2/, movies/ or cola/"
+            f"to a folder holding {data_folders()}"
         )
     return path
 
 
 def _is_jsonl(task: str | Path) -> bool:
     text = str(task)
-    return text not in TASKS and (text.endswith(".jsonl") or Path(text).is_file())
+    return text not in TASK_SPECS and (text.endswith(".jsonl") or Path(text).is_file())
 
 
 def _check_task(task: str | Path) -> str:
     if _is_jsonl(task):
         return str(task)
-    if task not in TASKS and Path(task).is_dir():
+    if task not in TASK_SPECS and Path(task).is_dir():
         raise DataError(
             f"{task} is a folder, not a task or a JSONL file; give a .jsonl file, or a task name "
-            f"({', '.join(TASKS)}) with --data-dir {task} if it holds datasets"
+            f"({', '.join(TASK_SPECS)}) with --data-dir {task} if it holds datasets"
         )
-    if task not in TASKS:
-        raise DataError(
-            f"unknown task {str(task)!r}; use one of {', '.join(TASKS)} or a path to a .jsonl file"
-        )
-    return task
+    return get_task_spec(task).name
 
 
 def task_name(task: str | Path) -> str:
@@ -118,7 +121,7 @@ def task_name(task: str | Path) -> str:
 def task_splits(task: str | Path) -> tuple[str, ...]:
     """The split names ``load_examples`` accepts for a task (none for a JSONL file)."""
     task = _check_task(task)
-    return () if _is_jsonl(task) else _MODULES[task].SPLITS
+    return () if _is_jsonl(task) else get_task_spec(task).splits
 
 
 def label_names(task: str | Path, data_dir: str | Path | None = None) -> tuple[str, ...]:
@@ -126,17 +129,12 @@ def label_names(task: str | Path, data_dir: str | Path | None = None) -> tuple[s
     task = _check_task(task)
     if _is_jsonl(task):
         return jsonl.label_names(task)
-    return _MODULES[task].LABEL_NAMES
+    return get_task_spec(task).label_names
 
 
 def default_split(task: str, purpose: str) -> str:
-    """The split a built-in task uses for ``purpose`` (see the table in this module's docstring)."""
-    if purpose not in PURPOSES:
-        raise DataError(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
-    split = _DEFAULT_SPLITS[task][PURPOSES.index(purpose)]
-    if split is None:
-        raise DataError(_NO_EXPLAINER_TRAIN[task])
-    return split
+    """The split a registered task uses for ``purpose`` (its spec's ``purposes``)."""
+    return split_for(get_task_spec(task), purpose)
 
 
 def load_examples(
@@ -158,12 +156,12 @@ def load_examples(
             raise DataError(f"{task}: a JSONL file has no splits (got {split!r}); leave the split out")
         examples = jsonl.load(task)
     else:
+        spec = get_task_spec(task)
         if split is None:
-            split = default_split(task, purpose)
-        module = _MODULES[task]
-        if split not in module.SPLITS:
-            raise DataError(f"{task} has no split {split!r}; use one of {', '.join(module.SPLITS)}")
-        examples = module.load(resolve_data_dir(data_dir) / task, split)
+            split = split_for(spec, purpose)
+        if split not in spec.splits:
+            raise DataError(f"{task} has no split {split!r}; use one of {', '.join(spec.splits)}")
+        examples = spec.load(resolve_data_dir(data_dir) / task, split)
     cleaned = (_drop_blank_words(ex) for ex in examples)
     return [ex for ex in cleaned if ex.words]  # a post of only blanks gives a model nothing
 

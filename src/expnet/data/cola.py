@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import DataError, at, require_file
 from .records import RationaleExample
+from .spec import TaskSpec
 
 LABEL_NAMES = ("unacceptable", "acceptable")
 SPLITS = ("train", "dev")
@@ -42,3 +43,16 @@ def load(root: str | Path, split: str) -> list[RationaleExample]:
             words, label = parts[3].split(), int(parts[1])
             out.append(RationaleExample(f"{split}-{lineno}", "cola", words, label, LABEL_NAMES))
     return out
+
+
+SPEC = TaskSpec(
+    name="cola",
+    description="CoLA acceptability judgements; no word rationales (classifier and faithfulness only)",
+    load=load,
+    label_names=LABEL_NAMES,
+    splits=SPLITS,
+    rationale_splits=RATIONALE_SPLITS,
+    # Evaluating is allowed (faithfulness needs no rationales); its examples carry no gold masks.
+    purposes={"classifier_train": "train", "classifier_dev": "dev", "evaluation": "dev"},
+    unavailable={"explainer_train": "CoLA has no public word rationales"},
+)

@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import DataError, at, require_file
 from .jsonl import check_mask, iter_json_lines
 from .records import RationaleExample
+from .spec import TaskSpec
 
 LABEL_NAMES = ("hatespeech", "normal", "offensive")  # the dataset's own ids 0/1/2
 SPLITS = ("train", "validation", "test")
@@ -89,3 +90,17 @@ def _train_line(obj: dict, where: str) -> RationaleExample | None:
     if label is None:
         return None
     return RationaleExample(str(obj["post_id"]), "hatexplain", _tokens(obj, where), label, LABEL_NAMES)
+
+
+SPEC = TaskSpec(
+    name="hatexplain",
+    description="HateXplain posts (hate speech, offensive, normal) with per-annotator word rationales",
+    load=load,
+    label_names=LABEL_NAMES,
+    splits=SPLITS,
+    rationale_splits=RATIONALE_SPLITS,
+    # The training posts carry no rationales: the explainer trains on validation, is scored on test.
+    purposes={"classifier_train": "train", "classifier_dev": "validation", "explainer_train": "validation",
+              "evaluation": "test"},
+    finetune={"epochs": 2, "max_length": 64, "batch_size": 32, "learning_rate": 5e-5, "max_examples": 4000},
+)

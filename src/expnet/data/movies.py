@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from .errors import DataError, at
 from .jsonl import iter_json_lines
 from .records import RationaleExample
+from .spec import TaskSpec
 
 LABEL_NAMES = ("negative", "positive")
 LABELS = {"NEG": 0, "POS": 1}
@@ -114,3 +115,16 @@ def _example(obj: dict, read_doc, where: str) -> RationaleExample:
             mask[start:end] = [1] * (end - start)
     # A review without any evidence span counts as unannotated, not as "nothing is evidence".
     return RationaleExample(docid, "movies", words, label, LABEL_NAMES, [mask] if any(mask) else [])
+
+
+SPEC = TaskSpec(
+    name="movies",
+    description="ERASER movie reviews (sentiment of whole reviews) with evidence-span rationales",
+    load=load,
+    label_names=LABEL_NAMES,
+    splits=SPLITS,
+    rationale_splits=RATIONALE_SPLITS,
+    purposes={"classifier_train": "train", "classifier_dev": "val", "explainer_train": "train",
+              "evaluation": "test"},
+    finetune={"epochs": 2, "max_length": 256, "batch_size": 16, "learning_rate": 5e-5, "max_examples": 1600},
+)

@@ -23,6 +23,7 @@ from pathlib import Path
 from . import ptb
 from .errors import DataError, at, require_file
 from .records import RationaleExample
+from .spec import TaskSpec
 
 LABEL_NAMES = ("negative", "positive")
 SPLITS = ("train", "dev", "train_trees", "dev_trees", "test_trees")
@@ -112,3 +113,18 @@ def _load_dev(root: Path) -> list[RationaleExample]:
             "trees/dev.txt and have no rationale; ship the matching dev trees", stacklevel=2
         )
     return out
+
+
+SPEC = TaskSpec(
+    name="sst2",
+    description="SST-2 sentence sentiment, with rationales derived from the SST treebank",
+    load=load,
+    label_names=LABEL_NAMES,
+    splits=SPLITS,
+    rationale_splits=RATIONALE_SPLITS,
+    # GLUE's test labels are hidden, so GLUE dev is the evaluation split and the explainer trains
+    # on the treebank's train sentences.
+    purposes={"classifier_train": "train", "classifier_dev": "dev", "explainer_train": "train_trees",
+              "evaluation": "dev"},
+    finetune={"epochs": 1, "max_length": 48, "batch_size": 32, "learning_rate": 5e-5, "max_examples": 8000},
+)
