@@ -1,13 +1,19 @@
-"""Reusable steps of multi-task workflows (the demo, the benchmark): cached classifiers."""
+"""Reusable steps of multi-task workflows (the demo, the benchmark): fine-tuning settings, cached classifiers."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
 
-from expnet.data import load_examples
+from expnet.data import finetune_defaults, load_examples
 from expnet.models.classifier import Classifier, default_backbone, read_metrics
 from expnet.models.finetune import FinetuneSettings, finetune
+
+
+def finetune_settings(task: str | Path, overrides: dict | None = None) -> FinetuneSettings:
+    """The task's fine-tuning defaults (its ``TaskSpec.finetune``; generic ones for a JSONL file)
+    with ``overrides`` (``FinetuneSettings`` fields) on top."""
+    return FinetuneSettings(**{**finetune_defaults(task), **(overrides or {})})
 
 
 def ensure_classifier(
