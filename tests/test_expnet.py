@@ -12,7 +12,7 @@ from expnet.explainers import ExpNetExplainer, get_explainer
 from expnet.metrics.plausibility import plausibility
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec, word_features
-from expnet.network.training import ExpNetSettings, focal_loss, train_expnet
+from expnet.network.training import ExpNetSettings, focal_loss
 
 WORDS = ["the", "movie", "was", "very", "good", "bad", "boring", "fun", "i", "love", "unbelievable", "not"]
 
@@ -65,7 +65,7 @@ def trained(tiny_classifier_dir):
     classifier = Classifier.load(tiny_classifier_dir, max_length=32)
     examples = planted_examples(classifier)
     settings = ExpNetSettings(max_epochs=80, patience=15, learning_rate=3e-3, focal_alpha=0.75)
-    return classifier, examples, train_expnet([(classifier, examples[:90])], settings, seed=0, progress=False)
+    return classifier, examples, ExpNetExplainer.train([(classifier, examples[:90])], settings, seed=0, progress=False)
 
 
 def test_expnet_learns_a_planted_rationale(trained):
@@ -134,8 +134,8 @@ def test_corrupt_folder_is_refused_and_failed_save_keeps_old(trained, tmp_path):
 def test_training_is_deterministic(tiny_classifier):
     examples = planted_examples(tiny_classifier, n=30)
     settings = ExpNetSettings(max_epochs=5)
-    a = train_expnet([(tiny_classifier, examples)], settings, seed=7, progress=False)
-    b = train_expnet([(tiny_classifier, examples)], settings, seed=7, progress=False)
+    a = ExpNetExplainer.train([(tiny_classifier, examples)], settings, seed=7, progress=False)
+    b = ExpNetExplainer.train([(tiny_classifier, examples)], settings, seed=7, progress=False)
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[key])
 

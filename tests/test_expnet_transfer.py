@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from expnet.errors import ExpnetError
-from expnet.explainers import get_explainer
+from expnet.explainers import ExpNetExplainer, get_explainer
 from expnet.models.classifier import Classifier
 from expnet.models.decomposition import decompose
 from expnet.network.features import FeatureSpec, rank_within_text, word_features
 from expnet.network.gradient_features import batch_features
 from expnet.network.model import ExpNetModel
-from expnet.network.training import ExpNetSettings, listwise_loss, train_expnet
+from expnet.network.training import ExpNetSettings, listwise_loss
 from test_expnet import planted_examples, random_texts
 
 
@@ -73,7 +73,7 @@ def test_layout_free_expnet_explains_another_layout(tiny_classifier, tiny_classi
     settings = ExpNetSettings(
         directions=("cls_to_token",), head_pooling="quantiles", views=("zscore", "rank"), loss="listwise", max_epochs=3
     )
-    expnet = train_expnet([(tiny_classifier, examples)], settings, seed=0, progress=False)
+    expnet = ExpNetExplainer.train([(tiny_classifier, examples)], settings, seed=0, progress=False)
     assert expnet.spec.dim == 12  # 6 head statistics x 2 views, whatever the number of heads
     other = Classifier.load(tiny_classifier_3heads_dir)  # 3 layers x 4 heads instead of 2 x 2
     loaded = get_explainer(str(expnet.save_pretrained(tmp_path / "free")))
@@ -91,7 +91,7 @@ def test_listwise_and_anchored_expnet_learn_a_planted_rationale(tiny_classifier)
         ExpNetSettings(views=("absolute", "zscore"), loss="listwise", max_epochs=60, patience=10),
         ExpNetSettings(views=("absolute", "zscore"), loss="focal+listwise", anchor="L1.h0.cls_to_token.in_text", max_epochs=60, patience=10),
     ):
-        expnet = train_expnet([(tiny_classifier, examples[:90])], settings, seed=0, progress=False)
+        expnet = ExpNetExplainer.train([(tiny_classifier, examples[:90])], settings, seed=0, progress=False)
         held_out = examples[90:]
         explanations = expnet.explain(tiny_classifier, [e.words for e in held_out])
         result = plausibility([e.gold_mask() for e in held_out], [x.scores for x in explanations], [x.rationale for x in explanations])
@@ -122,7 +122,7 @@ def _fit_with_anchor(anchor):
 def test_nan_weights_and_unknown_settings_are_refused(tiny_classifier, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    expnet = train_expnet([(tiny_classifier, planted_examples(tiny_classifier, n=20))], ExpNetSettings(max_epochs=1), progress=False)
+    expnet = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=20))], ExpNetSettings(max_epochs=1), progress=False)
     folder = expnet.save_pretrained(tmp_path / "e")
     with pytest.raises(ExpnetError, match="no setting 'n_sample'"):
         get_explainer(str(folder), n_sample=10)
@@ -137,8 +137,6 @@ def test_nan_weights_and_unknown_settings_are_refused(tiny_classifier, tmp_path)
 
 
 def test_listwise_rationale_takes_as_many_words_as_the_softmax_perplexity():
-    from expnet.explainers.learned import ExpNetExplainer
-
     spec = FeatureSpec.for_model(2, 2)
     listwise = ExpNetExplainer(ExpNetModel(spec.dim), spec, ExpNetSettings(loss="listwise"))
     logits = torch.tensor([[5.0, 5.0, -10.0, -10.0, 0.0], [1.0, 1.0, 1.0, 1.0, 9.0]])

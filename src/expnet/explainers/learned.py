@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.io import atomic_directory, recover_directory
@@ -15,7 +17,7 @@ from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec, valid_words
 from expnet.network.gradient_features import batch_features
 from expnet.network.model import ExpNetModel
-from expnet.network.training import ExpNetSettings
+from expnet.network.training import ExpNetSettings, WordDataset, collect_sources, fit_model
 from expnet.words import EncodedBatch
 
 CONFIG_NAME = "config.json"
@@ -61,6 +63,25 @@ class ExpNetExplainer(Explainer):
         self.settings_used = settings or ExpNetSettings()
         self.history = history or {}
         self.threshold = threshold
+
+    @classmethod
+    def fit(cls, dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings, seed: int = 0) -> ExpNetExplainer:
+        """Fit an ExpNet on collected word features (``network.training.collect_features``)."""
+        model, history = fit_model(dataset, spec, settings, seed)
+        return cls(model=model, spec=spec, settings=settings, history=history)
+
+    @classmethod
+    def train(
+        cls,
+        sources: Sequence[tuple[Classifier, Sequence[RationaleExample]]],
+        settings: ExpNetSettings | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> ExpNetExplainer:
+        """Train one ExpNet on every (classifier, examples) source."""
+        settings = settings or ExpNetSettings()
+        dataset, spec = collect_sources(sources, settings, progress)
+        return cls.fit(dataset, spec, settings, seed)
 
     def settings(self) -> dict:
         return {"threshold": self.threshold, "batch_size": self.batch_size, "features": self.spec.to_dict()}
