@@ -144,3 +144,26 @@ def test_subword_pieces_are_counted_on_the_whole_text(tiny_classifier):
     pieces = subword_pieces(tiny_classifier, [long_text, ["this", "films"]])
     assert pieces[0].tolist() == [3, 2, 1] + [2] * 40
     assert pieces[1].tolist() == [1, 2]
+
+
+def test_evaluate_keeps_the_explainers_batch_size_unless_the_caller_gives_one(tiny_classifier, monkeypatch):
+    from expnet.data.records import RationaleExample
+    from expnet.evaluation import evaluate
+    from expnet.explainers import get_explainer
+    from expnet.explainers.random_baseline import RandomExplainer
+
+    seen = []
+    explain_batch = RandomExplainer.explain_batch
+
+    def recording(self, classifier, batch, targets):
+        seen.append(batch.batch_size)
+        return explain_batch(self, classifier, batch, targets)
+
+    monkeypatch.setattr(RandomExplainer, "explain_batch", recording)
+    examples = [RationaleExample(str(i), "toy", ["good", "movie", "fun"], 0, ("a", "b"), [[1, 0, 0]]) for i in range(5)]
+    explainer = get_explainer("random", batch_size=2)
+    evaluate(tiny_classifier, examples, {"random": explainer}, rationale_rate=0.3)
+    assert seen[1:] == [2, 2, 1]  # after the one-text warm-up: the explainer's own batch size
+    seen.clear()
+    evaluate(tiny_classifier, examples, {"random": explainer}, rationale_rate=0.3, batch_size=4)
+    assert seen[1:] == [4, 1] and explainer.batch_size == 2  # the caller's, on a copy

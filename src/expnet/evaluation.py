@@ -12,6 +12,7 @@ F1@k at a rate of the words or a fixed ``top_k``. When an ExpNet is among the ex
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -206,19 +207,33 @@ def compare_explainers(scores: Mapping[str, dict], expnets: Sequence[str]) -> li
     return found
 
 
+FORWARD_BATCH_SIZE = 16
+
+
+def at_batch_size(explainer: Explainer, batch_size: int) -> Explainer:
+    """A shallow copy of ``explainer`` (models shared, not copied) that runs at ``batch_size``."""
+    copied = copy.copy(explainer)
+    copied.batch_size = batch_size
+    return copied
+
+
 def evaluate(
     classifier: Classifier,
     examples: Sequence[RationaleExample],
     explainers: Mapping[str, Explainer],
     rationale_rate: float,
     gold_rule: str = "majority",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     progress: bool = False,
     top_k: int | None = None,
     unit: str = "word",
 ) -> EvaluationResult:
     """Every explainer over ``examples``; F1@k takes ``top_k`` words when given, else
-    ``rationale_rate`` of them; ``unit="subword"`` scores subword tokens (see score_run)."""
+    ``rationale_rate`` of them; ``unit="subword"`` scores subword tokens (see score_run).
+
+    ``batch_size``, when given, is what every explainer runs at (on a copy: the caller's explainers
+    are left as they are); else each explainer keeps its own. The plain forward pass runs at
+    ``batch_size``, else at ``FORWARD_BATCH_SIZE``."""
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
     if not any(e.has_rationale for e in examples):
@@ -229,7 +244,7 @@ def evaluate(
         )
     words = [e.words for e in examples]
     pieces = subword_pieces(classifier, words) if unit == "subword" else None
-    predictions, forward_speed = forward_pass(classifier, words, batch_size)
+    predictions, forward_speed = forward_pass(classifier, words, batch_size or FORWARD_BATCH_SIZE)
     labels = np.array([e.label for e in examples])
     result = EvaluationResult(
         n_examples=len(examples),
@@ -239,8 +254,7 @@ def evaluate(
         rationale_rate=rationale_rate,
     )
     for name, explainer in explainers.items():
-        explainer.batch_size = batch_size
-        run = run_explainer(classifier, explainer, words, progress)
+        run = run_explainer(classifier, explainer if batch_size is None else at_batch_size(explainer, batch_size), words, progress)
         result.runs[name] = run
         result.scores[name] = score_run(run, examples, rationale_rate, gold_rule, top_k, pieces)
         result.scores[name]["speed_vs_forward"] = run.examples_per_second / forward_speed
