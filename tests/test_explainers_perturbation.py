@@ -187,3 +187,16 @@ def test_byte_level_pieces_belong_to_their_own_word(trim_offsets):
     for w, word in enumerate(words):
         pieces = [t for t, i in zip(tokens, batch.token_word[0].tolist(), strict=True) if i == w]
         assert tokenizer.convert_tokens_to_string(pieces).strip() == word
+
+
+def test_default_budget_is_read_from_the_constructor():
+    from expnet.explainers.perturbation import LimeExplainer, ShapleySamplingExplainer
+
+    assert LimeExplainer.info().default_budget == "n_samples=300"
+    assert ShapleySamplingExplainer.info().default_budget == "n_samples=10 permutations"
+
+    class CheaperLime(LimeExplainer):
+        def __init__(self, n_samples: int = 7, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
+            super().__init__(n_samples, perturbations_per_eval, batch_size, seed)
+
+    assert CheaperLime.info().default_budget == "n_samples=7"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -95,16 +96,19 @@ class Explanation:
         return self.label_names[self.prediction] if self.label_names else str(self.prediction)
 
     def to_dict(self) -> dict:
+        """Plain JSON data; ``from_dict`` reads it back (names and truncation are derived there)."""
         return {
             "explainer": self.explainer,
-            "words": self.words,
-            "scores": [None if np.isnan(s) else float(s) for s in self.scores],
+            "words": list(self.words),
+            # A non-finite score is as missing as an unscored word's: null either way (strict JSON).
+            "scores": [float(s) if np.isfinite(s) else None for s in self.scores],
             "scored": [bool(s) for s in self.scored],
             "rationale": None if self.rationale is None else [int(r) for r in self.rationale],
             "target": self.target,
             "target_name": self.target_name,
             "prediction": self.prediction,
             "prediction_name": self.prediction_name,
+            "label_names": list(self.label_names),
             "probabilities": [float(p) for p in self.probabilities],
             "truncated": self.truncated,
             "unscored_reason": [
@@ -112,6 +116,22 @@ class Explanation:
                 for scored, cut in zip(self.scored, self.cut_words, strict=True)
             ],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Explanation:
+        """The explanation ``to_dict`` wrote (nulls become NaN scores)."""
+        return cls(
+            words=list(data["words"]),
+            scores=np.array([np.nan if s is None else s for s in data["scores"]], dtype=np.float64),
+            scored=np.array(data["scored"], dtype=bool),
+            target=int(data["target"]),
+            prediction=int(data["prediction"]),
+            probabilities=np.array([np.nan if p is None else p for p in data["probabilities"]], dtype=np.float64),
+            explainer=data["explainer"],
+            label_names=tuple(data.get("label_names", ())),
+            rationale=None if data["rationale"] is None else np.array(data["rationale"], dtype=np.int8),
+            cut=np.array([reason == "truncated" for reason in data["unscored_reason"]], dtype=bool),
+        )
 
 
 @dataclass
@@ -143,6 +163,8 @@ class Explainer(ABC):
     signed: ClassVar[bool] = False
     explains: ClassVar[str] = "attention"
     needs_attention: ClassVar[bool] = False
+    # Formatted with the constructor's defaults ("n_samples={n_samples}"), so the budget shown in
+    # ``expnet explainers`` cannot drift from the one an explainer really runs with.
     default_budget: ClassVar[str] = "-"
 
     def __init__(self, batch_size: int = 16, seed: int = 0) -> None:
@@ -151,7 +173,8 @@ class Explainer(ABC):
 
     @classmethod
     def info(cls) -> ExplainerInfo:
-        return ExplainerInfo(cls.name, cls.family, cls.cost, cls.signed, cls.explains, cls.default_budget)
+        defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
+        return ExplainerInfo(cls.name, cls.family, cls.cost, cls.signed, cls.explains, cls.default_budget.format(**defaults))
 
     def settings(self) -> dict:
         return dict(vars(self))

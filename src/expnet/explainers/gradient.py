@@ -96,7 +96,6 @@ class SaliencyExplainer(Explainer):
     cost = "1 forward + 1 forward+backward"
     signed = False
     explains = "logit"
-    default_budget = "-"
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         logits, chosen, embeddings, extra = _prepare(classifier, batch, targets)
@@ -115,7 +114,6 @@ class InputXGradientExplainer(Explainer):
     cost = "1 forward + 1 forward+backward"
     signed = True
     explains = "logit"
-    default_budget = "-"
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         logits, chosen, embeddings, extra = _prepare(classifier, batch, targets)
@@ -136,7 +134,7 @@ class IntegratedGradientsExplainer(Explainer):
     cost = "1 forward + n_steps forward+backward"
     signed = True
     explains = "logit"
-    default_budget = "n_steps=50"
+    default_budget = "n_steps={n_steps}"
 
     def __init__(
         self,
@@ -187,7 +185,7 @@ class SmoothGradExplainer(Explainer):
     cost = "1 forward + n_samples forward+backward"
     signed = False
     explains = "logit"
-    default_budget = "n_samples=20"
+    default_budget = "n_samples={n_samples}"
 
     def __init__(
         self,
@@ -223,7 +221,7 @@ class SmoothGradExplainer(Explainer):
         """The mean attribution [1, T, D] over ``n_samples`` noisy copies of one unpadded text."""
         embeddings = input_embeddings(classifier, row)
         pieces = embeddings[row.word_tokens.to(embeddings.device)]
-        spread = float(pieces.std()) if pieces.numel() > 1 else 1.0
+        spread = float(pieces.float().std()) if pieces.numel() > 1 else 1.0
         generator = self.text_generator(row.words[0])
         noise = torch.randn((self.n_samples, *embeddings.shape[1:]), generator=generator) * (self.noise * spread)
         attribute = method(logit_function(classifier, row)).attribute

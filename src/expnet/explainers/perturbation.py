@@ -196,7 +196,7 @@ class LimeExplainer(SampledWordExplainer):
 
     name = "lime"
     cost = "1 forward + n_samples forward"
-    default_budget = "n_samples=300"
+    default_budget = "n_samples={n_samples}"
 
     def __init__(self, n_samples: int = 300, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
         super().__init__(n_samples, perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
@@ -215,7 +215,7 @@ class KernelShapExplainer(SampledWordExplainer):
 
     name = "kernel_shap"
     cost = "1 forward + n_samples forward"
-    default_budget = "n_samples=300"
+    default_budget = "n_samples={n_samples}"
 
     def __init__(self, n_samples: int = 300, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
         super().__init__(n_samples, perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
@@ -237,7 +237,7 @@ class ShapleySamplingExplainer(SampledWordExplainer):
 
     name = "shapley_sampling"
     cost = "2 + n_samples x words forward"
-    default_budget = "n_samples=10 permutations"
+    default_budget = "n_samples={n_samples} permutations"
 
     def __init__(self, n_samples: int = 10, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
         super().__init__(n_samples, perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
@@ -312,7 +312,7 @@ class PartitionShapExplainer(WordPerturbationExplainer):
 
     name = "partition_shap"
     cost = "1 forward + max_evals forward"
-    default_budget = "max_evals=300"
+    default_budget = "max_evals={max_evals}"
 
     def __init__(self, max_evals: int = 300, perturbations_per_eval: int = 64, batch_size: int = 16, seed: int = 0):
         super().__init__(perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
