@@ -134,7 +134,7 @@ def attnlrp_token_relevance(classifier, batch, targets: torch.Tensor | None) -> 
         output = classifier.forward(batch, inputs_embeds=embeddings)
         chosen = resolve_targets(output.logits, targets)
         (gradient,) = torch.autograd.grad(target_logits(output.logits, chosen).sum(), embeddings)
-    relevance = (embeddings.detach() * gradient).sum(-1).float()
+    relevance = (embeddings.detach().float() * gradient.float()).sum(-1)  # float32 sum under bf16/fp16
     relevance = relevance * batch.attention_mask.to(relevance.dtype)
     return relevance, output.logits.detach()
 
