@@ -8,11 +8,43 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from expnet.data import TASKS, load_examples
+import expnet.data
+from expnet.data import RationaleExample, load_examples, task_name
 from expnet.errors import ExpnetError
 from expnet.io import recover_directory, write_target
 from expnet.models.classifier import Classifier
 from expnet.seeding import seed_everything
+
+
+def task_help() -> str:
+    """What a task option takes, from the data registry (read when the parser is built, so a task
+    registered after import shows too)."""
+    return f"{', '.join(expnet.data.TASKS)} or a JSONL file"
+
+
+def add_command(subparsers, name: str, run: Callable[[argparse.Namespace], int], help: str, description: str | None = None):
+    """A subcommand's parser, dispatched to ``run``."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_classifier(parser: argparse.ArgumentParser, help: str = "classifier folder or Hugging Face name") -> None:
+    parser.add_argument("--classifier", required=True, help=help)
+
+
+def add_data(parser: argparse.ArgumentParser, required: bool = True, help: str | None = None) -> None:
+    """--data (a task or a JSONL file), --data-dir and --split: where a command's examples come from."""
+    parser.add_argument("--data", required=required, help=help or task_help())
+    add_data_dir(parser)
+    parser.add_argument("--split", default=None, help="split for --data (default: the task's evaluation split)")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--seed, --device and --trust-remote-code: how any command that loads a model runs it."""
+    add_seed(parser)
+    add_device(parser)
+    add_trust_remote_code(parser)
 
 
 def add_seed(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +110,30 @@ def load_limited(task: str, split: str | None, data_dir, purpose: str, max_examp
     return examples[:max_examples] if max_examples else examples
 
 
+def check_labels(classifier: Classifier, examples: Iterable[RationaleExample]) -> None:
+    """Refuse examples whose gold label this classifier cannot predict (else they are silently
+    skipped, or trained on)."""
+    for example in examples:
+        if not 0 <= example.label < classifier.num_labels:
+            raise ExpnetError(
+                f"example {example.id} has label {example.label}, outside this classifier's "
+                f"{classifier.num_labels} classes; evaluate it with a classifier fine-tuned on this task"
+            )
+
+
+def evaluation_examples(args: argparse.Namespace, classifier: Classifier) -> list[RationaleExample]:
+    """The first --max-examples of --data's --split (default: its evaluation split), checked
+    against the classifier's labels."""
+    examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
+    check_labels(classifier, examples)
+    return examples
+
+
+def data_description(args: argparse.Namespace) -> tuple[str, str]:
+    """(task or file, split) as results record them."""
+    return task_name(args.data), args.split or "default evaluation split"
+
+
 def _is_expnet_folder(folder: Path) -> bool:
     try:
         return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("format") == "expnet"
@@ -137,7 +193,7 @@ def check_out_folder(args: argparse.Namespace, inputs: Iterable[str | Path | Non
 
 def data_file(task: str | None) -> str | None:
     """The path a --task/--data value reads, or None for a built-in task (a name, not a path)."""
-    return None if task in TASKS else task
+    return None if task in expnet.data.TASKS else task
 
 
 def check_out_file(path: str | None, flag: str, inputs: Iterable[str | Path | None] = ()) -> Path | None:

@@ -7,18 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from expnet.cli.common import (
-    add_data_dir,
-    add_device,
-    add_out_folder,
-    add_seed,
-    add_trust_remote_code,
-    check_out_folder,
-    data_file,
-    load_classifier,
-    positive_int,
-    start,
-)
+from expnet.cli import common
 from expnet.concepts.cavs import read_texts, shipped_sets
 from expnet.concepts.report import heat_page, plot_scores
 from expnet.concepts.tcav import run_tcav
@@ -31,16 +20,15 @@ DEFAULT_N_CAVS = 50
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "concepts",
-        help="concept sensitivity by layer (CAVs + attention-weighted derivatives, t-tested)",
-        description=(
-            "Train many CAVs per concept and layer, score how the target class's logit moves along them "
-            "(attention-weighted token derivatives), and t-test the scores against 0.5 and against "
-            f"random-vs-random CAVs. Shipped sets usable by name: {', '.join(shipped_sets()) or 'none'}."
-        ),
+    description = (
+        "Train many CAVs per concept and layer, score how the target class's logit moves along them "
+        "(attention-weighted token derivatives), and t-test the scores against 0.5 and against "
+        f"random-vs-random CAVs. Shipped sets usable by name: {', '.join(shipped_sets()) or 'none'}."
     )
-    parser.add_argument("--classifier", required=True, help="classifier folder or Hugging Face name")
+    parser = common.add_command(
+        subparsers, "concepts", run, "concept sensitivity by layer (CAVs + attention-weighted derivatives, t-tested)", description
+    )
+    common.add_classifier(parser)
     parser.add_argument(
         "--concept", action="append", required=True, metavar="NAME=FILE",
         help="a concept: a text file with one example a line (repeatable); a shipped set's name alone also works",
@@ -48,27 +36,22 @@ def register(subparsers) -> None:
     parser.add_argument("--random", required=True, metavar="FILE", help="random texts, one a line (a few hundred), or a shipped random set's name")
     parser.add_argument("--target", required=True, help="class whose sensitivity is measured, index or name")
     parser.add_argument("--inputs", default=None, metavar="FILE", help="texts of the target class to score on, one a line")
-    parser.add_argument("--data", default=None, help="or take the target-class inputs (gold label) from a task: hatexplain, sst2, ... or a JSONL file")
-    add_data_dir(parser)
-    parser.add_argument("--split", default=None, help="split for --data (default: the task's evaluation split)")
-    parser.add_argument("--max-inputs", type=positive_int, default=200, help="at most N inputs, a seeded random sample (default 200)")
+    common.add_data(parser, required=False, help=f"or take the target-class inputs (gold label) from a task: {common.task_help()}")
+    parser.add_argument("--max-inputs", type=common.positive_int, default=200, help="at most N inputs, a seeded random sample (default 200)")
     parser.add_argument("--layers", default="all", help="'all' (default) or comma-separated 0-based layer indices like 2,5")
     parser.add_argument(
-        "--n-cavs", type=positive_int, default=DEFAULT_N_CAVS,
+        "--n-cavs", type=common.positive_int, default=DEFAULT_N_CAVS,
         help=f"CAVs per concept and layer, each on its own random sample (default {DEFAULT_N_CAVS} as in the paper: "
         "about 1.5 minutes on one CPU thread for 3 concepts on a MiniLM classifier)",
     )
-    parser.add_argument("--texts-per-cav", type=positive_int, default=50, help="texts sampled per side for each CAV (default 50)")
-    parser.add_argument("--max-tokens", type=positive_int, default=1000, help="token states per side for each CAV (default 1000)")
+    parser.add_argument("--texts-per-cav", type=common.positive_int, default=50, help="texts sampled per side for each CAV (default 50)")
+    parser.add_argument("--max-tokens", type=common.positive_int, default=1000, help="token states per side for each CAV (default 1000)")
     parser.add_argument("--versus", choices=("random", "concepts"), default="random", help="negatives: the random texts (default) or the other concepts")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level before the Bonferroni correction (default 0.05)")
-    parser.add_argument("--heat-examples", type=positive_int, default=5, help="inputs shown with per-word heat in the HTML page (default 5)")
-    parser.add_argument("--batch-size", type=positive_int, default=16)
-    add_out_folder(parser, "folder for tcav.json, scores_by_layer.png and heat.html")
-    add_seed(parser)
-    add_device(parser)
-    add_trust_remote_code(parser)
-    parser.set_defaults(func=run)
+    parser.add_argument("--heat-examples", type=common.positive_int, default=5, help="inputs shown with per-word heat in the HTML page (default 5)")
+    parser.add_argument("--batch-size", type=common.positive_int, default=16)
+    common.add_out_folder(parser, "folder for tcav.json, scores_by_layer.png and heat.html")
+    common.add_model_options(parser)
 
 
 def parse_concepts(specs: list[str]) -> dict[str, list[list[str]]]:
@@ -133,19 +116,19 @@ def print_summary(data: dict) -> None:
 
 
 def run(args) -> int:
-    start(args)
+    common.start(args)
     if not 0 < args.alpha < 1:
         raise ExpnetError(f"--alpha {args.alpha} must be between 0 and 1")
     concept_files = [spec.partition("=")[2] or spec for spec in args.concept]
-    out = check_out_folder(
-        args, [args.classifier, *concept_files, args.random, args.inputs, data_file(args.data), args.data_dir]
+    out = common.check_out_folder(
+        args, [args.classifier, *concept_files, args.random, args.inputs, common.data_file(args.data), args.data_dir]
     )
     concepts = parse_concepts(args.concept)
     random_texts = read_texts(args.random, "random")
     if len(random_texts) < 4:
         raise ExpnetError(f"the random file has {len(random_texts)} texts; give at least 4 (a few hundred is better)")
     layers = parse_layers(args.layers)
-    classifier = load_classifier(args.classifier, args)
+    classifier = common.load_classifier(args.classifier, args)
     target = classifier.label_id(args.target)
     inputs = target_inputs(args, target)
     started = time.perf_counter()

@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-from expnet.cli.common import (
-    add_data_dir,
-    add_device,
-    add_seed,
-    add_trust_remote_code,
-    check_out_file,
-    data_file,
-    load_classifier,
-    load_limited,
-    positive_int,
-    start,
-)
-from expnet.data import load_examples, rationale_rate, task_name
+from expnet.cli import common
+from expnet.data import load_examples, rationale_rate
 from expnet.data.errors import DataError
 from expnet.errors import ExpnetError
 from expnet.evaluation import UNITS, evaluate
 from expnet.explainers import get_explainer
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.io import atomic_write_json, atomic_write_text
-from expnet.models.classifier import Classifier
 from expnet.report.pages import evaluation_page
 from expnet.report.tables import print_results
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("evaluate", help="score explainers against human rationales (F1, IOU-F1, AUROC, AP, AUPRC, speed)")
-    parser.add_argument("--classifier", required=True, help="classifier folder or Hugging Face name")
-    parser.add_argument("--data", required=True, help="hatexplain, sst2, movies, cola or a JSONL file")
-    add_data_dir(parser)
-    parser.add_argument("--split", default=None, help="split to evaluate (default: the task's evaluation split)")
+    parser = common.add_command(subparsers, "evaluate", run, "score explainers against human rationales (F1, IOU-F1, AUROC, AP, AUPRC, speed)")
+    common.add_classifier(parser)
+    common.add_data(parser)
     parser.add_argument("--explainers", required=True, help="comma-separated explainer names and/or ExpNet folders")
     parser.add_argument("--out", required=True, help="results JSON file")
-    parser.add_argument("--max-examples", type=positive_int, default=None)
-    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--max-examples", type=common.positive_int, default=None)
+    parser.add_argument("--batch-size", type=common.positive_int, default=16)
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority")
     parser.add_argument(
         "--rationale-rate",
@@ -45,7 +31,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--top-k",
-        type=positive_int,
+        type=common.positive_int,
         default=None,
         help="select this many words (or pieces) for F1@k instead of --rationale-rate of them (HateXplain 5, ferret 7)",
     )
@@ -56,11 +42,8 @@ def register(subparsers) -> None:
         help="score words, or subword tokens as HateXplain and ferret do (each piece carries its word's gold label and score)",
     )
     parser.add_argument("--html", default=None, help="also write an HTML page with highlighted examples here")
-    parser.add_argument("--html-examples", type=positive_int, default=8, help="examples shown in the HTML page (default 8)")
-    add_seed(parser)
-    add_device(parser)
-    add_trust_remote_code(parser)
-    parser.set_defaults(func=run)
+    parser.add_argument("--html-examples", type=common.positive_int, default=8, help="examples shown in the HTML page (default 8)")
+    common.add_model_options(parser)
 
 
 def default_rate(task: str, data_dir, gold_rule: str, evaluated) -> tuple[float, str]:
@@ -71,15 +54,6 @@ def default_rate(task: str, data_dir, gold_rule: str, evaluated) -> tuple[float,
         return rationale_rate(evaluated, gold_rule), "evaluated split"
 
 
-def check_labels(classifier: Classifier, examples) -> None:
-    for example in examples:
-        if not 0 <= example.label < classifier.num_labels:
-            raise ExpnetError(
-                f"example {example.id} has label {example.label}, outside this classifier's "
-                f"{classifier.num_labels} classes; evaluate it with a classifier fine-tuned on this task"
-            )
-
-
 def build_explainers(spec: str, batch_size: int, seed: int) -> dict:
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
@@ -88,16 +62,15 @@ def build_explainers(spec: str, batch_size: int, seed: int) -> dict:
 
 
 def run(args) -> int:
-    start(args)
-    inputs = [args.classifier, data_file(args.data), args.data_dir, *args.explainers.split(",")]
-    out = check_out_file(args.out, "--out", inputs)
-    page = check_out_file(args.html, "--html", inputs)
+    common.start(args)
+    inputs = [args.classifier, common.data_file(args.data), args.data_dir, *args.explainers.split(",")]
+    out = common.check_out_file(args.out, "--out", inputs)
+    page = common.check_out_file(args.html, "--html", inputs)
     if page is not None and page.resolve() == out.resolve():
         raise ExpnetError(f"--html {args.html} is the --out file; give the page its own path")
-    classifier = load_classifier(args.classifier, args)
+    classifier = common.load_classifier(args.classifier, args)
     explainers = build_explainers(args.explainers, args.batch_size, args.seed)
-    examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
-    check_labels(classifier, examples)
+    examples = common.evaluation_examples(args, classifier)
     if args.rationale_rate is not None:
         if not 0 < args.rationale_rate <= 1:
             raise ExpnetError(f"--rationale-rate {args.rationale_rate} must be in (0, 1]")
@@ -105,10 +78,11 @@ def run(args) -> int:
     else:
         rate, source = default_rate(args.data, args.data_dir, args.gold_rule, examples)
     result = evaluate(classifier, examples, explainers, rate, args.gold_rule, args.batch_size, progress=True, top_k=args.top_k, unit=args.unit)
+    data, split = common.data_description(args)
     result.settings = {
         "classifier": str(args.classifier),
-        "data": task_name(args.data),
-        "split": args.split or "default evaluation split",
+        "data": data,
+        "split": split,
         "gold_rule": args.gold_rule,
         "rationale_rate_source": source,
         "top_k": args.top_k,
@@ -119,10 +93,10 @@ def run(args) -> int:
         "seed": args.seed,
         "expnet_rationale": {n: "threshold" for n, e in explainers.items() if isinstance(e, ExpNetExplainer)},
     }
-    data = result.to_dict()
-    atomic_write_json(out, data)
-    print_results(data, f"{task_name(args.data)}: {len(examples)} examples")
+    results = result.to_dict()
+    atomic_write_json(out, results)
+    print_results(results, f"{data}: {len(examples)} examples")
     if page:
-        atomic_write_text(page, evaluation_page(result, examples, args.gold_rule, f"expnet evaluation: {task_name(args.data)}", args.html_examples))
+        atomic_write_text(page, evaluation_page(result, examples, args.gold_rule, f"expnet evaluation: {data}", args.html_examples))
     print(out)
     return 0

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import fields
 
-from expnet.cli.common import (
-    add_device,
-    add_seed,
-    add_trust_remote_code,
-    check_out_file,
-    load_classifier,
-    positive_float,
-    positive_int,
-    start,
-)
+from expnet.cli import common
 from expnet.corpus import CorpusJob, explain_corpus
 from expnet.corpus.runner import ENGINES
 from expnet.errors import ExpnetError
@@ -26,13 +18,13 @@ from expnet.words import split_text
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("explain", help="explain texts (arguments, or one per line on stdin)")
-    parser.add_argument("--classifier", required=True, help="classifier folder or Hugging Face name")
+    parser = common.add_command(subparsers, "explain", run, "explain texts (arguments, or one per line on stdin)")
+    common.add_classifier(parser)
     parser.add_argument("--explainer", required=True, help="an ExpNet folder or an explainer name (see 'expnet explainers')")
     parser.add_argument("--format", choices=("text", "json", "html"), default="text")
     parser.add_argument("--out", default=None, help="write here instead of stdout (written atomically)")
     parser.add_argument("--target", default=None, help="class to explain, index or name (default: the predicted class)")
-    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--batch-size", type=common.positive_int, default=16)
     parser.add_argument(
         "--progress",
         action="store_true",
@@ -44,15 +36,12 @@ def register(subparsers) -> None:
     corpus.add_argument("--output", default=None, help="a .parquet or .jsonl file; rerun the same command to resume")
     corpus.add_argument("--text-field", default="text", help="the text's field or column (jsonl, csv, parquet; default text)")
     corpus.add_argument("--id-field", default="id", help="the id's field or column (jsonl, csv, parquet; default id)")
-    corpus.add_argument("--max-examples", type=positive_int, default=None, help="explain only the first N good rows")
+    corpus.add_argument("--max-examples", type=common.positive_int, default=None, help="explain only the first N good rows")
     corpus.add_argument("--engine", choices=ENGINES, default="local", help="local (this process) or ray (needs expnet[ray])")
-    corpus.add_argument("--num-workers", type=positive_int, default=1, help="Ray actors, each with its own model copy")
+    corpus.add_argument("--num-workers", type=common.positive_int, default=1, help="Ray actors, each with its own model copy")
     corpus.add_argument("--address", default=None, help="join this Ray cluster (default: start a local Ray)")
-    corpus.add_argument("--gpus-per-worker", type=positive_float, default=None, help="GPUs each Ray actor reserves")
-    add_seed(parser)
-    add_device(parser)
-    add_trust_remote_code(parser)
-    parser.set_defaults(func=run)
+    corpus.add_argument("--gpus-per-worker", type=common.positive_float, default=None, help="GPUs each Ray actor reserves")
+    common.add_model_options(parser)
 
 
 def read_texts(args) -> list[list[str]]:
@@ -112,12 +101,12 @@ def warn_unscored(explanations: list[Explanation], max_length: int) -> None:
 
 
 def run(args) -> int:
-    start(args)
+    common.start(args)
     if args.input or args.output:
         return run_corpus(args)
-    out = check_out_file(args.out, "--out", [args.classifier, args.explainer])
+    out = common.check_out_file(args.out, "--out", [args.classifier, args.explainer])
     words = read_texts(args)
-    classifier = load_classifier(args.classifier, args)
+    classifier = common.load_classifier(args.classifier, args)
     explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed)
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
     explanations = explainer.explain(classifier, words, targets, progress=args.progress or sys.stderr.isatty())
@@ -135,20 +124,10 @@ def run_corpus(args) -> int:
         raise ExpnetError("corpus mode needs both --input FILE and --output FILE")
     if args.texts or args.out or args.target is not None or args.format != "text":
         raise ExpnetError("TEXT, --out, --target and --format are for texts on the command line; with --input, use --output")
-    output = check_out_file(args.output, "--output", [args.classifier, args.explainer, args.input])
-    job = CorpusJob(
-        classifier=args.classifier,
-        explainer=args.explainer,
-        input=args.input,
-        output=output,
-        text_field=args.text_field,
-        id_field=args.id_field,
-        batch_size=args.batch_size,
-        max_examples=args.max_examples,
-        seed=args.seed,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-    )
+    output = common.check_out_file(args.output, "--output", [args.classifier, args.explainer, args.input])
+    # The options are named after the job's fields; those without an option keep their defaults.
+    options = {f.name: getattr(args, f.name) for f in fields(CorpusJob) if f.name != "output" and hasattr(args, f.name)}
+    job = CorpusJob(**options, output=output)
     progress = args.progress or sys.stderr.isatty()
     summary = explain_corpus(job, args.engine, args.num_workers, args.address, args.gpus_per_worker, progress=progress)
     resumed = f" ({summary.resumed_rows} from an earlier run)" if summary.resumed_rows else ""

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import json
 
-from expnet.cli.common import (
-    add_data_dir,
-    add_device,
-    add_out_folder,
-    add_seed,
-    add_trust_remote_code,
-    check_out_folder,
-    data_file,
-    load_limited,
-    positive_float,
-    positive_int,
-    start,
-)
+from expnet.cli import common
 from expnet.data import load_examples, task_name
 from expnet.models.classifier import default_backbone, load_config, usable_positions
 from expnet.models.finetune import FinetuneSettings, finetune
@@ -25,34 +13,31 @@ DEFAULT_MAX_LENGTH = 128
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("finetune", help="fine-tune a classifier and save it as a Hugging Face folder")
-    parser.add_argument("--task", required=True, help="hatexplain, sst2, movies, cola or a JSONL file")
-    add_data_dir(parser)
-    add_out_folder(parser, "folder to write the classifier to")
+    parser = common.add_command(subparsers, "finetune", run, "fine-tune a classifier and save it as a Hugging Face folder")
+    parser.add_argument("--task", required=True, help=common.task_help())
+    common.add_data_dir(parser)
+    common.add_out_folder(parser, "folder to write the classifier to")
     parser.add_argument("--backbone", default=None, help="model name or folder (default: the bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--max-examples", type=positive_int, default=None, help="use at most N training examples")
-    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--max-examples", type=common.positive_int, default=None, help="use at most N training examples")
+    parser.add_argument("--epochs", type=common.positive_int, default=1)
     parser.add_argument(
-        "--max-length", type=positive_int, default=None,
+        "--max-length", type=common.positive_int, default=None,
         help=f"tokens per text (default {DEFAULT_MAX_LENGTH}, or fewer if the backbone takes fewer)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=16)
-    parser.add_argument("--learning-rate", type=positive_float, default=5e-5)
-    add_seed(parser)
-    add_device(parser)
-    add_trust_remote_code(parser)
-    parser.set_defaults(func=run)
+    parser.add_argument("--batch-size", type=common.positive_int, default=16)
+    parser.add_argument("--learning-rate", type=common.positive_float, default=5e-5)
+    common.add_model_options(parser)
 
 
 def run(args) -> int:
-    start(args)
+    common.start(args)
     backbone = args.backbone or default_backbone()
-    out = check_out_folder(args, [args.backbone, data_file(args.task), args.data_dir])
+    out = common.check_out_folder(args, [args.backbone, common.data_file(args.task), args.data_dir])
     # Only a length the user asks for is checked against the backbone; the default adapts to it.
     max_length = args.max_length or min(
         DEFAULT_MAX_LENGTH, usable_positions(load_config(backbone, args.trust_remote_code))
     )
-    train = load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
+    train = common.load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
     dev = load_examples(args.task, None, args.data_dir, purpose="classifier_dev")
     settings = FinetuneSettings(
         epochs=args.epochs,

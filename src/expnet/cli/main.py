@@ -54,6 +54,20 @@ def sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def user_error(error: Exception) -> str | None:
+    """The one line a user mistake deserves, or None for an error that is not one (keep its traceback)."""
+    if isinstance(error, ExpnetError):
+        return str(error)
+    if isinstance(error, FileNotFoundError):
+        return f"no such file: {error.filename}"
+    if isinstance(error, OSError):
+        # Not about a path the user gave: a bug or a system failure.
+        return None if error.filename is None else f"{error.filename}: {error.strerror}; check the path and its permissions"
+    if isinstance(error, UnicodeDecodeError):
+        return f"the input is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     # Everything, the parser included, runs inside the try: building the parser imports every
     # subcommand and torch with them, seconds in which a Ctrl-C is likely.
@@ -66,19 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         name = f"expnet {args.command}"
         with sigterm_unwinds():
             return int(args.func(args) or 0)
-    except ExpnetError as error:
-        print(f"{name}: error: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
-        print(f"{name}: error: no such file: {error.filename}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        if error.filename is None:
-            raise  # not about a path the user gave: a bug or a system failure, keep the traceback
-        print(f"{name}: error: {error.filename}: {error.strerror}; check the path and its permissions", file=sys.stderr)
-        return 2
-    except UnicodeDecodeError as error:
-        print(f"{name}: error: the input is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8", file=sys.stderr)
+    except (ExpnetError, OSError, UnicodeDecodeError) as error:
+        message = user_error(error)
+        if message is None:
+            raise
+        print(f"{name}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         how = "terminated" if isinstance(interrupt, Terminated) else "interrupted"

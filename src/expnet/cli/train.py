@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import json
 
-from expnet.cli.common import (
-    add_data_dir,
-    add_device,
-    add_out_folder,
-    add_seed,
-    add_trust_remote_code,
-    check_out_folder,
-    data_file,
-    load_classifier,
-    load_limited,
-    positive_int,
-    start,
-)
-from expnet.cli.evaluate import check_labels
+from expnet.cli import common
 from expnet.errors import ExpnetError
 from expnet.network.training import RECIPES, recipe_settings, train_expnet
 
@@ -42,28 +29,31 @@ def parse_layers(text: str) -> str | list[int]:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train an ExpNet on human rationales")
-    parser.add_argument("--task", action="append", required=True, metavar="TASK=CLF_DIR", help="a rationale task and the classifier fine-tuned on it (repeatable)")
-    add_data_dir(parser)
-    add_out_folder(parser, "folder to save the ExpNet to (config.json + safetensors)")
+    parser = common.add_command(subparsers, "train", run, "train an ExpNet on human rationales")
+    parser.add_argument(
+        "--task",
+        action="append",
+        required=True,
+        metavar="TASK=CLF_DIR",
+        help=f"a rationale task ({common.task_help()}) and the classifier fine-tuned on it (repeatable)",
+    )
+    common.add_data_dir(parser)
+    common.add_out_folder(parser, "folder to save the ExpNet to (config.json + safetensors)")
     parser.add_argument("--split", default=None, help="rationale split to train on (default: each task's explainer-training split)")
-    parser.add_argument("--max-examples", type=positive_int, default=None, help="at most N examples per task")
+    parser.add_argument("--max-examples", type=common.positive_int, default=None, help="at most N examples per task")
     parser.add_argument("--recipe", choices=tuple(RECIPES), default="transfer", help="feature and learner settings: transfer (default: what carried best to unseen tasks; any architecture), transfer_norms (plus head norms; BERT, RoBERTa, ELECTRA) or paper")
     parser.add_argument("--layers", default=None, help="attention layers for features: last (the recipes' choice), all, or indices like 4,5")
     parser.add_argument("--in-text", action="store_true", help="also give ExpNet each feature standardised within its text")
     parser.add_argument("--include-wrong", action="store_true", help="also train on examples the classifier gets wrong")
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority", help="how annotator masks combine (default majority)")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    add_seed(parser)
-    add_device(parser)
-    add_trust_remote_code(parser)
-    parser.set_defaults(func=run)
+    parser.add_argument("--batch-size", type=common.positive_int, default=32)
+    common.add_model_options(parser)
 
 
 def run(args) -> int:
-    start(args)
+    common.start(args)
     pairs = parse_task_pairs(args.task)
-    out = check_out_folder(args, [args.data_dir, *(path for task, clf in pairs for path in (data_file(task), clf))])
+    out = common.check_out_folder(args, [args.data_dir, *(path for task, clf in pairs for path in (common.data_file(task), clf))])
     chosen = {"layers": parse_layers(args.layers)} if args.layers else {}
     if args.in_text:
         chosen["in_text"] = True
@@ -72,9 +62,9 @@ def run(args) -> int:
     )
     sources = []
     for task, classifier_dir in pairs:
-        classifier = load_classifier(classifier_dir, args)
-        examples = load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
-        check_labels(classifier, examples)  # else such examples are silently skipped (or trained on)
+        classifier = common.load_classifier(classifier_dir, args)
+        examples = common.load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
+        common.check_labels(classifier, examples)
         sources.append((classifier, examples))
     explainer = train_expnet(sources, settings, seed=args.seed)
     explainer.save_pretrained(out)
