@@ -187,3 +187,13 @@ def test_many_explainers_share_rows_and_match_single_runs(bag):
     alone_b = faithfulness(bag, texts[:2], second, [1, 0], removal="mask", kendall=True)
     assert both["a"].to_arrays() == alone_a.to_arrays()
     assert both["b"].to_arrays() == alone_b.to_arrays() and both["b"].n_examples == 2
+
+
+def test_leave_one_out_is_occlusion_exactly(tiny_classifier):
+    from expnet.explainers import get_explainer
+
+    texts = [["unbelievable", "movie", "good", "!"], ["the", "film", "was", "not", "very", "boring"], ["fun"]]
+    occlusion = get_explainer("occlusion", perturbations_per_eval=8).explain(tiny_classifier, texts)
+    loo = leave_one_out(tiny_classifier, texts, [e.target for e in occlusion], removal="mask", batch_size=8)
+    for explanation, importance in zip(occlusion, loo, strict=True):
+        np.testing.assert_array_equal(importance, explanation.scores)

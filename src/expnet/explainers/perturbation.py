@@ -42,16 +42,18 @@ from expnet.models.readout import is_causal
 from expnet.words import EncodedBatch
 
 
-def replacement_id(classifier: Classifier) -> int:
+# A piece id no tokenizer makes: where a perturbation puts it, the piece is deleted from the row
+# (the text gets shorter) instead of masked.
+DELETED = -1
+
+
+def replacement_id(classifier: Classifier, instead: str = "use a gradient explainer instead") -> int:
     """The id that stands in for a removed word piece: the mask token, else the pad token."""
     tokenizer = classifier.tokenizer
     for token_id in (getattr(tokenizer, "mask_token_id", None), getattr(tokenizer, "pad_token_id", None)):
         if token_id is not None:
             return int(token_id)
-    raise ExpnetError(
-        f"{classifier.source}: the tokenizer has neither a mask nor a pad token, so words cannot be "
-        "removed; use a gradient explainer instead"
-    )
+    raise ExpnetError(f"{classifier.source}: the tokenizer has neither a mask nor a pad token, so words cannot be masked; {instead}")
 
 
 class TextPerturbation:
@@ -60,7 +62,8 @@ class TextPerturbation:
     ``pieces`` [1, P] are the ids of the text's word pieces (specials and padding left out),
     ``features`` [1, P] the word feature (0..F-1) of each piece and ``words`` [F] the word index of
     each feature. ``probabilities(piece_ids [N, P])`` puts the pieces back into the text's token
-    row (specials unchanged) and returns class probabilities [N, C].
+    row (specials unchanged) and returns class probabilities [N, C]; pieces set to ``DELETED``
+    are left out of their row instead (rows of equal length share a pass, so none is padded).
     """
 
     def __init__(self, classifier: Classifier, batch: EncodedBatch, index: int) -> None:
@@ -82,11 +85,32 @@ class TextPerturbation:
         n = piece_ids.shape[0]
         ids = self.row.input_ids.expand(n, -1).clone()
         ids[:, self.positions] = piece_ids.to(ids.dtype)
+        keep = ids != DELETED
+        if bool(keep.all()):
+            return self._forward(ids, self.row.attention_mask.expand(n, -1), self.row.token_type_ids)
+        out = torch.empty((n, self.classifier.num_labels), device=ids.device)
+        lengths = keep.sum(1)
+        for length in lengths.unique().tolist():
+            rows = torch.nonzero(lengths == length).squeeze(1)
+            kept = keep[rows]
+            shorter = ids[rows][kept].view(len(rows), length)
+            types = self.row.token_type_ids
+            if types is not None:
+                types = types.expand(n, -1)[rows][kept].view(len(rows), length)
+            if length == 0:  # a decoder's one-word text, deleted: one masked-out token, no text
+                shorter = torch.zeros((len(rows), 1), dtype=ids.dtype, device=ids.device)
+                out[rows] = self._forward(shorter, torch.zeros_like(shorter), None)
+                continue
+            out[rows] = self._forward(shorter, torch.ones_like(shorter), types)
+        return out
+
+    def _forward(self, ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        n = ids.shape[0]
         rows = replace(
             self.row,
             input_ids=ids,
-            attention_mask=self.row.attention_mask.expand(n, -1),
-            token_type_ids=None if self.row.token_type_ids is None else self.row.token_type_ids.expand(n, -1),
+            attention_mask=attention_mask,
+            token_type_ids=None if token_type_ids is None else token_type_ids.expand(n, -1),
         )
         if is_causal(self.classifier.config):
             # Decoders often have no mask token, so a removed piece becomes the pad token, which
@@ -162,7 +186,10 @@ class SampledWordExplainer(WordPerturbationExplainer):
         )
 
 
-def _occlude(text: TextPerturbation, target: int, baseline: int, batch: int) -> torch.Tensor:
+def leave_one_word_out(text: TextPerturbation, target: int, baseline: int, batch: int) -> torch.Tensor:
+    """p(target | text) - p(target | text without word f), per piece [1, P]: every word removed
+    (its pieces set to ``baseline``: a mask id, or ``DELETED``) in turn, ``batch`` rows a pass.
+    The one word-removal engine of occlusion and of leave-one-out faithfulness."""
     return FeatureAblation(text.probabilities).attribute(
         text.pieces, baselines=baseline, target=target, feature_mask=text.features, perturbations_per_eval=batch
     )
@@ -177,7 +204,7 @@ class OcclusionExplainer(WordPerturbationExplainer):
     default_budget = "one pass per word (no budget)"
 
     def attribute_text(self, text, target, baseline):
-        return _occlude(text, target, baseline, self.perturbations_per_eval)
+        return leave_one_word_out(text, target, baseline, self.perturbations_per_eval)
 
 
 def lime_text_kernel(_original, _perturbed, interpretable: torch.Tensor, **_kwargs) -> torch.Tensor:
@@ -226,7 +253,7 @@ class KernelShapExplainer(SampledWordExplainer):
     def attribute_text(self, text, target, baseline):
         if text.num_features == 1:  # Captum's coalition-size distribution is undefined for one feature
             self._check_budget("n_samples", self.n_samples)
-            return _occlude(text, target, baseline, self.perturbations_per_eval)
+            return leave_one_word_out(text, target, baseline, self.perturbations_per_eval)
         return super().attribute_text(text, target, baseline)
 
 
@@ -322,7 +349,7 @@ class PartitionShapExplainer(WordPerturbationExplainer):
         shap = _import_shap()
         self._check_budget("max_evals", self.max_evals, minimum=3)
         if text.num_features == 1:
-            return _occlude(text, target, baseline, self.perturbations_per_eval)
+            return leave_one_word_out(text, target, baseline, self.perturbations_per_eval)
         piece_features = text.features[0]
 
         def model(rows: np.ndarray) -> np.ndarray:

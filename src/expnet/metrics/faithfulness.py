@@ -40,10 +40,13 @@ from scipy.stats import kendalltau
 from tqdm.auto import tqdm
 
 from expnet.errors import ExpnetError
+from expnet.explainers.perturbation import DELETED, TextPerturbation, leave_one_word_out, replacement_id
+from expnet.io import strict_json
 from expnet.models.classifier import Classifier
 
 DEFAULT_BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
 REMOVALS = ("delete", "mask")
+MASK_HINT = "use removal='delete'"
 
 
 def words_for_bin(n_words: int, fraction: float) -> int:
@@ -51,15 +54,6 @@ def words_for_bin(n_words: int, fraction: float) -> int:
     if n_words <= 0:
         return 0
     return min(n_words, max(1, math.ceil(fraction * n_words - 1e-9)))
-
-
-def removal_token_id(classifier: Classifier) -> int:
-    """The id that replaces a masked piece: the mask token, else the pad token."""
-    tokenizer = classifier.tokenizer
-    for token_id in (getattr(tokenizer, "mask_token_id", None), getattr(tokenizer, "pad_token_id", None)):
-        if token_id is not None:
-            return int(token_id)
-    raise ExpnetError(f"{classifier.source}: the tokenizer has neither a mask nor a pad token; use removal='delete'")
 
 
 def _pad_id(classifier: Classifier) -> int:
@@ -86,7 +80,7 @@ class _RowRunner:
         self.progress = progress  # a tqdm label, or None for no bar
         self.removal = removal
         self.batch_size = max(1, int(batch_size))
-        self.replacement = removal_token_id(classifier) if removal == "mask" else None
+        self.replacement = replacement_id(classifier, MASK_HINT) if removal == "mask" else None
         self.pad = _pad_id(classifier)
         self.rows: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self.targets: list[int] = []
@@ -238,18 +232,17 @@ class FaithfulnessScores:
         }
 
     def to_arrays(self) -> dict:
-        """JSON-ready per-example values (``from_arrays`` reads them back)."""
-        def nan_list(a):
-            return [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
-
-        return {
-            "removal": self.removal,
-            "bins": list(self.bins),
-            "full": nan_list(self.full),
-            "removed": [nan_list(r) for r in self.removed],
-            "kept": [nan_list(r) for r in self.kept],
-            "kendall": nan_list(self.kendall),
-        }
+        """JSON-ready per-example values, NaN as null (``from_arrays`` reads them back)."""
+        return strict_json(
+            {
+                "removal": self.removal,
+                "bins": list(self.bins),
+                "full": self.full.tolist(),
+                "removed": self.removed.tolist(),
+                "kept": self.kept.tolist(),
+                "kendall": np.ravel(self.kendall).tolist(),
+            }
+        )
 
     @classmethod
     def from_arrays(cls, data: dict) -> FaithfulnessScores:
@@ -275,26 +268,24 @@ def leave_one_out(
     batch_size: int = 32,
     progress: bool = False,
 ) -> list[np.ndarray]:
-    """Per text: ``p(y | x) - p(y | x without word i)`` for each scored word (NaN if unscored)."""
+    """Per text: ``p(y | x) - p(y | x without word i)`` for each scored word (NaN if unscored).
+
+    The occlusion explainer's engine (``leave_one_word_out``), text by text with ``batch_size``
+    rows a pass: with ``removal="mask"`` the numbers are occlusion's scores."""
     _check(removal, DEFAULT_BINS)
-    runner = _RowRunner(classifier, removal, batch_size, f"leave-one-out ({removal})" if progress else None)
-    plan = []
-    for index, ids, types, token_word, scored in _texts(classifier, words, batch_size):
-        n = len(words[index])
-        full_row = runner.add(index, ids, types, token_word, np.zeros(n, dtype=bool), targets[index])
-        word_rows = {}
-        for w in np.flatnonzero(scored):
-            removed = np.zeros(n, dtype=bool)
-            removed[w] = True
-            word_rows[int(w)] = runner.add(index, ids, types, token_word, removed, targets[index])
-        plan.append((n, full_row, word_rows))
-    probabilities = runner.run()
+    baseline = replacement_id(classifier, MASK_HINT) if removal == "mask" else DELETED
     results = []
-    for n, full_row, word_rows in plan:
-        importance = np.full(n, np.nan)
-        for word, row in word_rows.items():
-            importance[word] = probabilities[full_row] - probabilities[row]
-        results.append(importance)
+    starts = range(0, len(words), batch_size)
+    for start in tqdm(starts, desc=f"leave-one-out ({removal})", disable=not progress, leave=False):
+        batch = classifier.encode([list(w) for w in words[start : start + batch_size]])
+        for i, text_words in enumerate(batch.words):
+            text = TextPerturbation(classifier, batch, i)
+            importance = np.full(len(text_words), np.nan)
+            if text.num_features:
+                drops = leave_one_word_out(text, int(targets[start + i]), baseline, batch_size)
+                scored = batch.word_scored[i]
+                importance[scored] = text.word_scores(drops, len(text_words)).numpy()[scored]
+            results.append(importance)
     return results
 
 
