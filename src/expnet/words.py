@@ -60,34 +60,33 @@ class EncodedBatch:
         """Text ``index`` alone, as a batch of one without padding: its results cannot depend
         on the batch it came in."""
         real = self.attention_mask[index].bool()
-        def pick(t):
-            return None if t is None else t[index, real].unsqueeze(0)
-
-        return replace(
-            self,
-            input_ids=pick(self.input_ids),
-            attention_mask=pick(self.attention_mask),
-            token_word=pick(self.token_word),
-            token_type_ids=pick(self.token_type_ids),
+        return self.map_tensors(
+            lambda t: t[index, real].unsqueeze(0),
             words=[self.words[index]],
             word_scored=[self.word_scored[index]] if self.word_scored else [],
             word_cut=[self.word_cut[index]] if self.word_cut else [],
+        )
+
+    def map_tensors(self, function, **fields) -> EncodedBatch:
+        """This batch with ``function`` applied to each token tensor (an absent one stays None)
+        and ``fields`` replaced."""
+        def apply(t):
+            return None if t is None else function(t)
+
+        return replace(
+            self,
+            input_ids=apply(self.input_ids),
+            attention_mask=apply(self.attention_mask),
+            token_word=apply(self.token_word),
+            token_type_ids=apply(self.token_type_ids),
+            **fields,
         )
 
     def truncated(self, index: int) -> bool:
         return not bool(self.word_scored[index].all())
 
     def to(self, device: torch.device | str) -> EncodedBatch:
-        def move(t):
-            return None if t is None else t.to(device)
-
-        return replace(
-            self,
-            input_ids=move(self.input_ids),
-            attention_mask=move(self.attention_mask),
-            token_word=move(self.token_word),
-            token_type_ids=move(self.token_type_ids),
-        )
+        return self.map_tensors(lambda t: t.to(device))
 
 
 def _word_starts(words: Sequence[str]) -> np.ndarray:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -239,34 +239,10 @@ def skip_to_layer(classifier: Classifier, layer: int, hidden: torch.Tensor) -> I
 
 
 # --- batches --------------------------------------------------------------------------------
-def single_row(batch: EncodedBatch, index: int) -> EncodedBatch:
-    """Row ``index`` of a batch, padding cut off."""
-    real = batch.attention_mask[index].bool()
-    def cut(t):
-        return None if t is None else t[index, real].unsqueeze(0)
-
-    return replace(
-        batch,
-        input_ids=cut(batch.input_ids),
-        attention_mask=cut(batch.attention_mask),
-        token_word=cut(batch.token_word),
-        token_type_ids=cut(batch.token_type_ids),
-        words=[batch.words[index]],
-        word_scored=[batch.word_scored[index]] if batch.word_scored else [],
-    )
-
-
 def repeat_rows(batch: EncodedBatch, times: int) -> EncodedBatch:
     """Each row repeated ``times`` times in place (row i -> rows i*times .. i*times+times-1)."""
-    def rep(t):
-        return None if t is None else t.repeat_interleave(times, dim=0)
-
-    return replace(
-        batch,
-        input_ids=rep(batch.input_ids),
-        attention_mask=rep(batch.attention_mask),
-        token_word=rep(batch.token_word),
-        token_type_ids=rep(batch.token_type_ids),
+    return batch.map_tensors(
+        lambda t: t.repeat_interleave(times, dim=0),
         words=[w for w in batch.words for _ in range(times)],
         word_scored=[s for s in batch.word_scored for _ in range(times)],
     )

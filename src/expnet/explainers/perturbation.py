@@ -41,7 +41,6 @@ from expnet.models.classifier import Classifier
 from expnet.models.readout import is_causal
 from expnet.words import EncodedBatch
 
-
 # A piece id no tokenizer makes: where a perturbation puts it, the piece is deleted from the row
 # (the text gets shorter) instead of masked.
 DELETED = -1
