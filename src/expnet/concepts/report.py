@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from html import escape
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from expnet.concepts.tcav import TCAVResult, word_heat
 from expnet.explainers.base import Explanation
 from expnet.io import atomic_write_bytes
 from expnet.report import html
-from expnet.report.figures import new_figure, png_bytes
+from expnet.report.figures import new_figure, png_bytes, png_img
 
 
 def plot_scores(result: TCAVResult, path: str | Path) -> Path:
@@ -72,8 +71,7 @@ def heat_page(result: TCAVResult, examples: int = 5, plot_png: Path | None = Non
         f"&middot; significant (*) = both t-tests below {result.significance_level:g} / number of tests</p>"
     )
     if plot_png is not None and Path(plot_png).is_file():
-        encoded = base64.b64encode(Path(plot_png).read_bytes()).decode("ascii")
-        body += f'<img alt="TCAV score by layer" src="data:image/png;base64,{encoded}" style="max-width:100%">'
+        body += png_img(Path(plot_png).read_bytes(), "TCAV score by layer")
     rows = []
     for name, scores in result.scores.items():
         for s in scores:

@@ -6,7 +6,6 @@ thresholds; every shown string is escaped (task names, paths and labels come fro
 
 from __future__ import annotations
 
-import base64
 import math
 from html import escape
 from itertools import pairwise
@@ -14,7 +13,7 @@ from itertools import pairwise
 import numpy as np
 
 from expnet.report import html as html_helpers
-from expnet.report.figures import new_figure, png_bytes
+from expnet.report.figures import new_figure, png_bytes, png_img
 
 LN2 = math.log(2.0)
 
@@ -290,8 +289,7 @@ def _headline_rows(results: dict) -> list[list[object]]:
 
 
 def _image(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<p><img alt="{escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%"></p>'
+    return f"<p>{png_img(png, alt)}</p>"
 
 
 def html_page(results: dict, plots: dict[str, bytes]) -> str:
