@@ -19,7 +19,7 @@ from expnet.cli.main import main
 from expnet.errors import ExpnetError
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.models.classifier import Classifier
-from expnet.network.training import ExpNetSettings, train_expnet
+from expnet.network.training import ExpNetSettings
 
 POSITIVE, NEGATIVE = ["good", "great", "love", "fun"], ["bad", "awful", "hate", "boring"]
 FILLER = ["the", "movie", "film", "was", "is", "this", "that", "and", "i", "very", "people", "a"]
@@ -165,11 +165,11 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
 
 
 def test_three_tasks_select_by_transfer_with_one_feature_pass_per_task(capsys, tmp_path, tiny_classifier_dir, monkeypatch):
-    from expnet.benchmark import runner
+    from expnet.benchmark import expnet_step
 
     passes = []
-    collect = runner.collect_features
-    monkeypatch.setattr(runner, "collect_features", lambda classifier, examples, *a, **k: passes.append(examples[0].task) or collect(classifier, examples, *a, **k))
+    collect = expnet_step.collect_features
+    monkeypatch.setattr(expnet_step, "collect_features", lambda classifier, examples, *a, **k: passes.append(examples[0].task) or collect(classifier, examples, *a, **k))
     config = tiny_config(tmp_path, tiny_classifier_dir, explainers=("random",), third_task=True)
     results = run_benchmark(capsys, config, tmp_path / "run")
     # Every variant of every ExpNet came from one feature pass per training task.
@@ -196,10 +196,10 @@ def _same_scores(a, b) -> bool:
 def test_interrupted_run_resumes(capsys, tmp_path, tiny_classifier_dir, monkeypatch):
     config = tiny_config(tmp_path, tiny_classifier_dir)
     out = tmp_path / "run"
-    from expnet.benchmark import runner
+    from expnet.benchmark import explain_step
 
     calls = {"n": 0}
-    real = runner.run_explainer
+    real = explain_step.run_explainer
 
     def interrupt_later(classifier, explainer, words, progress=False):
         calls["n"] += 1
@@ -207,7 +207,7 @@ def test_interrupted_run_resumes(capsys, tmp_path, tiny_classifier_dir, monkeypa
             raise KeyboardInterrupt
         return real(classifier, explainer, words, progress)
 
-    monkeypatch.setattr(runner, "run_explainer", interrupt_later)
+    monkeypatch.setattr(explain_step, "run_explainer", interrupt_later)
     code = main(["benchmark", "--config", config, "--out", str(out), "--quiet"])
     assert code == 130 and "interrupted" in capsys.readouterr().err
     assert not (out / "results.json").exists()
@@ -215,7 +215,7 @@ def test_interrupted_run_resumes(capsys, tmp_path, tiny_classifier_dir, monkeypa
     assert done == 5  # everything finished before the interrupt was kept
     assert not list((out / "cache").rglob("*.tmp"))
 
-    monkeypatch.setattr(runner, "run_explainer", real)
+    monkeypatch.setattr(explain_step, "run_explainer", real)
     results = run_benchmark(capsys, config, out)
     assert results["cache"]["hits"]["explanations"] == 5
     assert results["cache"]["hits"]["expnet"] >= 1  # trained ExpNets were kept too
@@ -302,7 +302,7 @@ def test_attention_x_gradient_expnet_saves_and_loads(tmp_path, tiny_classifier_d
     classifier = Classifier.load(tiny_classifier_dir, device="cpu")
     examples = load_examples(data)
     settings = ExpNetSettings(layers="all", feature_values=("attention", "attention_x_gradient"), only_correct=False, max_epochs=3, hidden_size=8)
-    expnet = train_expnet([(classifier, examples)], settings, seed=0, progress=False)
+    expnet = ExpNetExplainer.train([(classifier, examples)], settings, seed=0, progress=False)
     assert expnet.spec.dim == 2 * 2 * 2 * 2  # layers x heads x directions x values
     assert any(name.endswith(".xgrad") for name in expnet.spec.names())
     expnet.save_pretrained(tmp_path / "e")

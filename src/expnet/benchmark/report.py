@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from expnet.benchmark.results import Outcome
 from expnet.evaluation import RANDOM
 from expnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text, strict_json
 from expnet.metrics.bootstrap import compare_with_best
@@ -339,10 +340,10 @@ def report_html(results: dict, examples: dict, images: dict[str, bytes]) -> str:
     return html.page("expnet benchmark", body)
 
 
-def write_outputs(outcome, out: str | Path, plots: bool = True) -> dict[str, Path]:
+def write_outputs(outcome: Outcome, out: str | Path, plots: bool = True) -> dict[str, Path]:
     """Write every output file into ``out``; returns their paths by name."""
     out = Path(out)
-    results = strict_json(with_comparisons(outcome.results))
+    results = strict_json(with_comparisons(outcome.results.to_dict()))
     paths = {
         "results.json": atomic_write_json(out / "results.json", results),
         "results.csv": atomic_write_text(out / "results.csv", results_csv(results)),

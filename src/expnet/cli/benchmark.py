@@ -14,7 +14,6 @@ from rich.console import Console
 from expnet.cli.common import add_data_dir, add_device, add_out_folder, check_out_folder, positive_int
 from expnet.errors import ExpnetError
 from expnet.io import atomic_write_json
-from expnet.seeding import seed_everything
 
 
 def register(subparsers) -> None:
@@ -65,11 +64,6 @@ def run(args) -> int:
     config = load_config(args.config, quick=args.quick)
     out = check_out_folder(args, [args.data_dir, args.config, *(task.classifier for task in config.tasks)])
     apply_overrides(config, args)
-    seed_everything(config.seed)
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
     runner = BenchmarkRunner(config, out, data_dir=args.data_dir, device=args.device, progress=not args.quiet, console=console)
     atomic_write_json(out / "config.json", config.to_dict())
     outcome = runner.run()
@@ -78,13 +72,13 @@ def run(args) -> int:
         from expnet.benchmark.report import leaderboard_rows
         from expnet.report.tables import rows_table
 
-        for name, task in outcome.results["tasks"].items():
-            table_name = "common" if "common" in task["tables"] else "main"
-            headers, rows = leaderboard_rows(task["tables"][table_name])
+        for name, task in outcome.results.tasks.items():
+            table = task.tables.get("common", task.tables["main"])
+            headers, rows = leaderboard_rows(table.to_dict())
             keep = [headers.index(h) for h in ("Explainer", "F1 by", "F1", "AUROC", "AP", "Comp.", "Suff.", "ex/s") if h in headers]
-            title = f"{name} (held out): {task['tables'][table_name]['n_examples']} examples, selected variant {task['expnet']['selected']}"
+            title = f"{name} (held out): {table.n_examples} examples, selected variant {task.expnet['selected']}"
             console.print(rows_table(title, [headers[i] for i in keep], [[row[i] for i in keep] for row in rows]))
-        counters = outcome.results["cache"]
+        counters = outcome.results.cache
         console.print(
             f"cache: {counters['total_hits']} results reused, {counters['total_computed']} computed "
             f"({', '.join(f'{k} {v}' for k, v in counters['computed'].items()) or 'nothing new'})"
