@@ -61,16 +61,9 @@ from expnet.metrics.faithfulness import DEFAULT_BINS, REMOVALS
 from expnet.models.finetune import FinetuneSettings
 from expnet.network.features import DIRECTIONS, FeatureSpec
 from expnet.network.training import ExpNetSettings
+from expnet.pipeline import finetune_settings
 
 SELECTION_METRICS = ("f1", "f1_topk", "auroc", "auprc")
-
-# Fine-tuning defaults per built-in task (FinetuneSettings fields); JSONL tasks get GENERIC.
-TASK_FINETUNE = {
-    "hatexplain": {"epochs": 2, "max_length": 64, "batch_size": 32, "learning_rate": 5e-5, "max_examples": 4000},
-    "sst2": {"epochs": 1, "max_length": 48, "batch_size": 32, "learning_rate": 5e-5, "max_examples": 8000},
-    "movies": {"epochs": 2, "max_length": 256, "batch_size": 16, "learning_rate": 5e-5, "max_examples": 1600},
-}
-GENERIC_FINETUNE = {"epochs": 3, "max_length": 128, "batch_size": 16, "learning_rate": 5e-5}
 
 _TRANSFER_FEATURES = {"directions": ["cls_to_token"], "values": ["attention", "head_norm"], "head_pooling": "quantiles"}
 _SIGNALS = ["value_zeroing", "decompx", "attention_norm"]
@@ -111,17 +104,14 @@ class TaskConfig:
     explainer_settings: dict[str, dict] = field(default_factory=dict)
 
     def finetune_settings(self) -> FinetuneSettings:
-        base = dict(TASK_FINETUNE.get(self.name, GENERIC_FINETUNE))
-        base.update(self.finetune)
-        return FinetuneSettings(**base)
+        """The task's fine-tuning defaults (its ``TaskSpec``; generic ones for a JSONL file) under
+        the ``finetune`` table's settings."""
+        return finetune_settings(self.name, self.finetune)
 
     @property
     def n_slow(self) -> int | None:
-        if self.slow_max_examples is None:
-            return self.max_examples
-        if self.max_examples is None:
-            return self.slow_max_examples
-        return min(self.slow_max_examples, self.max_examples)
+        limits = [n for n in (self.slow_max_examples, self.max_examples) if n is not None]
+        return min(limits) if limits else None
 
 
 @dataclass
@@ -311,15 +301,13 @@ def _optional_int(value, where: str) -> int | None:
 
 
 def _task(name: str, data: dict) -> TaskConfig:
-    if not isinstance(data, dict):
-        raise ExpnetError(f"[tasks.{name}] must be a table of settings, got {data!r}")
-    _known(data, TaskConfig, f"[tasks.{name}]")
-    data = {k: v for k, v in data.items() if k != "name"}
-    task = TaskConfig(name=name, **data)
     where = f"[tasks.{name}]"
-    task.max_examples = _optional_int(task.max_examples, f"{where} max_examples")
-    task.slow_max_examples = _optional_int(task.slow_max_examples, f"{where} slow_max_examples")
-    task.expnet_train_max_examples = _optional_int(task.expnet_train_max_examples, f"{where} expnet_train_max_examples")
+    if not isinstance(data, dict):
+        raise ExpnetError(f"{where} must be a table of settings, got {data!r}")
+    _known(data, TaskConfig, where)
+    task = TaskConfig(**{**data, "name": name})  # the table's name, not a "name" key in it
+    for limit in ("max_examples", "slow_max_examples", "expnet_train_max_examples"):
+        setattr(task, limit, _optional_int(getattr(task, limit), f"{where} {limit}"))
     task.classifier = task.classifier or None
     if not 0 < task.eval_fraction < 1:
         raise ExpnetError(f"{where} eval_fraction must be between 0 and 1, got {task.eval_fraction}")
