@@ -1,6 +1,7 @@
 """The benchmark's steps on their own: task preparation through the data API, and a runner used
-from Python honouring the config's seed and threads."""
+from Python honouring the config's seed and threads (what the CLI used to do for it)."""
 
+import json
 import shutil
 
 import pytest
@@ -47,4 +48,5 @@ def test_runner_from_python_seeds_and_sets_threads_for_its_run(tmp_path, tiny_cl
     with pytest.raises(Stop):
         BenchmarkRunner(config, tmp_path / "out", progress=False).run()
     assert seen == {"threads": 1, "seed": 11}
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["seed"] == 11  # written before the work
     assert torch.get_num_threads() == before  # the process's setting comes back after the run

@@ -51,6 +51,7 @@ from expnet.benchmark.tasks import TaskData, prepare_task
 from expnet.data import rationale_rate
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer, list_explainers
+from expnet.io import atomic_write_json
 from expnet.seeding import seed_everything
 
 
@@ -102,7 +103,9 @@ class BenchmarkRunner:
     # --- the protocol ------------------------------------------------------------------------
     def run(self) -> Outcome:
         """The whole protocol, seeded with ``config.seed``; torch runs on ``config.threads`` CPU
-        threads for the run when set (0: torch's default)."""
+        threads for the run when set (0: torch's default). ``OUT/config.json`` says, from the
+        start, what the run does (the results follow at the end, ``report.write_outputs``)."""
+        atomic_write_json(self.out / "config.json", self.config.to_dict())
         threads = torch.get_num_threads()
         seed_everything(self.config.seed)
         if self.config.threads:

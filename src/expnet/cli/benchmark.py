@@ -13,7 +13,6 @@ from rich.console import Console
 
 from expnet.cli.common import add_data_dir, add_device, add_out_folder, check_out_folder, positive_int
 from expnet.errors import ExpnetError
-from expnet.io import atomic_write_json
 
 
 def register(subparsers) -> None:
@@ -65,7 +64,6 @@ def run(args) -> int:
     out = check_out_folder(args, [args.data_dir, args.config, *(task.classifier for task in config.tasks)])
     apply_overrides(config, args)
     runner = BenchmarkRunner(config, out, data_dir=args.data_dir, device=args.device, progress=not args.quiet, console=console)
-    atomic_write_json(out / "config.json", config.to_dict())
     outcome = runner.run()
     paths = write_outputs(outcome, out, plots=not args.no_plots)
     if not args.quiet:
