@@ -201,8 +201,8 @@ class Classifier:
     ) -> Classifier:
         """``dtype``: the weights' precision (float32 by default; bfloat16, float16 or auto, see
         ``resolve_dtype``). Explainers compute scores in float32 whatever the weights' precision."""
-        device = pick_device(device)
-        torch_dtype = resolve_dtype(dtype, device)
+        target = pick_device(device)
+        torch_dtype = resolve_dtype(dtype, target)
         config = load_config(name_or_path, trust_remote_code)
         if require_classifier and not _looks_like_classifier(config):
             architectures = ", ".join(getattr(config, "architectures", None) or ["unknown"])
@@ -246,7 +246,7 @@ class Classifier:
         )
         # Explain at the length the classifier was fine-tuned with, unless told otherwise.
         max_length = max_length or getattr(model.config, "expnet_max_length", None)
-        model.eval().to(device)
+        model.eval().to(target)
         for parameter in model.parameters():
             parameter.requires_grad_(False)
         return cls(model, tokenizer, str(name_or_path), min(max_length or limit, limit))
