@@ -12,7 +12,7 @@ import expnet.data
 from expnet.data import RationaleExample, load_examples, task_name
 from expnet.errors import ExpnetError
 from expnet.io import recover_directory, write_target
-from expnet.models.classifier import Classifier
+from expnet.models.classifier import DTYPES, Classifier
 from expnet.seeding import seed_everything
 
 
@@ -69,11 +69,27 @@ def add_trust_remote_code(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run Python code shipped in a model folder (auto_map); only for models you trust (default: refuse such models)",
     )
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="float32", action=_DtypeAction,
+        help="the classifier's weights in this precision (default float32; bfloat16/float16 halve memory on CUDA, "
+        "scores are still computed in float32; auto: bfloat16 or float16 on CUDA, float32 elsewhere)",
+    )
+
+
+class _DtypeAction(argparse.Action):
+    """--dtype; fine-tuning trains in float32 only, so finetune refuses half precision at once."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values != "float32" and parser.prog.split()[-1] == "finetune":
+            raise ExpnetError(f"--dtype {values}: fine-tuning runs in float32 only; explain the result with --dtype {values}")
+        setattr(namespace, self.dest, values)
 
 
 def load_classifier(name_or_path: str, args: argparse.Namespace) -> Classifier:
-    """The classifier a command names, on --device, running model code only with --trust-remote-code."""
-    return Classifier.load(name_or_path, device=args.device, trust_remote_code=args.trust_remote_code)
+    """The classifier a command names, on --device in --dtype, running model code only with --trust-remote-code."""
+    return Classifier.load(
+        name_or_path, device=args.device, trust_remote_code=args.trust_remote_code, dtype=getattr(args, "dtype", None)
+    )
 
 
 def positive_int(text: str) -> int:
