@@ -54,43 +54,46 @@ def grad_sam_matrix(attentions, gradients, attention_mask: torch.Tensor) -> torc
     return total / len(attentions) * pairs
 
 
+class _GradientMatrixExplainer(Explainer):
+    """The readout row of a [B, T, T] matrix made from the attentions and their gradients of the
+    target logit; words sum their pieces. Subclasses build the matrix."""
+
+    family = "attention-gradient"
+    cost = "1 forward + 1 backward"
+    signed = False
+    explains = "logit"
+    needs_attention = True
+
+    def matrix(self, grads: AttentionGradients, attention_mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
+        grads = checked_attention_gradients(classifier, batch, targets)
+        row = readout_rows(self.matrix(grads, batch.attention_mask), readout_weights(classifier, batch))
+        return BatchAttribution(pool_to_words(row, batch, "sum"), grads.logits)
+
+
 @register
-class GenericAttentionExplainability(Explainer):
+class GenericAttentionExplainability(_GradientMatrixExplainer):
     """Chefer et al. 2021b (generic attention explainability, no LRP): the readout row ([CLS] in
     BERT) of ``R - I``, ``R = I + sum of layer updates Ā R`` with ``Ā = mean_h((∇A ⊙ A)^+)``,
     gradients of the target logit. The identity (a token's relevance to itself before any layer)
     is dropped, as Chefer et al. drop [CLS]'s own entry; words sum their pieces. Non-negative."""
 
     name = "gae"
-    family = "attention-gradient"
-    cost = "1 forward + 1 backward"
-    signed = False
-    explains = "logit"
-    needs_attention = True
 
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        grads = checked_attention_gradients(classifier, batch, targets)
-        relevance = gae_matrix(grads.attentions, grads.gradients, batch.attention_mask)
-        updates = relevance - torch.eye(relevance.shape[-1], device=relevance.device)
-        row = readout_rows(updates, readout_weights(classifier, batch))
-        return BatchAttribution(pool_to_words(row, batch, "sum"), grads.logits)
+    def matrix(self, grads, attention_mask):
+        relevance = gae_matrix(grads.attentions, grads.gradients, attention_mask)
+        return relevance - torch.eye(relevance.shape[-1], device=relevance.device)
 
 
 @register
-class GradSAM(Explainer):
+class GradSAM(_GradientMatrixExplainer):
     """Grad-SAM (Barkan et al. 2021): the readout row ([CLS] in BERT) of
     ``mean_{l,h}(A ⊙ ReLU(∇A))``, gradients of the target logit; words sum their pieces.
     Non-negative."""
 
     name = "grad_sam"
-    family = "attention-gradient"
-    cost = "1 forward + 1 backward"
-    signed = False
-    explains = "logit"
-    needs_attention = True
 
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        grads = checked_attention_gradients(classifier, batch, targets)
-        matrix = grad_sam_matrix(grads.attentions, grads.gradients, batch.attention_mask)
-        row = readout_rows(matrix, readout_weights(classifier, batch))
-        return BatchAttribution(pool_to_words(row, batch, "sum"), grads.logits)
+    def matrix(self, grads, attention_mask):
+        return grad_sam_matrix(grads.attentions, grads.gradients, attention_mask)
