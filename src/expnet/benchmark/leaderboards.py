@@ -84,7 +84,7 @@ class Leaderboards:
             binarisation="threshold 0.5" if binarise == "threshold" else f"top-k (rate {self.rate:.3f})",
             n_examples=len(examples),
             n_annotated=scores["n_examples"],
-            plausibility={key: scores[key + suffix if key in BINARISED_KEYS else key] for key in PLAUSIBILITY_KEYS},
+            **{key: scores[key + suffix if key in BINARISED_KEYS else key] for key in PLAUSIBILITY_KEYS},
             seen={key: scores[key] for key in SEEN_KEYS},
             per_example=scores["per_example"],
             examples_per_second=run.examples_per_second,

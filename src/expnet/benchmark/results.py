@@ -66,7 +66,17 @@ class Row:
     binarisation: str
     n_examples: int
     n_annotated: int
-    plausibility: dict[str, float]  # PLAUSIBILITY_KEYS
+    # Plausibility (PLAUSIBILITY_KEYS): F1, precision, recall, pooled F1 and IOU-F1 by the row's
+    # binarisation; F1@k and the threshold-free ones whatever it is.
+    f1: float
+    precision: float
+    recall: float
+    f1_pooled: float
+    f1_topk: float
+    iou_f1: float
+    auroc: float
+    average_precision: float
+    auprc: float
     seen: dict[str, float]  # evaluation.SEEN_KEYS: the same over the words the classifier saw
     per_example: dict  # ids, f1_topk and auroc per annotated example (the report pairs rows)
     examples_per_second: float
@@ -77,10 +87,6 @@ class Row:
     sufficiency: float | None = None
     kendall_tau: float | None = None  # the Kendall removal's
     variant: VariantColumns | None = None
-
-    @property
-    def f1(self) -> float:
-        return self.plausibility["f1"]
 
     def deletion_curve(self, removal: str) -> list[float] | None:
         scores = self.faithfulness.get(removal)
@@ -94,7 +100,7 @@ class Row:
             "binarisation": self.binarisation,
             "n_examples": self.n_examples,
             "n_annotated": self.n_annotated,
-            **self.plausibility,
+            **{key: getattr(self, key) for key in PLAUSIBILITY_KEYS},
             **self.seen,
             "per_example": self.per_example,
             "examples_per_second": self.examples_per_second,
