@@ -16,11 +16,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from expnet.cli.main import main
 from expnet.corpus import CorpusJob, explain_corpus
 from expnet.corpus.writers import PartStore
 from expnet.errors import ExpnetError
+from expnet.explainers import get_explainer
 from expnet.explainers.attention import RawAttention
 
 WORDS = ["the", "movie", "was", "good", "bad", "not", "very", "fun", "boring", "i", "love", "hate", "this"]
@@ -167,6 +169,18 @@ def test_resume_refuses_a_parts_folder_with_other_settings(tiny_classifier_dir, 
         explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl"))
 
 
+def test_dtype_reaches_the_classifier_and_a_resume_never_mixes_precisions(tiny_classifier_dir, tmp_path):
+    source = write_input(tmp_path, "jsonl", corpus(4))
+    half = job(tiny_classifier_dir, source, tmp_path / "out.jsonl", dtype="bfloat16")
+    classifier, _ = half.load()
+    assert next(classifier.model.parameters()).dtype == torch.bfloat16
+    assert half.settings(get_explainer("raw_attention"))["dtype"] == "bfloat16"
+    assert "dtype" not in job(tiny_classifier_dir, source, tmp_path / "out.jsonl").settings(get_explainer("raw_attention"))
+    PartStore(tmp_path / "out.jsonl", half.settings(get_explainer("raw_attention"))).open()  # a half-finished bf16 run
+    with pytest.raises(ExpnetError, match="other settings"):
+        explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl"))
+
+
 def test_cli_corpus_mode(tiny_classifier_dir, tmp_path, capsys):
     source = write_input(tmp_path, "csv", corpus())
     out = tmp_path / "out.parquet"
@@ -188,6 +202,7 @@ def test_ray_engine_without_ray_says_how_to_install_it(tiny_classifier_dir, tmp_
 SLOW_RUN = """
 import sys, time
 from expnet.corpus import CorpusJob, explain_corpus
+from expnet.explainers import get_explainer
 from expnet.explainers.attention import RawAttention
 
 class SlowAttention(RawAttention):

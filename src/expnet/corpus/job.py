@@ -32,11 +32,12 @@ class CorpusJob:
     seed: int = 0
     device: str | None = None
     trust_remote_code: bool = False
+    dtype: str | None = None  # the classifier's weights: float32 (None), bfloat16, float16 or auto
     part_size: int = DEFAULT_PART_SIZE
 
     def load(self) -> tuple[Classifier, Explainer]:
         """The classifier and explainer, loaded once per process (a Ray actor, or the local driver)."""
-        classifier = Classifier.load(self.classifier, device=self.device, trust_remote_code=self.trust_remote_code)
+        classifier = Classifier.load(self.classifier, device=self.device, trust_remote_code=self.trust_remote_code, dtype=self.dtype)
         if isinstance(self.explainer, Explainer):
             return classifier, self.explainer
         return classifier, get_explainer(self.explainer, batch_size=self.batch_size, seed=self.seed)
@@ -51,7 +52,11 @@ class CorpusJob:
         the workers are not part of it (they give the same rows), the input file's size and time are."""
         source, resolved = Path(self.input).resolve(), self.resolved()
         stat = source.stat()
+        # Half precision changes the scores: a resumed job never mixes precisions. float32 adds no
+        # key, so outputs written before the setting existed still resume.
+        precision = {} if self.dtype in (None, "float32") else {"dtype": self.dtype}
         return {
+            **precision,
             "expnet_version": __version__,
             "classifier": resolved.classifier,
             "explainer": resolved.explainer if isinstance(resolved.explainer, str) else explainer.name,
