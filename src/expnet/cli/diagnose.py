@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     examples = common.evaluation_examples(args, classifier)
     data, split = common.data_description(args)
     result = run_diagnostics(
-        classifier, examples, out, settings, args.seed, data, split, progress=True, log=functools.partial(print, flush=True)
+        classifier, examples, out, settings, seed=args.seed, data=data, split=split, progress=True,
+        log=functools.partial(print, flush=True),
     )
     for name in settings.diagnostics:
         print(f"- {result.interpretation.get(name, '')}")
