@@ -19,7 +19,7 @@ from expnet.seeding import seed_everything
 def task_help() -> str:
     """What a task option takes, from the data registry (read when the parser is built, so a task
     registered after import shows too)."""
-    return f"{', '.join(expnet.data.TASKS)} or a JSONL file"
+    return expnet.data.describe_tasks()
 
 
 def add_command(subparsers, name: str, run: Callable[[argparse.Namespace], int], help: str, description: str | None = None):
