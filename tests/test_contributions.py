@@ -15,13 +15,9 @@ from architectures import BUILDERS, check_one_score_per_word
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.models.classifier import Classifier
-from expnet.models.decomposition import (
-    capture_layers,
-    classifier_head,
-    decompose,
-    decompx_last_layer,
-    encoder_layers,
-)
+from expnet.models.decomposition import decompose
+from expnet.models.encoder import capture_layers, classifier_head, encoder_layers
+from expnet.models.layer_contributions import decompx_last_layer
 
 CONTRIBUTION = ["attention_norm", "globenc", "alti", "value_zeroing", "decompx", "value_zeroing_rollout"]
 TARGETED = ("value_zeroing", "decompx")

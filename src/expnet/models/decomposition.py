@@ -42,39 +42,35 @@ classification heads all take position 0, i.e. [CLS] or <s>), so ``r`` is 0 for 
 everywhere: padding keys get no contribution, padding rows are identity rows in the rolled-out
 matrices.
 
-Only BERT, RoBERTa and ELECTRA sequence classifiers (post-LayerNorm encoders whose layers have
-``attention.self.value``, ``attention.output.{dense, LayerNorm}``, ``intermediate`` and
-``output.{dense, LayerNorm}``) are supported; anything else is refused with one ExpnetError,
-because a decomposition computed on a different layer structure would be silently wrong.
+The supported classifiers and how their layers are read: ``expnet.models.encoder``; one
+layer's arithmetic: ``expnet.models.layer_contributions``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
-from torch import nn
 
 from expnet.errors import ExpnetError
 from expnet.models.attention import forward_with_attentions
 from expnet.models.classifier import Classifier
+from expnet.models.encoder import capture_layers, encoder_layers
+from expnet.models.layer_contributions import (
+    alti_matrix,
+    decompx_last_layer,
+    globenc_matrix,
+    readout_head_vectors,
+    value_zeroing_matrix,
+    value_zeroing_scores,
+)
 from expnet.models.readout import readout_positions
 from expnet.words import EncodedBatch
 
 SIGNALS = frozenset(
     {"head_norms", "attention_norms", "value_zeroing", "value_zeroing_rollout", "decompx", "globenc", "alti"}
 )
-SUPPORTED_MODELS = {
-    "BertForSequenceClassification": "bert",
-    "RobertaForSequenceClassification": "roberta",
-    "ElectraForSequenceClassification": "electra",
-}
-# Floats held at once by one chunk of ALTI's decomposed vectors or value zeroing's zeroed layer
-# passes (64 MiB).
-_CHUNK_FLOATS = 1 << 24
 
 
 @dataclass
@@ -100,177 +96,10 @@ class Decomposition:
         return value
 
 
-# A BERT, RoBERTa or ELECTRA module (layer, model or head) whose submodules are reached by name
-# (``layer.attention.output.dense``): torch types such attribute chains as ``Tensor | Module``, so
-# the duck-typed structure ``encoder_layers`` checks is written as Any.
-HFModule = Any
-
-
-@dataclass
-class LayerCapture:
-    """One encoder layer's tensors, as the forward pass saw them: each field exists once the
-    pass has run through the layer (``capture_layers`` hooks set them; reading one earlier is an
-    AttributeError, never a silent None)."""
-
-    inputs: torch.Tensor = field(init=False)  # [B, T, D] the layer's input hidden states
-    values: torch.Tensor = field(init=False)  # [B, T, D] x W_V + b_V, heads side by side
-    pre_norm1: torch.Tensor = field(init=False)  # [B, T, D] input of the attention block's LayerNorm
-    pre_norm2: torch.Tensor = field(init=False)  # [B, T, D] input of the feed-forward block's LayerNorm
-
-
-def encoder_layers(classifier: Classifier) -> Sequence[HFModule]:
-    """The encoder layers of a supported classifier, or one ExpnetError saying what is supported."""
-    model = classifier.model
-    kind = SUPPORTED_MODELS.get(type(model).__name__)
-    config = model.config
-    if kind is None or getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
-        raise ExpnetError(
-            "contribution explainers (attention_norm, globenc, alti, value_zeroing, decompx, ...) support "
-            f"BERT, RoBERTa and ELECTRA sequence classifiers only, not {type(model).__name__}; use a "
-            "gradient, perturbation or attention explainer instead"
-        )
-    return getattr(model, kind).encoder.layer
-
-
-def classifier_head(classifier: Classifier, states: torch.Tensor) -> torch.Tensor:
-    """Logits [N, C] from readout vectors [N, D] after the last layer, through the model's own head.
-
-    BERT's pooler and RoBERTa's / ELECTRA's classification heads read position 0 of a sequence, so
-    each vector goes in as a sequence of length 1."""
-    model: HFModule = classifier.model
-    sequence = states.unsqueeze(1)
-    if SUPPORTED_MODELS[type(model).__name__] == "bert":
-        return model.classifier(model.dropout(model.bert.pooler(sequence)))
-    return model.classifier(sequence)
-
-
-@contextmanager
-def capture_layers(layers: Sequence[HFModule], wanted: Collection[int]) -> Iterator[dict[int, LayerCapture]]:
-    """While open, forward passes fill one ``LayerCapture`` per wanted layer index (the last pass wins)."""
-    captures = {index: LayerCapture() for index in wanted}
-    handles = []
-
-    def keep(capture: LayerCapture, name: str, from_output: bool = False):
-        def hook(module, args, *rest):
-            if from_output:
-                tensor = rest[0]
-            else:
-                tensor = args[0] if args else rest[0]["hidden_states"]
-            setattr(capture, name, tensor.detach())
-
-        return hook
-
-    try:
-        for index, capture in captures.items():
-            layer = layers[index]
-            handles += [
-                layer.register_forward_pre_hook(keep(capture, "inputs"), with_kwargs=True),
-                layer.attention.self.value.register_forward_hook(keep(capture, "values", from_output=True)),
-                layer.attention.output.LayerNorm.register_forward_pre_hook(keep(capture, "pre_norm1")),
-                layer.output.LayerNorm.register_forward_pre_hook(keep(capture, "pre_norm2")),
-            ]
-        yield captures
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def _layer_index(index: int, num_layers: int) -> int:
     if not -num_layers <= index < num_layers:
         raise ExpnetError(f"layer {index} does not exist: this classifier has layers 0..{num_layers - 1} (or -1 for the last)")
     return index % num_layers
-
-
-def _std(states: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
-    """[B, T] the divisor LayerNorm applies at each position."""
-    return (states.float().var(-1, unbiased=False) + norm.eps).sqrt()
-
-
-def _centre_then_scale(vectors: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
-    """LayerNorm's linear part before its division, ``v -> gamma * (v - mean v)``, on the last dim."""
-    return (vectors - vectors.mean(-1, keepdim=True)) * norm.weight.float()
-
-
-def head_transformed_values(
-    layer: HFModule, capture: LayerCapture, num_heads: int, norms: Sequence[nn.LayerNorm] = ()
-) -> torch.Tensor:
-    """[B, H, T, D] ``f^h(x_j) = (x_j W_V^h + b_V^h) W_O^h`` for every head and token, followed by
-    the linear parts of ``norms`` in order (folded into ``W_O``: one pass over the vectors)."""
-    batch, length, hidden = capture.values.shape
-    values = capture.values.float().view(batch, length, num_heads, hidden // num_heads)
-    dense = layer.attention.output.dense.weight.float().T  # [D_in, D_out], D_in = heads side by side
-    for norm in norms:
-        dense = _centre_then_scale(dense, norm)
-    return torch.einsum("bjhv,hvd->bhjd", values, dense.view(num_heads, hidden // num_heads, -1))
-
-
-def _mask_matrix(matrix: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Zero padding rows and columns, then make padding rows identity rows."""
-    pairs = real.unsqueeze(-1) & real.unsqueeze(-2)
-    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
-    return torch.where(pairs, matrix, torch.zeros_like(matrix)) + eye * (~real).unsqueeze(-1)
-
-
-def globenc_matrix(
-    layer: HFModule, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor, second_norm: bool = True
-) -> torch.Tensor:
-    """[B, T, T] one layer's GlobEnc norms ``N_ij`` (see the module docstring), padding masked.
-
-    With ``M`` the LayerNorms' linear parts (centre, scale by gamma; LN1's then LN2's), which are
-    linear and so can be applied to every f^h(x_j) and x_j once, ``||M z_ij||^2`` comes from
-    per-token Gram matrices: ``sum_{h,h'} a^h_ij a^h'_ij <M f^h_j, M f^h'_j> + [i = j]
-    (2 sum_h a^h_ii <M f^h_i, M x_i> + ||M x_i||^2)``; no [B, T, T, D] tensor is ever built."""
-    norm1, norm2 = layer.attention.output.LayerNorm, layer.output.LayerNorm
-    attention = attention.float()
-    num_heads = attention.shape[1]
-    norms = (norm1, norm2) if second_norm else (norm1,)
-    mapped = head_transformed_values(layer, capture, num_heads, norms)  # [B, H, T, D]
-    residual = capture.inputs.float()  # [B, T, D]
-    scale = torch.ones_like(residual[..., 0])
-    # Without the second norm only the first pair is used: zip stops at the shorter on purpose.
-    for norm, states in zip(norms, (capture.pre_norm1, capture.pre_norm2), strict=False):
-        residual = _centre_then_scale(residual, norm)
-        scale = scale * _std(states, norm)
-    gram = torch.einsum("bhjd,bkjd->bjhk", mapped, mapped)  # [B, T, H, H]
-    squared = (attention * torch.einsum("bjhk,bkij->bhij", gram, attention)).sum(1)  # [B, T, T]
-    diagonal = attention.diagonal(dim1=-2, dim2=-1)  # [B, H, T] a^h_ii
-    cross = torch.einsum("bhid,bid->bhi", mapped, residual)
-    squared = squared + torch.diag_embed(2 * (diagonal * cross).sum(1) + residual.pow(2).sum(-1))
-    contributions = squared.clamp(min=0).sqrt() / scale.unsqueeze(-1)
-    return _mask_matrix(contributions, real)
-
-
-def alti_matrix(layer: HFModule, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """[B, T, T] one layer's ALTI contributions, rows summing to 1 over the real tokens.
-
-    ``T_i(x_j) = gamma * (z_ij - mean z_ij) / s_i``. Centring and scaling by gamma are linear, so
-    they are applied to every f^h(x_j) and x_j once; then ``||y_i - T_i(x_j)||_1 =
-    ||s_i y_i - sum_h a^h_ij f~^h_j - [i = j] x~_j||_1 / s_i``. L1 distances do not factor through
-    Gram matrices, so the [B, T, rows, D] vectors are built for a chunk of query rows at a time
-    (laid out key-major, as the batched matrix product makes them)."""
-    norm1 = layer.attention.output.LayerNorm
-    attention = attention.float()
-    transformed = head_transformed_values(layer, capture, attention.shape[1], (norm1,))
-    inputs = _centre_then_scale(capture.inputs.float(), norm1)
-    batch, length, hidden = inputs.shape
-    scale = _std(capture.pre_norm1, norm1)
-    outputs = nn.functional.layer_norm(
-        capture.pre_norm1.float(), (hidden,), norm1.weight.float(), norm1.bias.float(), norm1.eps
-    )
-    targets = outputs * scale.unsqueeze(-1)  # s_i y_i
-    rows = max(1, _CHUNK_FLOATS // (batch * length * hidden))
-    chunks = []
-    for start in range(0, length, rows):
-        chunk = slice(start, min(start + rows, length))
-        mixed = torch.einsum("bhij,bhjd->bjid", attention[:, :, chunk], transformed)  # [B, T, r, D]
-        queries = torch.arange(chunk.start, chunk.stop, device=inputs.device)
-        mixed[:, queries, queries - start] += inputs[:, chunk]
-        mixed.sub_(targets[:, None, chunk])
-        chunks.append(torch.linalg.vector_norm(mixed, ord=1, dim=-1).transpose(1, 2))  # [B, r, T]
-    distances = torch.cat(chunks, 1) / scale.unsqueeze(-1)
-    contributions = (outputs.abs().sum(-1, keepdim=True) - distances).clamp(min=0)
-    contributions = _mask_matrix(contributions, real)
-    return contributions / contributions.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
 
 
 def rollout_readout_row(matrices: Sequence[torch.Tensor], readout: torch.Tensor) -> torch.Tensor:
@@ -284,147 +113,6 @@ def rollout_readout_row(matrices: Sequence[torch.Tensor], readout: torch.Tensor)
         row = torch.einsum("bi,bij->bj", row, matrix)
         row = row / row.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
     return row / row.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
-
-
-def readout_head_vectors(
-    layer: HFModule, capture: LayerCapture, attention: torch.Tensor, readout: torch.Tensor
-) -> torch.Tensor:
-    """[B, H, T, D] ``alpha^h_{r j} f^h(x_j)`` at the readout position ``r`` of each text."""
-    rows = attention.float()[torch.arange(attention.shape[0], device=attention.device), :, readout]  # [B, H, T]
-    return rows.unsqueeze(-1) * head_transformed_values(layer, capture, attention.shape[1])
-
-
-def _rest_of_layer(layer: HFModule, contexts: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """[N, T, D] float32 layer outputs from attention contexts (heads side by side) and the layer's
-    inputs: attention output dense + residual + LayerNorm, feed-forward + residual + LayerNorm,
-    through the layer's own modules (in the model's dtype)."""
-    attended = layer.attention.output(contexts.to(residual.dtype), residual)
-    return layer.output(layer.intermediate(attended), attended).float()
-
-
-def value_zeroing_matrix(layer: HFModule, capture: LayerCapture, attention: torch.Tensor, real: torch.Tensor):
-    """[B, T, T] Mohebbi et al.'s layer-wise value zeroing, rows summing to 1 over the real tokens:
-    ``C_ij`` = cosine distance between query i's layer output and its output with token j's value
-    vector zeroed in every head (the layer's inputs kept), normalised over j.
-
-    Zeroing a value leaves the attention weights unchanged, so each zeroed context is the original
-    one minus token j's share; every (j, i) pair goes through the rest of the layer, a chunk of j
-    at a time: the cost of T layer passes without their attention."""
-    batch, length, hidden = capture.values.shape
-    num_heads = attention.shape[1]
-    attention = attention.float()
-    values = capture.values.float().view(batch, length, num_heads, hidden // num_heads)
-    context = torch.einsum("bhij,bjhv->bihv", attention, values)  # [B, T, H, dh]
-    original = _rest_of_layer(layer, context.reshape(batch, length, hidden), capture.inputs)  # [B, T, D]
-    intermediate = getattr(layer.intermediate.dense, "out_features", 4 * hidden)
-    keys = max(1, _CHUNK_FLOATS // (batch * length * (3 * hidden + intermediate)))
-    distances = []
-    for start in range(0, length, keys):
-        chunk = slice(start, min(start + keys, length))
-        shares = torch.einsum("bhij,bjhv->bjihv", attention[..., chunk], values[:, chunk])  # [B, r, T, H, dh]
-        zeroed = (context.unsqueeze(1) - shares).reshape(-1, length, hidden)
-        outputs = _rest_of_layer(layer, zeroed, capture.inputs.repeat_interleave(shares.shape[1], 0))
-        outputs = outputs.view(batch, -1, length, hidden)
-        similarity = nn.functional.cosine_similarity(outputs, original.unsqueeze(1), dim=-1)  # [B, r, T]
-        distances.append((1 - similarity).clamp(min=0))
-    scores = _mask_matrix(torch.cat(distances, 1).transpose(1, 2), real)
-    return scores / scores.sum(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
-
-
-def value_zeroing_scores(
-    classifier: Classifier,
-    layer: HFModule,
-    capture: LayerCapture,
-    attention: torch.Tensor,
-    readout: torch.Tensor,
-    targets: torch.Tensor,
-) -> torch.Tensor:
-    """[B, T] target logit minus the target logit with token j's value zeroed in ``layer`` (the last).
-
-    Row 0 of the batch pushed through the head is the unperturbed readout context, so original and
-    zeroed logits come from the same arithmetic."""
-    batch, length, hidden = capture.values.shape
-    num_heads = attention.shape[1]
-    index = torch.arange(batch, device=attention.device)
-    weights = attention.float()[index, :, readout]  # [B, H, T]
-    values = capture.values.float().view(batch, length, num_heads, hidden // num_heads)
-    removed = weights.permute(0, 2, 1).unsqueeze(-1) * values  # [B, T, H, dh]: token j's share
-    context = removed.sum(1, keepdim=True)  # [B, 1, H, dh]
-    contexts = torch.cat([context, context - removed], 1).reshape(batch * (length + 1), 1, hidden)
-    residual = capture.inputs[index, readout].unsqueeze(1).repeat_interleave(length + 1, 0)  # [N, 1, D]
-    outputs = _rest_of_layer(layer, contexts, residual)
-    logits = classifier_head(classifier, outputs[:, 0].to(residual.dtype)).float().view(batch, length + 1, -1)
-    chosen = logits.gather(2, targets.view(-1, 1, 1).expand(-1, length + 1, 1)).squeeze(-1)  # [B, T + 1]
-    return chosen[:, :1] - chosen[:, 1:]
-
-
-def _head_parts(classifier: Classifier) -> tuple[nn.Linear, object, nn.Linear]:
-    """(dense, activation, output projection) of the classification head: BERT's pooler and
-    classifier, RoBERTa's (tanh) and ELECTRA's (gelu) classification heads."""
-    model: HFModule = classifier.model
-    kind = SUPPORTED_MODELS[type(model).__name__]
-    if kind == "bert":
-        return model.bert.pooler.dense, model.bert.pooler.activation, model.classifier
-    activation = model.classifier.activation if kind == "electra" else torch.tanh
-    return model.classifier.dense, activation, model.classifier.out_proj
-
-
-def _through_activation(parts: torch.Tensor, total: torch.Tensor, activation) -> torch.Tensor:
-    """DecompX's linearised activation: every part of ``total`` (parts summed over dim 1) scaled by
-    ``act(total) / total``, elementwise, so the parts still add up to ``act(total)``. Where the
-    total is 0 the ratio is the activation's slope at 0 (a central difference)."""
-    step = 1e-3
-    slope = (activation(torch.tensor(step)) - activation(torch.tensor(-step))) / (2 * step)
-    tiny = total.abs() < 1e-6
-    ratio = torch.where(tiny, slope.to(total), activation(total) / torch.where(tiny, torch.ones_like(total), total))
-    return parts * ratio.unsqueeze(1)
-
-
-def _linear_parts(parts: torch.Tensor, bias_index: int, linear: nn.Linear) -> torch.Tensor:
-    """A linear layer on decomposed vectors [B, P, D]: the weight on every part, its bias on part
-    ``bias_index`` only."""
-    out = parts @ linear.weight.float().T
-    if linear.bias is not None:
-        out[:, bias_index] += linear.bias.float()
-    return out
-
-
-def _norm_parts(parts: torch.Tensor, bias_index: int, norm: nn.LayerNorm, states: torch.Tensor) -> torch.Tensor:
-    """LayerNorm on decomposed vectors [B, P, D] whose sum is ``states`` [B, D]: the linear part and
-    the real standard deviation on every part, beta on part ``bias_index``."""
-    out = _centre_then_scale(parts, norm) / _std(states, norm)[:, None, None]
-    out[:, bias_index] += norm.bias.float()
-    return out
-
-
-def decompx_last_layer(
-    classifier: Classifier, layer: HFModule, capture: LayerCapture, attention: torch.Tensor, readout: torch.Tensor
-) -> torch.Tensor:
-    """[B, T + 1, C] DecompX (Modarressi et al. 2023) from the last layer's input: the logits split
-    into one part per token plus a bias part (index T); the parts add up to the logits.
-
-    Each token's last-layer input is its own part. The parts go, at the readout position only,
-    through attention (``alpha f(x_j)`` plus the residual), both LayerNorms (decomposed, real
-    standard deviations), the feed-forward and the head's dense layer with their activations
-    linearised at the real pre-activations (``_through_activation``), and the output projection.
-    Earlier layers' mixing is not followed, so this is the last-layer form, not full DecompX."""
-    batch, length, hidden = capture.inputs.shape
-    index = torch.arange(batch, device=attention.device)
-    inputs = capture.inputs.float()
-    mixed = readout_head_vectors(layer, capture, attention, readout).sum(1)  # [B, T, D]
-    mixed[index, readout] += inputs[index, readout]
-    bias = length  # the bias part comes after the T token parts
-    parts = torch.cat([mixed, layer.attention.output.dense.bias.float().expand(batch, 1, hidden)], 1)
-    parts = _norm_parts(parts, bias, layer.attention.output.LayerNorm, capture.pre_norm1[index, readout])
-    residual = parts
-    parts = _linear_parts(parts, bias, layer.intermediate.dense)
-    parts = _through_activation(parts, parts.sum(1), layer.intermediate.intermediate_act_fn)
-    parts = _linear_parts(parts, bias, layer.output.dense) + residual
-    parts = _norm_parts(parts, bias, layer.output.LayerNorm, capture.pre_norm2[index, readout])
-    dense, activation, projection = _head_parts(classifier)
-    parts = _linear_parts(parts, bias, dense)
-    parts = _through_activation(parts, parts.sum(1), activation)
-    return _linear_parts(parts, bias, projection)
 
 
 @torch.no_grad()

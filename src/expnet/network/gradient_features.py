@@ -21,7 +21,8 @@ import torch
 from expnet.errors import ExpnetError
 from expnet.models.attention import ReadoutAttention, readout_attention
 from expnet.models.classifier import Classifier
-from expnet.models.decomposition import decompose, encoder_layers
+from expnet.models.decomposition import decompose
+from expnet.models.encoder import encoder_layers
 from expnet.models.gradients import attention_gradients
 from expnet.models.readout import head_reads_readout, is_causal, readout_kind, readout_positions, readout_weights
 from expnet.network.features import FeatureSpec, word_features
