@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import DataError, at, require_file
 from .records import RationaleExample
-from .spec import TaskSpec
+from .spec import loader_spec
 
 LABEL_NAMES = ("unacceptable", "acceptable")
 SPLITS = ("train", "dev")
@@ -45,13 +45,10 @@ def load(root: str | Path, split: str) -> list[RationaleExample]:
     return out
 
 
-SPEC = TaskSpec(
+SPEC = loader_spec(
+    __name__,
     name="cola",
     description="CoLA acceptability judgements; no word rationales (classifier and faithfulness only)",
-    load=load,
-    label_names=LABEL_NAMES,
-    splits=SPLITS,
-    rationale_splits=RATIONALE_SPLITS,
     # Evaluating is allowed (faithfulness needs no rationales); its examples carry no gold masks.
     purposes={"classifier_train": "train", "classifier_dev": "dev", "evaluation": "dev"},
     unavailable={"explainer_train": "CoLA has no public word rationales"},

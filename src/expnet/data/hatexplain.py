@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import DataError, at, require_file
 from .jsonl import check_mask, iter_json_lines
 from .records import RationaleExample
-from .spec import TaskSpec
+from .spec import loader_spec
 
 LABEL_NAMES = ("hatespeech", "normal", "offensive")  # the dataset's own ids 0/1/2
 SPLITS = ("train", "validation", "test")
@@ -92,13 +92,10 @@ def _train_line(obj: dict, where: str) -> RationaleExample | None:
     return RationaleExample(str(obj["post_id"]), "hatexplain", _tokens(obj, where), label, LABEL_NAMES)
 
 
-SPEC = TaskSpec(
+SPEC = loader_spec(
+    __name__,
     name="hatexplain",
     description="HateXplain posts (hate speech, offensive, normal) with per-annotator word rationales",
-    load=load,
-    label_names=LABEL_NAMES,
-    splits=SPLITS,
-    rationale_splits=RATIONALE_SPLITS,
     # The training posts carry no rationales: the explainer trains on validation, is scored on test.
     purposes={"classifier_train": "train", "classifier_dev": "validation", "explainer_train": "validation",
               "evaluation": "test"},

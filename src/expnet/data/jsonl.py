@@ -16,7 +16,7 @@ in an editor straight away.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import DataError, at, require_file
@@ -45,21 +45,24 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` for each non-blank line; shared by the JSONL-based loaders."""
     path = Path(path)
-    for lineno, line in _text_lines(path):
+    return parse_json_lines(_text_lines(path), path, "write one JSON object a line")
+
+
+def parse_json_lines(lines: Iterable[tuple[int, str]], where: str | Path, fix: str) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for each non-blank ``(line_number, text)`` of the file
+    ``where``; a line that is no JSON object is a DataError at its line, ending with ``fix``."""
+    for lineno, line in lines:
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise DataError(
-                f"{at(path, lineno)}: not valid JSON ({err.msg} at column {err.colno}); "
-                "write one JSON object a line"
-            ) from None
+            raise DataError(f"{at(where, lineno)}: not valid JSON ({err.msg} at column {err.colno}); {fix}") from None
         except RecursionError:
-            raise DataError(f"{at(path, lineno)}: JSON nested too deeply to read; flatten the line") from None
+            raise DataError(f"{at(where, lineno)}: JSON nested too deeply to read; flatten the line") from None
         if not isinstance(obj, dict):
             raise DataError(
-                f"{at(path, lineno)}: expected a JSON object {{...}}, got {type(obj).__name__}"
+                f"{at(where, lineno)}: expected a JSON object {{...}}, got {type(obj).__name__}"
             )
         yield lineno, obj
 

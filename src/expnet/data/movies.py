@@ -14,14 +14,13 @@ single union mask makes ``gold_mask("majority")`` and ``gold_mask("union")`` agr
 
 from __future__ import annotations
 
-import json
 import tarfile
 from pathlib import Path, PurePosixPath
 
 from .errors import DataError, at
-from .jsonl import iter_json_lines
+from .jsonl import iter_json_lines, parse_json_lines
 from .records import RationaleExample
-from .spec import TaskSpec
+from .spec import loader_spec
 
 LABEL_NAMES = ("negative", "positive")
 LABELS = {"NEG": 0, "POS": 1}
@@ -80,18 +79,8 @@ def _from_archive(archive: Path, split: str) -> list[RationaleExample]:
     if annotations is None:
         raise DataError(f"{archive}: holds no {wanted}; is this the ERASER movies archive?")
     name = f"{archive}!{wanted}"  # where a bad line lives, for messages
-    out = []
-    for lineno, line in enumerate(annotations.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(
-                f"{at(name, lineno)}: not valid JSON ({err.msg}); the archive is damaged"
-            ) from None
-        out.append(_example(obj, docs.get, at(name, lineno)))
-    return out
+    rows = parse_json_lines(enumerate(annotations.splitlines(), start=1), name, "the archive is damaged")
+    return [_example(obj, docs.get, at(name, lineno)) for lineno, obj in rows]
 
 
 def _example(obj: dict, read_doc, where: str) -> RationaleExample:
@@ -117,13 +106,10 @@ def _example(obj: dict, read_doc, where: str) -> RationaleExample:
     return RationaleExample(docid, "movies", words, label, LABEL_NAMES, [mask] if any(mask) else [])
 
 
-SPEC = TaskSpec(
+SPEC = loader_spec(
+    __name__,
     name="movies",
     description="ERASER movie reviews (sentiment of whole reviews) with evidence-span rationales",
-    load=load,
-    label_names=LABEL_NAMES,
-    splits=SPLITS,
-    rationale_splits=RATIONALE_SPLITS,
     purposes={"classifier_train": "train", "classifier_dev": "val", "explainer_train": "train",
               "evaluation": "test"},
     finetune={"epochs": 2, "max_length": 256, "batch_size": 16, "learning_rate": 5e-5, "max_examples": 1600},

@@ -1,12 +1,13 @@
 """``TaskSpec``: everything the library knows about one built-in dataset, declared once by its loader.
 
-A loader module (``hatexplain.py``, ``sst2.py`` ...) ends with one ``SPEC = TaskSpec(...)``;
+A loader module (``hatexplain.py``, ``sst2.py`` ...) ends with one ``SPEC = loader_spec(__name__, ...)``;
 ``registry.py`` collects the specs, and task lists, help strings, error texts, default splits and
 fine-tuning defaults are all read from them.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,3 +62,18 @@ class TaskSpec:
         object.__setattr__(self, "purposes", MappingProxyType(dict(self.purposes)))
         object.__setattr__(self, "unavailable", MappingProxyType(dict(self.unavailable)))
         object.__setattr__(self, "finetune", MappingProxyType(dict(self.finetune)))
+
+
+def loader_spec(module_name: str, **fields) -> TaskSpec:
+    """The ``TaskSpec`` of the loader module ``module_name`` (its ``__name__``): ``load``,
+    ``label_names``, ``splits`` and ``rationale_splits`` are the module's ``load``, ``LABEL_NAMES``,
+    ``SPLITS`` and ``RATIONALE_SPLITS``, which every built-in loader defines (and uses itself);
+    ``fields`` give the rest."""
+    module = sys.modules[module_name]
+    return TaskSpec(
+        load=module.load,
+        label_names=module.LABEL_NAMES,
+        splits=module.SPLITS,
+        rationale_splits=module.RATIONALE_SPLITS,
+        **fields,
+    )

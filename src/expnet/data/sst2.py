@@ -23,7 +23,7 @@ from pathlib import Path
 from . import ptb
 from .errors import DataError, at, require_file
 from .records import RationaleExample
-from .spec import TaskSpec
+from .spec import loader_spec
 
 LABEL_NAMES = ("negative", "positive")
 SPLITS = ("train", "dev", "train_trees", "dev_trees", "test_trees")
@@ -115,13 +115,10 @@ def _load_dev(root: Path) -> list[RationaleExample]:
     return out
 
 
-SPEC = TaskSpec(
+SPEC = loader_spec(
+    __name__,
     name="sst2",
     description="SST-2 sentence sentiment, with rationales derived from the SST treebank",
-    load=load,
-    label_names=LABEL_NAMES,
-    splits=SPLITS,
-    rationale_splits=RATIONALE_SPLITS,
     # GLUE's test labels are hidden, so GLUE dev is the evaluation split and the explainer trains
     # on the treebank's train sentences.
     purposes={"classifier_train": "train", "classifier_dev": "dev", "explainer_train": "train_trees",
