@@ -13,11 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from expnet.metrics.table import BY_KEY, Metric, metrics
-
-RESULT_COLUMNS = metrics("f1", "f1_topk", "iou_f1", "auroc", "average_precision", "auprc", "examples_per_second")
-# Added when texts were cut at the classifier's length: the scores over the words it saw.
-SEEN_COLUMNS = metrics("f1_topk_seen", "auroc_seen")
+from expnet.metrics.table import EVALUATION as RESULT_COLUMNS
+from expnet.metrics.table import SEEN_COLUMNS, Metric, header
 
 
 def _truncated(results: dict) -> int:
@@ -37,14 +34,16 @@ def _number_column(table: Table, header: str) -> None:
 def rows_table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
     """Already formatted rows (first column: a name) in the same 80-column style."""
     table = _narrow_table(title, headers[0])
-    for header in headers[1:]:
-        _number_column(table, header)
+    for name in headers[1:]:
+        _number_column(table, name)
     for row in rows:
         table.add_row(*row)
     return table
 
 
 def result_columns(results: dict) -> tuple[Metric, ...]:
+    """The evaluation columns; with texts cut at the classifier's length, the scores over the
+    words it saw (``SEEN_COLUMNS``) come before the speed column."""
     if not _truncated(results):
         return RESULT_COLUMNS
     return RESULT_COLUMNS[:-1] + SEEN_COLUMNS + RESULT_COLUMNS[-1:]
@@ -65,13 +64,13 @@ def comparisons_table(results: dict) -> Table:
     table = _narrow_table("ExpNet minus the best other explainer (paired bootstrap 95% interval)", "ExpNet")
     table.add_column("metric", no_wrap=True)
     table.add_column("best other", overflow="fold", min_width=8)
-    for header in ("diff", "95% interval", "pairs"):
-        _number_column(table, header)
+    for name in ("diff", "95% interval", "pairs"):
+        _number_column(table, name)
     table.add_column("verdict", no_wrap=True)
     for c in results["comparisons"]:
         interval = f"[{_cell(c['low'])}, {_cell(c['high'])}]"
         difference = "-" if c["difference"] is None else f"{c['difference']:+.3f}"
-        table.add_row(c["explainer"], BY_KEY[c["metric"]].header, c["baseline"], difference, interval, str(c["n_pairs"]), c["verdict"])
+        table.add_row(c["explainer"], header(c["metric"]), c["baseline"], difference, interval, str(c["n_pairs"]), c["verdict"])
     return table
 
 
