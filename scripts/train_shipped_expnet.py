@@ -22,13 +22,13 @@ from safetensors.torch import load_file, save_file
 
 from expnet.benchmark.config import DEFAULTS
 from expnet.data import load_examples
+from expnet.explainers.learned import ExpNetExplainer
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec
 from expnet.network.training import (
     RECIPES,
     WordDataset,
     collect_features,
-    fit_expnet,
     recipe_settings,
     select_dataset,
     settings_spec,
@@ -83,7 +83,7 @@ def main() -> None:
         spec = settings_spec(settings, classifier)
         dataset.extend(select_dataset(source, source_spec, spec))
         print(f"{task}: {len(source)} texts")
-    expnet = fit_expnet(dataset, spec, settings, seed=args.seed)
+    expnet = ExpNetExplainer.fit(dataset, spec, settings, seed=args.seed)
     expnet.save_pretrained(args.out)
     print(f"saved {args.out}: {expnet.history}")
 

@@ -26,9 +26,10 @@ from expnet.cli.main import main
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
 from expnet.explainers import explainer_names, get_explainer
+from expnet.explainers.learned import ExpNetExplainer
 from expnet.explainers.registry import accepted_settings
 from expnet.models.classifier import Classifier, resolve_dtype
-from expnet.network.training import ExpNetSettings, recipe_settings, train_expnet
+from expnet.network.training import ExpNetSettings, recipe_settings
 
 HALF = ("bfloat16", "float16")
 DTYPES = ("float32", *HALF)
@@ -120,7 +121,7 @@ def test_expnet_explains_half_precision_classifiers(classifiers, recipe):
     """Eager attention features (paper) and SDPA readout rows (transfer) alike."""
     classifier = classifiers["bert", "float32"]
     settings = recipe_settings(recipe, max_epochs=15, patience=5, learning_rate=3e-3)
-    explainer = train_expnet([(classifier, planted_examples(classifier))], settings, seed=0, progress=False)
+    explainer = ExpNetExplainer.train([(classifier, planted_examples(classifier))], settings, seed=0, progress=False)
     reference = [e.scores for e in explainer.explain(classifier, TEXTS)]
     for dtype in HALF:
         scores = [e.scores for e in explainer.explain(classifiers["bert", dtype], TEXTS)]
@@ -135,7 +136,7 @@ def test_expnet_trains_on_a_bfloat16_classifier(classifiers):
     """Features reach the (float32) MLP in float32, whatever the classifier's dtype."""
     classifier = classifiers["bert", "bfloat16"]
     settings = ExpNetSettings(max_epochs=3, patience=2)
-    explainer = train_expnet([(classifier, planted_examples(classifier, 30))], settings, seed=0, progress=False)
+    explainer = ExpNetExplainer.train([(classifier, planted_examples(classifier, 30))], settings, seed=0, progress=False)
     assert all(p.dtype == torch.float32 for p in explainer.model.parameters())
     scores = [e.scores for e in explainer.explain(classifier, TEXTS)]
     assert all(np.isfinite(row).all() for row in scores)

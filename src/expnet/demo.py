@@ -28,7 +28,7 @@ from expnet.explainers.registry import accepted_settings
 from expnet.io import atomic_write_json, atomic_write_text
 from expnet.models.classifier import Classifier
 from expnet.models.finetune import FinetuneSettings
-from expnet.network.training import recipe_settings, train_expnet
+from expnet.network.training import recipe_settings
 from expnet.pipeline import ensure_classifier
 from expnet.report.pages import evaluation_page
 
@@ -132,7 +132,7 @@ def run_demo(
         cached = " (cached)" if metrics[task]["cached"] else ""
         say(f"classifier {task}: dev accuracy {metrics[task]['dev_accuracy']:.3f}{cached}")
     sources = [(classifiers[t], load_examples(t, None, data_dir, purpose="explainer_train")) for t in protocol.train_tasks]
-    expnet = train_expnet(sources, recipe_settings(protocol.recipe), seed=seed, progress=progress)
+    expnet = ExpNetExplainer.train(sources, recipe_settings(protocol.recipe), seed=seed, progress=progress)
     expnet.save_pretrained(out / "expnet")
     say(f"ExpNet ({protocol.recipe} recipe) trained on {', '.join(protocol.train_tasks)}: {expnet.history['train_examples']} examples")
     examples = [e for e in load_examples(protocol.held_out, None, data_dir, purpose="evaluation") if e.has_rationale]

@@ -6,7 +6,8 @@ import json
 
 from expnet.cli import common
 from expnet.errors import ExpnetError
-from expnet.network.training import RECIPES, recipe_settings, train_expnet
+from expnet.explainers.learned import ExpNetExplainer
+from expnet.network.training import RECIPES, recipe_settings
 
 
 def parse_task_pairs(pairs: list[str]) -> list[tuple[str, str]]:
@@ -66,7 +67,7 @@ def run(args) -> int:
         examples = common.load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
         common.check_labels(classifier, examples)
         sources.append((classifier, examples))
-    explainer = train_expnet(sources, settings, seed=args.seed)
+    explainer = ExpNetExplainer.train(sources, settings, seed=args.seed)
     explainer.save_pretrained(out)
     print(json.dumps({"out": str(out), **explainer.history}))
     return 0
