@@ -252,6 +252,24 @@ def interpret(results: dict) -> dict[str, str]:
 
 
 # --- the page -------------------------------------------------------------------------------
+# The one headline row (what, value, note) of each single-number diagnostic, from its summary.
+_HEADLINES = {
+    "permutation": lambda s: [
+        "permutation: median TVD", f"{s['median_tvd']:.4f}", f"flips {100 * s['mean_flip_rate']:.1f}%"
+    ],
+    "adversarial": lambda s: [
+        "adversarial: median max JSD (nats)",
+        f"{s['median_max_jsd']:.3f}",
+        f"found within eps for {100 * s['share_found_within_epsilon']:.0f}%",
+    ],
+    "uniform": lambda s: [
+        "uniform: accuracy change",
+        f"{s['accuracy_change']:+.3f}",
+        f"mean TVD {s['mean_tvd']:.4f}, {100 * s['prediction_changed']:.1f}% predictions changed",
+    ],
+}
+
+
 def _headline_rows(results: dict) -> list[list[object]]:
     rows = []
     if "correlation" in results:
@@ -264,27 +282,9 @@ def _headline_rows(results: dict) -> list[list[object]]:
                         f"p<0.05 for {100 * s['share_p_below_0.05']:.0f}% (n={s['examples']})",
                     ]
                 )
-    if "permutation" in results:
-        s = results["permutation"]["summary"]
-        rows.append(["permutation: median TVD", f"{s['median_tvd']:.4f}", f"flips {100 * s['mean_flip_rate']:.1f}%"])
-    if "adversarial" in results:
-        s = results["adversarial"]["summary"]
-        rows.append(
-            [
-                "adversarial: median max JSD (nats)",
-                f"{s['median_max_jsd']:.3f}",
-                f"found within eps for {100 * s['share_found_within_epsilon']:.0f}%",
-            ]
-        )
-    if "uniform" in results:
-        s = results["uniform"]["summary"]
-        rows.append(
-            [
-                "uniform: accuracy change",
-                f"{s['accuracy_change']:+.3f}",
-                f"mean TVD {s['mean_tvd']:.4f}, {100 * s['prediction_changed']:.1f}% predictions changed",
-            ]
-        )
+    for name, headline in _HEADLINES.items():
+        if name in results:
+            rows.append(headline(results[name]["summary"]))
     return rows
 
 

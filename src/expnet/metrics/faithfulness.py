@@ -303,21 +303,19 @@ def faithfulness(
     words: Sequence[Sequence[str]],
     scores: Sequence[np.ndarray],
     targets: Sequence[int],
-    removal: str = "mask",
-    bins: Sequence[float] = DEFAULT_BINS,
-    batch_size: int = 32,
-    kendall: bool = False,
-    loo: Sequence[np.ndarray] | None = None,
+    **options,
 ) -> FaithfulnessScores:
     """Comprehensiveness and sufficiency per bin (and Kendall tau against leave-one-out when
     ``kendall`` is set or ``loo`` is given) of word ``scores`` for classes ``targets``.
 
-    ``scores`` holds one array per text with one value per word (NaN = not scored); pass the
-    ``leave_one_out`` result as ``loo`` to share it between explainers.
+    ``scores`` holds one array per text with one value per word (NaN = not scored); ``options``
+    are ``faithfulness_many``'s (``removal``, ``bins``, ``batch_size``, ``kendall``, ``loo``,
+    ``progress``), with its defaults: pass the ``leave_one_out`` result as ``loo`` to share it
+    between explainers.
     """
     if len(scores) != len(words):
         raise ValueError(f"{len(words)} texts but {len(scores)} score arrays")
-    return faithfulness_many(classifier, words, {"scores": scores}, targets, removal, bins, batch_size, kendall, loo)["scores"]
+    return faithfulness_many(classifier, words, {"scores": scores}, targets, **options)["scores"]
 
 
 def faithfulness_many(
