@@ -287,7 +287,7 @@ def valid_words(batch: EncodedBatch, device: torch.device | str = "cpu") -> torc
     return valid.to(device)
 
 
-def raw_word_values(
+def word_features(
     attentions: Sequence[torch.Tensor] | Mapping[int, ReadoutAttention],
     batch: EncodedBatch,
     spec: FeatureSpec,
@@ -295,23 +295,25 @@ def raw_word_values(
     decomposition=None,
     readout: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Raw values [B, W, len(spec.raw_names())] from a forward pass's attentions (one
-    [B, H, T, T] per layer, or ``{layer: ReadoutAttention}`` already read at the readout); ``gradients`` (per layer dlogit/dA) for attention x gradient values,
-    ``decomposition`` (``expnet.models.decomposition.Decomposition``) for head norms and signals,
-    ``readout`` where the head reads: [B] positions or [B, T] weights (``expnet.models.readout``;
-    default position 0, the [CLS] token)."""
-    if spec.values and not attentions:
+    """Features [B, W, spec.dim]: the raw values of ``spec``'s raw columns (``spec.raw()``), from a
+    forward pass's attentions (one [B, H, T, T] per layer, or ``{layer: ReadoutAttention}`` already
+    read at the readout), then transformed. ``gradients`` (per layer dlogit/dA) for attention x
+    gradient values, ``decomposition`` (``expnet.models.decomposition.Decomposition``) for head
+    norms and signals, ``readout`` where the head reads: [B] positions or [B, T] weights
+    (``expnet.models.readout``; default position 0, the [CLS] token)."""
+    raw_spec = spec.raw()
+    if raw_spec.values and not attentions:
         raise ExpnetError("the classifier returned no attention weights; load it with attn_implementation='eager'")
-    if spec.needs_gradient and gradients is None:
+    if raw_spec.needs_gradient and gradients is None:
         raise ExpnetError("these ExpNet features need attention gradients; compute them with expnet.network.gradient_features.batch_features")
-    if spec.decomposition_signals and decomposition is None:
+    if raw_spec.decomposition_signals and decomposition is None:
         raise ExpnetError("these ExpNet features need decomposed contributions; compute them with expnet.network.gradient_features.batch_features")
     mask = batch.attention_mask.float()
     n_tokens = mask.sum(-1).view(-1, 1, 1)  # [B, 1, 1]
     if readout is None:
         readout = torch.zeros(batch.batch_size, dtype=torch.long)
     parts = []
-    for layer, direction, value in spec._blocks():
+    for layer, direction, value in raw_spec._blocks():
         if value == "head_norm":
             values = decomposition.head_norms[layer].float()  # [B, H, T], readout row
         elif isinstance(layer_attention := attentions[layer], ReadoutAttention):  # read during the pass
@@ -325,32 +327,19 @@ def raw_word_values(
             read = readout_rows if direction == "cls_to_token" else readout_columns
             values = read(attention, readout)
         values = values.transpose(1, 2).to(mask.device)  # [B, T, H]
-        if direction == "cls_to_token" and spec.length_scaled:
+        if direction == "cls_to_token" and raw_spec.length_scaled:
             values = values * n_tokens
         parts.append(pool_to_words(values, batch, _ROW_SUMMED[direction]))
-    for signal in spec.signals:
+    for signal in raw_spec.signals:
         if signal == "attention_norm":
-            values = decomposition.attention_norms[spec.num_layers - 1]
+            values = decomposition.attention_norms[raw_spec.num_layers - 1]
         else:
             values = getattr(decomposition, signal)
         values = values.float().to(mask.device).unsqueeze(-1)  # [B, T, 1]
-        if spec.length_scaled and signal not in _LOGIT_SIGNALS:  # rolled-out rows sum to one, like attention
+        if raw_spec.length_scaled and signal not in _LOGIT_SIGNALS:  # rolled-out rows sum to one, like attention
             values = values * n_tokens
         parts.append(pool_to_words(values, batch, "sum"))
-    return torch.cat(parts, dim=-1)
-
-
-def word_features(
-    attentions: Sequence[torch.Tensor] | Mapping[int, ReadoutAttention],
-    batch: EncodedBatch,
-    spec: FeatureSpec,
-    gradients: Sequence[torch.Tensor | None] | None = None,
-    decomposition=None,
-    readout: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Features [B, W, spec.dim]: ``raw_word_values`` of ``spec``'s raw columns, transformed."""
-    raw_spec = spec.raw()
-    raw = raw_word_values(attentions, batch, raw_spec, gradients, decomposition, readout)
+    raw = torch.cat(parts, dim=-1)
     if spec.is_raw:
         return raw
     return spec.transform(raw, raw_spec.raw_names(), valid_words(batch, raw.device))
