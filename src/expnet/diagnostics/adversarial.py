@@ -104,23 +104,14 @@ def adversarial_attention(
 ) -> AdversarialResult:
     """Max JSD within ``report_epsilon`` of the output, per text (see the module docstring)."""
     layer = resolve_layer(classifier, layer)
+    # The search settings, in the order both _search and AdversarialResult take them.
+    search = (candidates, steps, learning_rate, hinge_epsilon, report_epsilon)
     results = {"jsd": [], "head_mean": [], "tvd": [], "found": []}
     bar = tqdm(total=len(texts), desc="adversarial", disable=not progress, leave=False)
     for start in range(0, len(texts), batch_size):
         chunk = [list(words) for words in texts[start : start + batch_size]]
         generator = torch.Generator().manual_seed(seed * 1_000_003 + start)
-        found = _search(
-            classifier,
-            chunk,
-            layer,
-            candidates,
-            steps,
-            learning_rate,
-            hinge_epsilon,
-            report_epsilon,
-            hinge_weight,
-            generator,
-        )
+        found = _search(classifier, chunk, layer, *search, hinge_weight, generator)
         for key, values in found.items():
             results[key].append(values)
         bar.update(len(chunk))
@@ -128,11 +119,7 @@ def adversarial_attention(
     merged = {key: np.concatenate(values) for key, values in results.items()}
     return AdversarialResult(
         layer,
-        candidates,
-        steps,
-        learning_rate,
-        hinge_epsilon,
-        report_epsilon,
+        *search,
         merged["jsd"],
         merged["head_mean"],
         merged["tvd"],

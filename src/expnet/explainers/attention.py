@@ -21,20 +21,32 @@ from expnet.models.readout import readout_rows, readout_weights
 from expnet.words import pool_to_words
 
 
-@register
-class RawAttention(Explainer):
-    """Final layer, readout row ([CLS] in BERT), mean over heads (HateXplain's attention
-    explanation). A word's score is the attention mass on its pieces (sum)."""
+class _AttentionMatrixExplainer(Explainer):
+    """The readout row of a [B, T, T] matrix made from one forward pass's attentions; words sum
+    their pieces (the attention mass on them). Subclasses build the matrix."""
 
-    name = "raw_attention"
     family = "attention"
     cost = "1 forward"
     needs_attention = True
 
+    def matrix(self, attentions: tuple[torch.Tensor, ...], attention_mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         logits, attentions = forward_with_attentions(classifier, batch)
-        row = readout_rows(attentions[-1].float().mean(1), readout_weights(classifier, batch))  # [B, T]
+        row = readout_rows(self.matrix(attentions, batch.attention_mask), readout_weights(classifier, batch))  # [B, T]
         return BatchAttribution(pool_to_words(row, batch, "sum"), logits)
+
+
+@register
+class RawAttention(_AttentionMatrixExplainer):
+    """Final layer, readout row ([CLS] in BERT), mean over heads (HateXplain's attention
+    explanation). A word's score is the attention mass on its pieces (sum)."""
+
+    name = "raw_attention"
+
+    def matrix(self, attentions, attention_mask):
+        return attentions[-1].float().mean(1)
 
 
 # --- shared matrix helpers ------------------------------------------------------------------
@@ -100,36 +112,25 @@ def max_flow_to_sink(layers: np.ndarray, sink: int = 0, scale: int = 1 << 20) ->
 
 # --- explainers -----------------------------------------------------------------------------
 @register
-class AttentionMean(Explainer):
+class AttentionMean(_AttentionMatrixExplainer):
     """The readout row of the attention weights ([CLS] in BERT), averaged over every layer and
     head; a word's score is the attention mass on its pieces (sum)."""
 
     name = "attention_mean"
-    family = "attention"
-    cost = "1 forward"
-    needs_attention = True
 
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        logits, attentions = forward_with_attentions(classifier, batch)
-        mean = torch.stack([a.float().mean(1) for a in attentions]).mean(0)  # [B, T, T]
-        row = readout_rows(mean, readout_weights(classifier, batch))
-        return BatchAttribution(pool_to_words(row, batch, "sum"), logits)
+    def matrix(self, attentions, attention_mask):
+        return torch.stack([a.float().mean(1) for a in attentions]).mean(0)
 
 
 @register
-class Rollout(Explainer):
+class Rollout(_AttentionMatrixExplainer):
     """Attention rollout (Abnar & Zuidema 2020): the readout row of ``Â_L ... Â_1`` with
     ``Â = rownorm(mean_h A + I)`` over the real tokens (padding masked out); summed per word."""
 
     name = "rollout"
-    family = "attention"
-    cost = "1 forward"
-    needs_attention = True
 
-    def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        logits, attentions = forward_with_attentions(classifier, batch)
-        row = readout_rows(rollout_matrix(attentions, batch.attention_mask), readout_weights(classifier, batch))
-        return BatchAttribution(pool_to_words(row, batch, "sum"), logits)
+    def matrix(self, attentions, attention_mask):
+        return rollout_matrix(attentions, attention_mask)
 
 
 @register
