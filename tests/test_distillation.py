@@ -1,0 +1,70 @@
+"""ExpNet + unlabelled target texts: soft teacher targets next to human rationales."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from expnet.data import RationaleExample
+from expnet.errors import ExpnetError
+from expnet.explainers import get_explainer
+from expnet.explainers.distillation import TeacherSettings, soft_targets, teacher_dataset, train_with_unlabelled
+from expnet.metrics.plausibility import plausibility
+from expnet.network.training import ExpNetSettings, settings_spec
+from test_expnet import planted_examples, random_texts
+
+LISTWISE = ExpNetSettings(views=("absolute", "zscore"), loss="listwise", max_epochs=60, patience=10)
+
+
+def test_soft_targets_by_hand():
+    # ranks 1, 3, 2 of 3 -> (1/3, 1, 2/3) ** 2; a second teacher's ranks 3, 1, 2 average to 2/3 each.
+    np.testing.assert_allclose(soft_targets([np.array([0.1, 0.5, 0.3])], 2.0), [1 / 9, 1, 4 / 9], rtol=1e-6)
+    both = soft_targets([np.array([0.1, 0.5, 0.3]), np.array([0.9, 0.1, 0.2])], 1.0)
+    np.testing.assert_allclose(both, [2 / 3, 2 / 3, 2 / 3], rtol=1e-6)
+    np.testing.assert_allclose(soft_targets([np.array([2.0, 2.0])], 1.0), [0.75, 0.75])  # ties share their rank
+
+
+def test_teacher_dataset_holds_the_teachers_targets_on_scored_words(tiny_classifier):
+    texts = random_texts(6)
+    teacher = get_explainer("raw_attention")
+    spec = settings_spec(LISTWISE, tiny_classifier)
+    dataset = teacher_dataset(tiny_classifier, texts, [teacher], spec, 3.0, progress=False)
+    assert len(dataset) == 6 and set(dataset.tasks) == {"unlabelled"}
+    for text, features, labels, explanation in zip(texts, dataset.features, dataset.labels, teacher.explain(tiny_classifier, texts), strict=True):
+        assert features.shape == (int(explanation.scored.sum()), spec.dim) and len(text) >= len(labels)
+        np.testing.assert_allclose(labels.numpy(), soft_targets([explanation.scores[explanation.scored]], 3.0), rtol=1e-6)
+
+
+def test_unlabelled_texts_teach_what_the_human_rationales_do_not(tiny_classifier):
+    """The few source rationales here are the planted rule inverted; the teacher (raw attention)
+    is the rule itself, so only the unlabelled texts can teach it."""
+    planted = planted_examples(tiny_classifier, n=130)
+    noise = [
+        RationaleExample(e.id, "inverted", e.words, e.label, e.label_names, [(1 - e.gold_mask()).tolist()])
+        for e in planted[:12]
+    ]
+    unlabelled = [e.words for e in planted[12:100]]
+    held_out = planted[100:]
+
+    def auroc(expnet) -> float:
+        explanations = expnet.explain(tiny_classifier, [e.words for e in held_out])
+        return plausibility([e.gold_mask() for e in held_out], [x.scores for x in explanations], [x.rationale for x in explanations]).auroc
+
+    teacher = TeacherSettings(teachers=("raw_attention",), sharpness=4.0, max_texts=200)
+    adapted = train_with_unlabelled([(tiny_classifier, noise)], [(tiny_classifier, unlabelled)], LISTWISE, teacher, progress=False)
+    plain = train_with_unlabelled([(tiny_classifier, noise)], [], LISTWISE, teacher, progress=False)
+    assert auroc(adapted) > 0.8 and auroc(plain) < 0.4
+    assert adapted.history["unlabelled"] == {"teachers": ["raw_attention"], "sharpness": 4.0, "max_texts": 200, "texts": [88]}
+    # the reported rate is the human rationales', not the soft targets'
+    assert adapted.rationale_rate == pytest.approx(np.mean([np.mean(e.rationales[0]) for e in noise]), abs=0.05)
+
+
+def test_bad_teacher_settings_are_one_line_errors(tiny_classifier):
+    with pytest.raises(ExpnetError, match="at least one teacher"):
+        TeacherSettings(teachers=())
+    with pytest.raises(ExpnetError, match="sharpness"):
+        TeacherSettings(sharpness=0)
+    with pytest.raises(ExpnetError, match="whole number"):
+        TeacherSettings(max_texts=0)
+    with pytest.raises(ExpnetError, match="listwise"):
+        train_with_unlabelled([(tiny_classifier, planted_examples(tiny_classifier, n=8))], [], ExpNetSettings(), progress=False)
