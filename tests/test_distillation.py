@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from expnet.cli.main import main
 from expnet.data import RationaleExample
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.distillation import TeacherSettings, soft_targets, teacher_dataset, train_with_unlabelled
+from expnet.explainers.learned import ExpNetExplainer
 from expnet.metrics.plausibility import plausibility
 from expnet.network.training import ExpNetSettings, settings_spec
+from test_cli import TWELVE_ROWS, write_jsonl
 from test_expnet import planted_examples, random_texts
 
 LISTWISE = ExpNetSettings(views=("absolute", "zscore"), loss="listwise", max_epochs=60, patience=10)
@@ -68,3 +71,17 @@ def test_bad_teacher_settings_are_one_line_errors(tiny_classifier):
         TeacherSettings(max_texts=0)
     with pytest.raises(ExpnetError, match="listwise"):
         train_with_unlabelled([(tiny_classifier, planted_examples(tiny_classifier, n=8))], [], ExpNetSettings(), progress=False)
+
+
+def test_cli_train_with_unlabelled_texts(capsys, tiny_classifier_dir, tmp_path):
+    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
+    texts = tmp_path / "mine.txt"
+    texts.write_text("".join(" ".join(words) + "\n" for words in random_texts(30)))
+    argv = ["train", "--task", f"{data}={tiny_classifier_dir}", "--include-wrong", "--seed", "1", "--unlabelled", f"{texts}={tiny_classifier_dir}"]
+    assert main([*argv, "--out", str(tmp_path / "e"), "--teacher", "raw_attention,saliency", "--max-unlabelled", "20"]) == 0
+    history = ExpNetExplainer.from_pretrained(tmp_path / "e").history
+    assert history["unlabelled"]["teachers"] == ["raw_attention", "saliency"] and history["unlabelled"]["texts"] == [20]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "f"), "--recipe", "paper"]) == 2  # focal loss: no soft targets
+    assert "listwise" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "g"), "--teacher", "nonsense"]) == 2

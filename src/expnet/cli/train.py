@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import json
 
+import expnet.data
 from expnet.cli import common
+from expnet.corpus.readers import Record, read_rows
 from expnet.errors import ExpnetError
+from expnet.explainers.distillation import TeacherSettings, train_with_unlabelled
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.network.training import RECIPES, recipe_settings
 
 
-def parse_task_pairs(pairs: list[str]) -> list[tuple[str, str]]:
+def parse_task_pairs(pairs: list[str], option: str = "--task") -> list[tuple[str, str]]:
     parsed = []
     for pair in pairs:
         task, sep, classifier = pair.partition("=")
         if not sep or not task or not classifier:
-            raise ExpnetError(f"--task {pair!r} must be TASK=CLASSIFIER_DIR, e.g. --task sst2=runs/clf-sst2")
+            raise ExpnetError(f"{option} {pair!r} must be TASK=CLASSIFIER_DIR, e.g. {option} sst2=runs/clf-sst2")
         parsed.append((task, classifier))
     return parsed
+
+
+def unlabelled_texts(source: str, data_dir) -> list[list[str]]:
+    """A file of texts (txt, JSONL, CSV or Parquet with a ``text`` field), else a task's
+    classifier-training texts; labels and rationales, where there are any, are not used."""
+    if source not in expnet.data.TASKS and not source.endswith(".jsonl"):
+        rows = list(read_rows(source))
+        texts = [row.words for row in rows if isinstance(row, Record)]
+        if not texts:
+            raise ExpnetError(f"--unlabelled {source}: no usable text in it (one text per line, or a 'text' field)")
+        return texts
+    return [e.words for e in common.load_limited(source, None, data_dir, "classifier_train", None)]
 
 
 def parse_layers(text: str) -> str | list[int]:
@@ -48,13 +63,26 @@ def register(subparsers) -> None:
     parser.add_argument("--include-wrong", action="store_true", help="also train on examples the classifier gets wrong")
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority", help="how annotator masks combine (default majority)")
     parser.add_argument("--batch-size", type=common.positive_int, default=32)
+    adapt = parser.add_argument_group("adaptation with unlabelled texts of the task you will explain (no rationales needed)")
+    adapt.add_argument(
+        "--unlabelled",
+        action="append",
+        default=[],
+        metavar="TEXTS=CLF_DIR",
+        help="texts (a txt/JSONL/CSV/Parquet file, or a task's classifier-training texts) and the classifier they will be "
+        "explained with; a teacher explainer labels them (repeatable; needs a listwise recipe such as transfer)",
+    )
+    adapt.add_argument("--teacher", default="saliency", help="teacher explainer(s), comma-separated (default saliency)")
+    adapt.add_argument("--max-unlabelled", type=common.positive_int, default=TeacherSettings.max_texts, help="at most N texts of each --unlabelled (a seeded draw)")
     common.add_model_options(parser)
 
 
 def run(args) -> int:
     common.start(args)
     pairs = parse_task_pairs(args.task)
-    out = common.check_out_folder(args, [args.data_dir, *(path for task, clf in pairs for path in (common.data_file(task), clf))])
+    extra = parse_task_pairs(args.unlabelled, "--unlabelled")
+    inputs = [path for task, clf in pairs for path in (common.data_file(task), clf)] + [p for texts, clf in extra for p in (common.data_file(texts), clf)]
+    out = common.check_out_folder(args, [args.data_dir, *inputs])
     chosen = {"layers": parse_layers(args.layers)} if args.layers else {}
     if args.in_text:
         chosen["in_text"] = True
@@ -67,7 +95,15 @@ def run(args) -> int:
         examples = common.load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
         common.check_labels(classifier, examples)
         sources.append((classifier, examples))
-    explainer = ExpNetExplainer.train(sources, settings, seed=args.seed)
+    if args.unlabelled:
+        teacher = TeacherSettings(tuple(t for t in args.teacher.split(",") if t), max_texts=args.max_unlabelled)
+        unlabelled = [
+            (common.load_classifier(clf, args), unlabelled_texts(texts, args.data_dir))
+            for texts, clf in extra
+        ]
+        explainer = train_with_unlabelled(sources, unlabelled, settings, teacher, seed=args.seed)
+    else:
+        explainer = ExpNetExplainer.train(sources, settings, seed=args.seed)
     explainer.save_pretrained(out)
     print(json.dumps({"out": str(out), **explainer.history}))
     return 0

@@ -12,6 +12,7 @@ that of the human rationales: the teacher's soft targets have no rate of their o
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,7 +107,8 @@ def train_with_unlabelled(
     progress: bool = True,
 ) -> ExpNetExplainer:
     """ExpNet trained on the sources' human rationales and on the teachers' soft targets for each
-    (classifier, unlabelled texts) pair; at most ``teacher.max_texts`` texts of each are used."""
+    (classifier, unlabelled texts) pair; at most ``teacher.max_texts`` texts of each, a seeded
+    random draw (a file's first lines need not be typical of it)."""
     teacher = teacher or TeacherSettings()
     if "listwise" not in settings.loss:
         raise ExpnetError("adaptation with unlabelled texts needs a listwise loss (--recipe transfer): soft teacher targets have no threshold")
@@ -115,7 +117,10 @@ def train_with_unlabelled(
     teachers = [get_explainer(name, seed=seed) for name in teacher.teachers]
     n_texts = []
     for number, (classifier, texts) in enumerate(unlabelled):
-        chosen = list(texts)[: teacher.max_texts]
+        chosen = list(texts)
+        if len(chosen) > teacher.max_texts:
+            keep = sorted(random.Random(f"{seed}:unlabelled:{number}").sample(range(len(chosen)), teacher.max_texts))
+            chosen = [chosen[i] for i in keep]
         extra = teacher_dataset(classifier, chosen, teachers, spec, teacher.sharpness, f"unlabelled-{number}", progress=progress)
         dataset.extend(extra)
         n_texts.append(len(extra))
