@@ -58,12 +58,11 @@ from typing import Any
 
 from expnet.errors import ExpnetError
 from expnet.metrics.faithfulness import DEFAULT_BINS, REMOVALS
+from expnet.metrics.table import SELECTABLE
 from expnet.models.finetune import FinetuneSettings
 from expnet.network.features import DIRECTIONS, FeatureSpec
 from expnet.network.training import ExpNetSettings
 from expnet.pipeline import finetune_settings
-
-SELECTION_METRICS = ("f1", "f1_topk", "auroc", "auprc")
 
 _TRANSFER_FEATURES = {"directions": ["cls_to_token"], "values": ["attention", "head_norm"], "head_pooling": "quantiles"}
 _SIGNALS = ["value_zeroing", "decompx", "attention_norm"]
@@ -359,8 +358,8 @@ def _check(config: BenchmarkConfig) -> None:
     missing = [c for c in config.candidates if c not in config.variants]
     if missing or not config.candidates:
         raise ExpnetError(f"candidate variant {missing[0] if missing else '(none)'!r} is not defined under [variants]")
-    if config.selection_metric not in SELECTION_METRICS:
-        raise ExpnetError(f"selection_metric {config.selection_metric!r}: use one of {', '.join(SELECTION_METRICS)}")
+    if config.selection_metric not in SELECTABLE:
+        raise ExpnetError(f"selection_metric {config.selection_metric!r}: use one of {', '.join(SELECTABLE)}")
     if config.gold_rule not in ("majority", "union"):
         raise ExpnetError(f"gold_rule {config.gold_rule!r}: use majority or union")
     if not 0 < config.validation_fraction < 1:

@@ -13,10 +13,12 @@ from typing import Any
 
 from expnet.data.records import RationaleExample
 from expnet.explainers.base import Explanation
+from expnet.metrics.table import PLAUSIBILITY, SEEN, family, removal_key
 
-# The plausibility scores a row carries, in results.json's order; each has a ``*_topk`` twin in
-# ``score_run`` for rows binarised by top-k (f1_topk and the threshold-free ones have none).
-PLAUSIBILITY_KEYS = ("f1", "precision", "recall", "f1_pooled", "f1_topk", "iou_f1", "auroc", "average_precision", "auprc")
+# The plausibility scores a row carries, in results.json's order (those over the words seen are
+# in ``Row.seen``); each has a ``*_topk`` twin in ``score_run`` for rows binarised by top-k
+# (f1_topk and the threshold-free ones have none).
+PLAUSIBILITY_KEYS = tuple(m.key for m in family(PLAUSIBILITY) if m.key not in SEEN)
 BINARISED_KEYS = ("f1", "precision", "recall", "f1_pooled", "iou_f1")
 
 
@@ -108,9 +110,9 @@ class Row:
             "expnet_speedup": self.expnet_speedup,
         }
         for removal, scores in self.faithfulness.items():
-            out[f"comprehensiveness_{removal}"] = scores.comprehensiveness
-            out[f"sufficiency_{removal}"] = scores.sufficiency
-            out[f"kendall_{removal}"] = scores.kendall
+            out[removal_key("comprehensiveness", removal)] = scores.comprehensiveness
+            out[removal_key("sufficiency", removal)] = scores.sufficiency
+            out[removal_key("kendall_tau", removal)] = scores.kendall
             out[f"deletion_curve_{removal}"] = scores.deletion_curve
         out.update(comprehensiveness=self.comprehensiveness, sufficiency=self.sufficiency, kendall_tau=self.kendall_tau)
         if self.variant is not None:
