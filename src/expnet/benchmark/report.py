@@ -6,7 +6,6 @@ switch). Every file is written atomically; report.html embeds the plots, so it s
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 from html import escape
@@ -19,26 +18,30 @@ from expnet.evaluation import RANDOM
 from expnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text, strict_json
 from expnet.metrics.bootstrap import compare_with_best
 from expnet.metrics.faithfulness import REMOVALS
-from expnet.metrics.table import BY_KEY, COMPARED, FAITHFULNESS, METRICS, PLAUSIBILITY, SPEED, Metric, metrics
+from expnet.metrics.table import (
+    ABLATION,
+    COMPARED,
+    FAITHFULNESS,
+    LEADERBOARD,
+    PLAUSIBILITY,
+    SEEN_COLUMNS,
+    SPEED,
+    Metric,
+    family,
+    header,
+    removal_keys,
+)
 from expnet.report import html
-from expnet.report.figures import new_figure, png_bytes
+from expnet.report.figures import new_figure, png_bytes, png_img
+from expnet.report.format import number
 
-LEADERBOARD = metrics(
-    "f1", "precision", "recall", "f1_topk", "iou_f1", "auroc", "average_precision", "auprc",
-    "comprehensiveness", "sufficiency", "kendall_tau", "examples_per_second", "expnet_speedup",
-)
-# Shown when a task's texts were cut at the classifier's length: scores over the words it saw.
-SEEN_COLUMNS = metrics("f1_topk_seen", "auroc_seen")
-ABLATION = metrics(
-    "f1", "f1_topk", "auroc", "average_precision", "auprc", "comprehensiveness", "sufficiency", "examples_per_second",
-)
 CSV_COLUMNS = (
     "task", "table", "table_examples", "explainer", "kind", "family", "binarisation", "n_examples",
-    *(m.key for m in METRICS if m.family == PLAUSIBILITY),
+    *(m.key for m in family(PLAUSIBILITY)),
     "n_examples_seen", "n_truncated",
-    *(m.key for m in METRICS if m.family == FAITHFULNESS),
-    *(f"{name}_{removal}" for removal in REMOVALS for name in ("comprehensiveness", "sufficiency", "kendall")),
-    *(m.key for m in METRICS if m.family == SPEED),
+    *(m.key for m in family(FAITHFULNESS)),
+    *removal_keys(REMOVALS),
+    *(m.key for m in family(SPEED)),
     "variant", "validation", "selected",
 )
 COMPARISON_NOTE = (
@@ -46,23 +49,6 @@ COMPARISON_NOTE = (
     "when the interval excludes 0"
 )
 COMPARISON_HEADERS = ["Metric", "Best baseline", "ExpNet - baseline", "95% interval", "Pairs", "Verdict"]
-
-
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, float | int | np.floating):
-        value = float(value)
-        if not np.isfinite(value):
-            return "-"
-        if abs(value) >= 100:
-            return f"{value:.0f}"
-        if abs(value) >= 10:
-            return f"{value:.1f}"
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _label(row: dict) -> str:
@@ -95,7 +81,7 @@ def leaderboard_rows(table: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for row in table["rows"]:
         by = "0.5" if row["binarisation"].startswith("threshold") else "top-k"
-        rows.append([_label(row), by, *[_fmt(row.get(m.key)) for m in columns]])
+        rows.append([_label(row), by, *[number(row.get(m.key)) for m in columns]])
     return headers, rows
 
 
@@ -129,10 +115,10 @@ def with_comparisons(results: dict) -> dict:
 def comparison_rows(table: dict) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
-            BY_KEY[c["metric"]].header,
+            header(c["metric"]),
             c["baseline"],
             f"{c['difference']:+.3f}" if c["difference"] is not None else "-",
-            f"[{_fmt(c['low'])}, {_fmt(c['high'])}]",
+            f"[{number(c['low'])}, {number(c['high'])}]",
             str(c["n_pairs"]),
             c["verdict"],
         ]
@@ -153,8 +139,8 @@ def ablation_rows(task: dict) -> tuple[list[str], list[list[str]]]:
                 str(settings.get("layers", "")),
                 "+".join(settings.get("directions", [])) if settings else "",
                 "+".join(settings.get("values", [])) + (" +in-text" if settings.get("in_text") else "") if settings else "",
-                _fmt(row.get("validation")),
-                *[_fmt(row.get(m.key)) for m in ABLATION],
+                number(row.get("validation")),
+                *[number(row.get(m.key)) for m in ABLATION],
                 "**selected**" if row.get("selected") else ("candidate" if row.get("candidate") else ""),
             ]
         )
@@ -175,8 +161,8 @@ def leaderboard_markdown(results: dict) -> str:
         parts.append(f"## {name} (held out; ExpNet trained on {', '.join(task['trained_on'])})")
         parts.append("")
         parts.append(
-            f"Classifier accuracy on these examples {_fmt(task['accuracy'])}; top-k rate {_fmt(task['rationale_rate'])} "
-            f"(from {task['rationale_rate_source']}; the held-out task's own rate is {_fmt(task['held_out_rationale_rate'])}). "
+            f"Classifier accuracy on these examples {number(task['accuracy'])}; top-k rate {number(task['rationale_rate'])} "
+            f"(from {task['rationale_rate_source']}; the held-out task's own rate is {number(task['held_out_rationale_rate'])}). "
             f"Comprehensiveness (higher is better) and sufficiency (lower is better) by "
             f"{task['removal_shown'] or 'n/a'} removal; Kendall tau against leave-one-out by "
             f"{task.get('kendall_removal') or 'n/a'} removal. ex/s: examples per second; ExpNet speed-up: how many times "
@@ -307,12 +293,11 @@ def report_html(results: dict, examples: dict, images: dict[str, bytes]) -> str:
     )
     for title, name in (("F1 per task and explainer", "f1_per_task"), ("F1 against speed", "f1_vs_speed"), ("Deletion curves", "deletion_curves")):
         if name in images:
-            data = base64.b64encode(images[name]).decode("ascii")
-            body += f'<h2>{escape(title)}</h2><img alt="{escape(title)}" style="max-width:100%" src="data:image/png;base64,{data}">'
+            body += f"<h2>{escape(title)}</h2>{png_img(images[name], title)}"
     for name, task in results["tasks"].items():
         body += f"<h2>{escape(name)} (held out; ExpNet trained on {escape(', '.join(task['trained_on']))})</h2>"
         body += (
-            f'<p class="meta">accuracy {_fmt(task["accuracy"])} on these examples; top-k rate {_fmt(task["rationale_rate"])} '
+            f'<p class="meta">accuracy {number(task["accuracy"])} on these examples; top-k rate {number(task["rationale_rate"])} '
             f"({escape(task['rationale_rate_source'])}); faithfulness by {escape(str(task['removal_shown']))} removal</p>"
         )
         for table_name, table in task["tables"].items():

@@ -1,0 +1,24 @@
+"""How a reported number reads in a table cell (Markdown, HTML)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def number(value) -> str:
+    """A score as a cell: three decimals below 10, one below 100, none above; a missing or
+    non-finite value as ``-``; a flag as ``yes`` or empty; anything else as its text."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float | int | np.floating):
+        value = float(value)
+        if not np.isfinite(value):
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3f}"
+    return str(value)
