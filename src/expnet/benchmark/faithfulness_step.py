@@ -19,14 +19,11 @@ from expnet.benchmark.leaderboards import variant_run
 from expnet.benchmark.tasks import TaskData
 from expnet.data.records import RationaleExample
 from expnet.evaluation import ExplainerRun
+from expnet.io import strict_json
 from expnet.metrics import faithfulness as faithfulness_module
 from expnet.metrics.faithfulness import FaithfulnessScores, faithfulness_many, leave_one_out
 
 Runs = dict[str, tuple[ExplainerRun, str]]  # run name -> (run, digest of its cache key)
-
-
-def _nullable(values) -> list:
-    return [None if v is None or not np.isfinite(v) else float(v) for v in values]
 
 
 class FaithfulnessStep:
@@ -67,7 +64,7 @@ class FaithfulnessStep:
         if payload is None:
             self.say(f"  leave-one-out by {removal} on {len(task.evaluation)} examples (for Kendall tau)")
             values = leave_one_out(entry.classifier, [e.words for e in task.evaluation], targets, removal, self.config.batch_size, self.progress)
-            payload = self.cache.put("leave_one_out", key, [_nullable(v) for v in values])
+            payload = self.cache.put("leave_one_out", key, strict_json([v.tolist() for v in values]))
         return [np.array([np.nan if v is None else v for v in row], dtype=np.float64) for row in payload]
 
     def scores(

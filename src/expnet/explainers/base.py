@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from expnet.io import strict_json
 from expnet.models.classifier import Classifier
 from expnet.words import EncodedBatch, split_text
 
@@ -101,7 +102,7 @@ class Explanation:
             "explainer": self.explainer,
             "words": list(self.words),
             # A non-finite score is as missing as an unscored word's: null either way (strict JSON).
-            "scores": [float(s) if np.isfinite(s) else None for s in self.scores],
+            "scores": strict_json(self.scores.tolist()),
             "scored": [bool(s) for s in self.scored],
             "rationale": None if self.rationale is None else [int(r) for r in self.rationale],
             "target": self.target,
