@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from expnet.data import finetune_defaults, load_examples
+from expnet.data import RationaleExample, finetune_defaults, load_examples
+from expnet.io import atomic_write_json
 from expnet.models.classifier import Classifier, default_backbone, read_metrics
 from expnet.models.finetune import FinetuneSettings, finetune
 
@@ -26,17 +28,26 @@ def ensure_classifier(
     device: str | None = None,
     progress: bool = True,
     trust_remote_code: bool = False,
+    train: Sequence[RationaleExample] | None = None,
+    dev: Sequence[RationaleExample] | None = None,
+    identity: dict | None = None,
 ) -> tuple[Classifier, dict]:
-    """Load the classifier in ``folder`` if it was made with these settings, else fine-tune it."""
+    """Load the classifier in ``folder`` if it was made with these settings, else fine-tune it on
+    ``train``, validated on ``dev`` (by default the task's classifier_train and classifier_dev
+    splits). ``identity`` says what else the classifier was made from (e.g. which part of a
+    file ``train`` is): it is saved in its ``metrics.json``, and a classifier made from anything
+    else is fine-tuned again."""
     backbone = backbone or default_backbone()
     metrics = read_metrics(folder)
-    wanted = {"settings": asdict(settings), "seed": seed, "backbone": backbone}
+    wanted = {"settings": asdict(settings), "seed": seed, "backbone": backbone, **(identity or {})}
     if not metrics or any(metrics.get(key) != value for key, value in wanted.items()):
-        train = load_examples(task, None, data_dir, purpose="classifier_train")
-        dev = load_examples(task, None, data_dir, purpose="classifier_dev")
-        metrics = finetune(
-            backbone, train, dev, train[0].label_names, folder, settings, seed, device, progress, trust_remote_code
-        )
+        train = load_examples(task, None, data_dir, purpose="classifier_train") if train is None else train
+        dev = load_examples(task, None, data_dir, purpose="classifier_dev") if dev is None else dev
+        names = train[0].label_names if train else ()  # no examples: finetune says so
+        metrics = finetune(backbone, train, dev, names, folder, settings, seed, device, progress, trust_remote_code)
+        if identity:
+            metrics.update(identity)
+            atomic_write_json(Path(folder) / "metrics.json", metrics)
         metrics["cached"] = False
     else:
         metrics["cached"] = True

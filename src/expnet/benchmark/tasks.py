@@ -3,10 +3,11 @@
 A built-in task reads its default splits (``expnet.data.default_split``): evaluation for the
 evaluation examples, explainer_train for ExpNet's rationales. A JSONL file is anything
 ``expnet.data`` reads as one (with or without the ``.jsonl`` suffix); having no splits, it is cut
-once, with the seed, into an evaluation part (``eval_fraction``) and a training part that serves
-both the classifier and ExpNet. The annotated evaluation examples are sampled with the seed
-(``max_examples``); ExpNet's rationales likewise (``expnet_train_max_examples``), of which the
-first ``validation_fraction`` is held back to select the ExpNet variant.
+once, with the seed (``expnet.data.jsonl_split``), into an evaluation part (``eval_fraction``)
+and a training part that serves both the classifier and ExpNet. The annotated evaluation
+examples are sampled with the seed (``max_examples``); ExpNet's rationales likewise
+(``expnet_train_max_examples``), of which the first ``validation_fraction`` is held back to
+select the ExpNet variant.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from expnet import data
 from expnet.benchmark.cache import file_digest
 from expnet.benchmark.config import BenchmarkConfig, TaskConfig
-from expnet.data import default_split, load_examples, task_name
+from expnet.data import default_split, jsonl_split, load_examples, task_name
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
 
@@ -61,20 +62,13 @@ def is_jsonl(task: TaskConfig) -> bool:
     return task.name not in data.TASKS
 
 
-def split_jsonl(task: TaskConfig, examples: list[RationaleExample], seed: int) -> tuple[list[RationaleExample], list[RationaleExample]]:
-    """A JSONL file's (evaluation, training) parts: a seeded shuffle, ``eval_fraction`` first."""
-    order = seeded_order(len(examples), f"{seed}:{task_name(task.name)}:jsonl-split")
-    n_eval = max(1, round(task.eval_fraction * len(examples)))
-    return [examples[i] for i in order[:n_eval]], [examples[i] for i in order[n_eval:]]
-
-
 def prepare_task(task: TaskConfig, config: BenchmarkConfig, data_dir: str | Path | None = None) -> TaskData:
     name = task_name(task.name)
     seed = config.seed
     jsonl = is_jsonl(task)
     pool: list[RationaleExample] = []
     if jsonl:
-        evaluation_pool, pool = split_jsonl(task, load_examples(task.name, None, data_dir, purpose="evaluation"), seed)
+        evaluation_pool, pool = jsonl_split(load_examples(task.name, None, data_dir, purpose="evaluation"), name, task.eval_fraction, seed)
         train_pool = pool
         split = f"jsonl:{file_digest([task.name])[:12]}:eval={task.eval_fraction}:seed={seed}"
         eval_split, train_split = f"{split}:evaluation", f"{split}:train"

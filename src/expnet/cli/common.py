@@ -12,7 +12,7 @@ import expnet.data
 from expnet.data import RationaleExample, load_examples, task_name
 from expnet.errors import ExpnetError
 from expnet.io import recover_directory, write_target
-from expnet.models.classifier import DTYPES, Classifier
+from expnet.models.classifier import DTYPES, Classifier, check_labels
 from expnet.seeding import seed_everything
 
 
@@ -124,17 +124,6 @@ def load_limited(task: str, split: str | None, data_dir, purpose: str, max_examp
     if not examples:
         raise ExpnetError(f"no examples in {task} (split {split or 'default'}); check --data-dir and --split")
     return examples[:max_examples] if max_examples else examples
-
-
-def check_labels(classifier: Classifier, examples: Iterable[RationaleExample]) -> None:
-    """Refuse examples whose gold label this classifier cannot predict (else they are silently
-    skipped, or trained on)."""
-    for example in examples:
-        if not 0 <= example.label < classifier.num_labels:
-            raise ExpnetError(
-                f"example {example.id} has label {example.label}, outside this classifier's "
-                f"{classifier.num_labels} classes; evaluate it with a classifier fine-tuned on this task"
-            )
 
 
 def evaluation_examples(args: argparse.Namespace, classifier: Classifier) -> list[RationaleExample]:

@@ -34,6 +34,7 @@ from .registry import (
     task_names,
 )
 from .spec import GENERIC_FINETUNE, PURPOSES, TaskSpec
+from .splits import jsonl_split
 
 __all__ = [
     "GENERIC_FINETUNE",
@@ -49,6 +50,7 @@ __all__ = [
     "finetune_defaults",
     "get_task_spec",
     "hatexplain",
+    "jsonl_split",
     "label_names",
     "load_examples",
     "movies",

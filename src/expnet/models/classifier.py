@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from transformers import logging as hf_logging
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
 from expnet.io import recover_directory
 from expnet.models.readout import align_padding
@@ -343,3 +344,14 @@ def read_metrics(folder: str | Path) -> dict:
     recover_directory(folder)
     path = Path(folder) / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def check_labels(classifier: Classifier, examples: Iterable[RationaleExample]) -> None:
+    """Refuse examples whose gold label this classifier cannot predict (else they are silently
+    skipped, or trained on)."""
+    for example in examples:
+        if not 0 <= example.label < classifier.num_labels:
+            raise ExpnetError(
+                f"example {example.id} has label {example.label}, outside this classifier's "
+                f"{classifier.num_labels} classes; evaluate it with a classifier fine-tuned on this task"
+            )

@@ -1,0 +1,21 @@
+"""Splits for data that comes without them: a JSONL file is one pool of examples."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from .records import RationaleExample
+
+
+def jsonl_split(
+    examples: Sequence[RationaleExample], name: str, eval_fraction: float, seed: int = 0
+) -> tuple[list[RationaleExample], list[RationaleExample]]:
+    """A split-less file's (evaluation, training) parts: a shuffle seeded by ``seed`` and the
+    task's ``name`` (``task_name``: a JSONL file's stem), its first ``eval_fraction`` (at least
+    one example) for evaluation. The same seed and name give the same parts, so a classifier
+    fine-tuned on the training part never sees the evaluation part."""
+    order = list(range(len(examples)))
+    random.Random(f"{seed}:{name}:jsonl-split").shuffle(order)
+    n_eval = max(1, round(eval_fraction * len(examples)))
+    return [examples[i] for i in order[:n_eval]], [examples[i] for i in order[n_eval:]]
