@@ -49,7 +49,8 @@ def test_explain_formats(capsys, tiny_classifier_dir, tmp_path):
     assert code == 0 and out.count("[raw_attention]") == 2
     code, out, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json", "good fun")
     data = json.loads(out)
-    assert data[0]["words"] == ["good", "fun"] and len(data[0]["scores"]) == 2
+    assert (data["explainer"], data["classifier"], data["seed"]) == ("random", str(tiny_classifier_dir), 0)
+    assert data["explanations"][0]["words"] == ["good", "fun"] and len(data["explanations"][0]["scores"]) == 2
     page = tmp_path / "x.html"
     code, _, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "html", "--out", page, "<script>alert(1)</script> good")
     text = page.read_text()
@@ -68,7 +69,7 @@ def test_long_text_is_truncated_with_warning(capsys, tiny_classifier_dir):
     text = " ".join(["good"] * 100)  # the tiny model allows 64 positions
     code, out, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "raw_attention", "--format", "json", text)
     assert code == 0 and "truncation" in err
-    data = json.loads(out)[0]
+    data = json.loads(out)["explanations"][0]
     assert data["truncated"] and data["scores"][-1] is None and data["scored"][0]
 
 
@@ -93,7 +94,7 @@ def test_same_seed_same_numbers(capsys, tiny_classifier_dir, tmp_path):
     outputs = []
     for name in ("a", "b"):
         run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json", "--seed", "3", "--out", tmp_path / name, "good fun movie")
-        outputs.append(json.loads((tmp_path / name).read_text())[0]["scores"])
+        outputs.append(json.loads((tmp_path / name).read_text())["explanations"][0]["scores"])
     assert outputs[0] == outputs[1]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from expnet import __version__
+from expnet.cli.main import main
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.base import Explanation
@@ -62,6 +63,20 @@ def test_explanation_run_saves_and_loads(tmp_path, tiny_classifier):
     for before, after in zip(explanations, loaded.explanations, strict=True):
         assert_same(before, after)
     assert ExplanationRun.from_dict(loaded.to_dict()).to_dict() == loaded.to_dict()
+
+
+def test_explain_format_json_writes_a_run_that_load_reads(tmp_path, capsys, tiny_classifier_dir):
+    path = tmp_path / "explained.json"
+    argv = ["explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json", "--seed", "5"]
+    assert main([*argv, "--out", str(path), "a good movie", " ".join(["bad"] * 100)]) == 0
+    loaded = ExplanationRun.load(path)
+    assert (loaded.classifier, loaded.explainer, loaded.seed, loaded.expnet_version) == (tiny_classifier_dir, "random", 5, __version__)
+    assert loaded.settings == json.loads(json.dumps(get_explainer("random", batch_size=16, seed=5).settings(), default=repr))
+    assert [e.words for e in loaded.explanations][0] == ["a", "good", "movie"] and loaded.explanations[1].truncated
+    # stdout carries the same document as the file.
+    capsys.readouterr()
+    assert main([*argv, "a good movie", " ".join(["bad"] * 100)]) == 0
+    assert capsys.readouterr().out == path.read_text()
 
 
 def test_a_file_that_is_no_saved_run_gets_one_line(tmp_path):

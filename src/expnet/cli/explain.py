@@ -1,4 +1,4 @@
-"""expnet explain: word-level explanations of texts, as text, JSON or an HTML page."""
+"""expnet explain: word-level explanations of texts, as text, JSON (an ``ExplanationRun``) or an HTML page."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from expnet.corpus import CorpusJob, explain_corpus
 from expnet.corpus.runner import ENGINES
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
-from expnet.explainers.base import Explanation
-from expnet.io import atomic_write_text
+from expnet.explainers.base import Explainer, Explanation
+from expnet.explanation_run import ExplanationRun
+from expnet.io import atomic_write_text, strict_json
 from expnet.report import html
 from expnet.words import split_text
 
@@ -72,9 +73,13 @@ def render_text(explanations: list[Explanation]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(explanations: list[Explanation], fmt: str) -> str:
+def render(explanations: list[Explanation], fmt: str, explainer: Explainer, classifier: str) -> str:
+    """``explainer``'s explanations as ``fmt``. JSON is the saved ``ExplanationRun`` (what
+    ``ExplanationRun.load`` reads; the benchmark caches runs the same way), so it also says what
+    made them: the classifier as named, the explainer's name and settings, the seed and version."""
     if fmt == "json":
-        return json.dumps([e.to_dict() for e in explanations], indent=2) + "\n"
+        saved = ExplanationRun.of(explainer, explanations, classifier)
+        return json.dumps(strict_json(saved.to_dict()), indent=2, allow_nan=False) + "\n"
     if fmt == "html":
         body = "".join(html.explanation_block(e) for e in explanations)
         return html.page("expnet explanations", body)
@@ -111,7 +116,7 @@ def run(args) -> int:
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
     explanations = explainer.explain(classifier, words, targets, progress=args.progress or sys.stderr.isatty())
     warn_unscored(explanations, classifier.max_length)
-    output = render(explanations, args.format)
+    output = render(explanations, args.format, explainer, args.classifier)
     if out:
         atomic_write_text(out, output)
     else:
