@@ -344,8 +344,8 @@ def collect_sources(
 
 # Deprecated, for callers not yet moved to ExpNetExplainer.fit / ExpNetExplainer.train (the
 # explainer lives a layer above this package, so these two are the only import upwards; delete
-# them once benchmark/ (the last caller) calls the classmethods, and tests/test_layering.py's
-# PENDING entry with them).
+# them, now that nothing in src/, scripts/ or tests/ calls them, with network/__init__.py's
+# train_expnet export and tests/test_layering.py's PENDING entry).
 def fit_expnet(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings, seed: int = 0):
     """Deprecated: ``ExpNetExplainer.fit``."""
     from expnet.explainers.learned import ExpNetExplainer
