@@ -63,7 +63,7 @@ def test_decoder_expnet_explains_and_learns_the_planted_rationale(trained, tmp_p
     explain = ("explain", "--classifier", trained["folder"], "--explainer", trained["expnet"], "--device", "cpu")
     code, out, err = run_cli(capsys, *explain, "--format", "json", "the movie was very good")
     assert code == 0, err
-    [explained] = json.loads(out)
+    [explained] = json.loads(out)["explanations"]
     assert len(explained["scores"]) == 5 and all(0 <= s <= 1 for s in explained["scores"])
     results = tmp_path / "results.json"
     code, _, err = run_cli(

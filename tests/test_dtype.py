@@ -157,7 +157,7 @@ def test_cli_explain_in_bfloat16(classifiers, capsys):
     folder = classifiers["bert", "float32"].source
     code = main(["explain", "--classifier", folder, "--explainer", "saliency", "--dtype", "bfloat16", "--format", "json", "a good movie", "bad"])
     assert code == 0
-    explanations = json.loads(capsys.readouterr().out)
+    explanations = json.loads(capsys.readouterr().out)["explanations"]
     assert [len(e["scores"]) for e in explanations] == [3, 1]
     assert all(s is not None and np.isfinite(s) for e in explanations for s in e["scores"])
     code = main(["explain", "--classifier", folder, "--explainer", "raw_attention", "--dtype", "float16", "a good movie"])

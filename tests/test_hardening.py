@@ -681,7 +681,7 @@ def test_words_of_only_zero_width_or_nul_characters_are_not_called_truncated(cap
     assert code == 0, err
     assert "longer than" not in err
     assert "2 word(s) made only of characters the tokenizer drops" in err and len(err.strip().splitlines()) == 1
-    [result] = json.loads(out)
+    [result] = json.loads(out)["explanations"]
     assert result["scored"] == [True, False, True, False, True] and result["truncated"] is False
     assert result["unscored_reason"] == [None, "no subword tokens", None, "no subword tokens", None]
     code, out, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", text)

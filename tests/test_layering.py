@@ -29,12 +29,6 @@ LAYERS: list[set[str]] = [
 ]
 LAYER = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 
-# Imports still waiting on a caller outside this test's owners' reach (see the comment above
-# network.training.fit_expnet): listed here so that no new upward import or cycle can slip in
-# meanwhile; test_pending_edges_still_exist makes whoever removes one delete its entry.
-PENDING = {("expnet.network.training", "expnet.explainers.learned")}
-
-
 def module_name(path: Path) -> str:
     parts = path.relative_to(SRC).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -66,7 +60,7 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     found = modules()
     known = set(found)
-    return {name: imported(name, path, known) - {name} - {b for a, b in PENDING if a == name} for name, path in found.items()}
+    return {name: imported(name, path, known) - {name} for name, path in found.items()}
 
 
 def top_package(module: str) -> str:
@@ -132,13 +126,6 @@ def test_no_cycle_between_packages():
     for name, targets in import_graph().items():
         packages.setdefault(top_package(name), set()).update(top_package(t) for t in targets if top_package(t) != top_package(name))
     assert not cycles(packages)
-
-
-def test_pending_edges_still_exist():
-    found = modules()
-    known = set(found)
-    for source, target in PENDING:
-        assert target in imported(source, found[source], known), f"{source} no longer imports {target}: delete it from PENDING"
 
 
 def test_the_checks_catch_a_cycle_and_an_upward_import():

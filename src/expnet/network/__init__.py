@@ -2,6 +2,6 @@
 
 from expnet.network.features import FeatureSpec, word_features
 from expnet.network.model import ExpNetModel
-from expnet.network.training import ExpNetSettings, train_expnet
+from expnet.network.training import ExpNetSettings
 
-__all__ = ["ExpNetModel", "ExpNetSettings", "FeatureSpec", "train_expnet", "word_features"]
+__all__ = ["ExpNetModel", "ExpNetSettings", "FeatureSpec", "word_features"]

@@ -341,25 +341,3 @@ def collect_sources(
         collect_features(classifier, examples, spec, settings, dataset, progress)
     return dataset, spec
 
-
-# Deprecated, for callers not yet moved to ExpNetExplainer.fit / ExpNetExplainer.train (the
-# explainer lives a layer above this package, so these two are the only import upwards; delete
-# them, now that nothing in src/, scripts/ or tests/ calls them, with network/__init__.py's
-# train_expnet export and tests/test_layering.py's PENDING entry).
-def fit_expnet(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings, seed: int = 0):
-    """Deprecated: ``ExpNetExplainer.fit``."""
-    from expnet.explainers.learned import ExpNetExplainer
-
-    return ExpNetExplainer.fit(dataset, spec, settings, seed)
-
-
-def train_expnet(
-    sources: Sequence[tuple[Classifier, Sequence[RationaleExample]]],
-    settings: ExpNetSettings | None = None,
-    seed: int = 0,
-    progress: bool = True,
-):
-    """Deprecated: ``ExpNetExplainer.train``."""
-    from expnet.explainers.learned import ExpNetExplainer
-
-    return ExpNetExplainer.train(sources, settings, seed, progress)
