@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from expnet.explainers.base import Explanation
+from expnet.report.format import number
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#222}
@@ -94,11 +95,5 @@ def page(title: str, body: str) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(number(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return "nan" if np.isnan(value) else f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value)

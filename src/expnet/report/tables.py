@@ -7,14 +7,13 @@ scores are in the results JSON only.
 
 from __future__ import annotations
 
-import math
-
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from expnet.metrics.table import EVALUATION as RESULT_COLUMNS
 from expnet.metrics.table import SEEN_COLUMNS, Metric, header
+from expnet.report.format import number
 
 
 def _truncated(results: dict) -> int:
@@ -55,7 +54,7 @@ def results_table(results: dict, title: str) -> Table:
     for metric in columns:
         _number_column(table, metric.short_header)
     for name, scores in results["explainers"].items():
-        table.add_row(name, *(_cell(scores.get(metric.key)) for metric in columns))
+        table.add_row(name, *(number(scores.get(metric.key)) for metric in columns))
     return table
 
 
@@ -68,16 +67,10 @@ def comparisons_table(results: dict) -> Table:
         _number_column(table, name)
     table.add_column("verdict", no_wrap=True)
     for c in results["comparisons"]:
-        interval = f"[{_cell(c['low'])}, {_cell(c['high'])}]"
+        interval = f"[{number(c['low'])}, {number(c['high'])}]"
         difference = "-" if c["difference"] is None else f"{c['difference']:+.3f}"
         table.add_row(c["explainer"], header(c["metric"]), c["baseline"], difference, interval, str(c["n_pairs"]), c["verdict"])
     return table
-
-
-def _cell(value) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
 
 
 def print_results(results: dict, title: str, console: Console | None = None) -> None:
