@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from expnet.benchmark.config import DEFAULTS
+from expnet.benchmark.presets import DEFAULTS
 from expnet.benchmark.tasks import sample
 from expnet.data import load_examples
 from expnet.evaluation import run_explainer, score_run

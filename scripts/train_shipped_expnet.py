@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from expnet.benchmark.config import DEFAULTS
+from expnet.benchmark.presets import DEFAULTS
 from expnet.data import load_examples
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.models.classifier import Classifier

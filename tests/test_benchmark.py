@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from expnet.benchmark.cache import ResultCache
-from expnet.benchmark.config import QUICK, load_config
+from expnet.benchmark.config import load_config
+from expnet.benchmark.presets import QUICK
 from expnet.cli.main import main
 from expnet.errors import ExpnetError
 from expnet.explainers.learned import ExpNetExplainer
@@ -183,6 +184,28 @@ def test_three_tasks_select_by_transfer_with_one_feature_pass_per_task(capsys, t
     assert {p.name for p in single.iterdir() if p.is_dir()} == {"alpha", "beta", "gamma"}
     # Single-task ExpNets serve every held-out task (and the in-domain reference): some are reused.
     assert results["cache"]["hits"]["expnet"] > 0
+
+
+def test_expnet_with_unlabelled_texts_is_a_row_of_its_own(capsys, tmp_path, tiny_classifier_dir):
+    config = Path(tiny_config(tmp_path, tiny_classifier_dir, explainers=("random", "raw_attention")))
+    text = config.read_text().replace("seed = 3\n", 'seed = 3\nunlabelled = { teachers = ["raw_attention"], max_texts = 20 }\n')
+    config.write_text(text + '\n[variants.ranked]\ndirections = ["cls_to_token"]\nviews = ["absolute", "rank"]\nloss = "listwise"\n')
+    out = tmp_path / "run"
+    results = run_benchmark(capsys, str(config), out)
+    alpha = results["tasks"]["alpha"]
+    rows = {r["explainer"]: r for r in alpha["tables"]["main"]["rows"]}
+    assert rows["expnet+unlabelled"]["kind"] == "adapted" and rows["expnet+unlabelled"]["n_examples"] == 8
+    assert {c["explainer"] for c in alpha["tables"]["main"]["comparisons"]} == {"expnet", "expnet+unlabelled"}
+    # The best-validated listwise variant learns 20 of alpha's 28 classifier-training texts too (eval_fraction 0.3).
+    [folder] = (out / "expnets" / "alpha").glob("*+unlabelled")
+    history = json.loads((folder / "config.json").read_text())["history"]
+    assert history["unlabelled"]["teachers"] == ["raw_attention"] and history["unlabelled"]["texts"] == [20]
+    assert "listwise" in json.loads((folder / "config.json").read_text())["training"]["loss"]
+    assert "expnet+unlabelled (own row)" in (out / "leaderboard.md").read_text()
+    # enabled = false: no such row.
+    config.write_text(text.replace("max_texts = 20 }", "max_texts = 20, enabled = false }"))
+    plain = run_benchmark(capsys, str(config), tmp_path / "plain")
+    assert "expnet+unlabelled" not in {r["explainer"] for r in plain["tasks"]["alpha"]["tables"]["main"]["rows"]}
 
 
 def _same_scores(a, b) -> bool:
@@ -396,7 +419,7 @@ def test_evaluation_tables_fit_80_columns_without_ellipses():
     text = buffer.getvalue()
     assert "\u2026" not in text and "..." not in text
     assert max(len(line) for line in text.splitlines()) <= 80
-    assert "12345.6" in text and "integrated_gr" in text and "AUPRC" in text and "top-5" in text
+    assert "12346" in text and "integrated_gr" in text and "AUPRC" in text and "top-5" in text
 
 
 def test_a_decoder_classifier_benchmarks_with_the_variants_it_can_compute(capsys, tmp_path):

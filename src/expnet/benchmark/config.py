@@ -15,6 +15,8 @@ A config file only names what differs from the defaults (or from the quick prese
     selection_metric = "auroc"    # validation metric that picks the ExpNet variant
     validation_fraction = 0.2     # share of each training task's rationale data kept for selection
     in_domain = true              # also train ExpNet on the held-out task (upper reference)
+    unlabelled = { teachers = ["saliency"], max_texts = 1000 }  # a row of its own: ExpNet + the held-out
+                                  # task's unlabelled (classifier-training) texts; enabled = false: none
     report_examples = 3           # examples highlighted per task in report.html
     candidates = ["last", "all_layers"]   # variants that may be selected (default: every variant)
 
@@ -54,41 +56,16 @@ import copy
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
+from expnet.benchmark.presets import DEFAULT_CANDIDATES, DEFAULTS, QUICK
 from expnet.errors import ExpnetError
+from expnet.explainers.distillation import TeacherSettings
 from expnet.metrics.faithfulness import DEFAULT_BINS, REMOVALS
 from expnet.metrics.table import SELECTABLE
 from expnet.models.finetune import FinetuneSettings
 from expnet.network.features import DIRECTIONS, FeatureSpec
 from expnet.network.training import ExpNetSettings
 from expnet.pipeline import finetune_settings
-
-_TRANSFER_FEATURES = {"directions": ["cls_to_token"], "values": ["attention", "head_norm"], "head_pooling": "quantiles"}
-_SIGNALS = ["value_zeroing", "decompx", "attention_norm"]
-DEFAULT_VARIANTS = {
-    # The paper: last layer, both attention directions; and its direction ablation (the one
-    # direction that transferred best in earlier runs; token->CLS, all layers and attention x
-    # gradient transferred worse: README).
-    "last": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention"]},
-    "last_cls_to_token": {"layers": "last", "directions": ["cls_to_token"], "values": ["attention"]},
-    # Past the paper, built to transfer: readout-row attention and head norms as order statistics
-    # over heads, absolute and within-text views, a listwise (within-text ranking) loss...
-    "q_attn_list": {**_TRANSFER_FEATURES, "views": ["absolute", "zscore", "rank"], "loss": "listwise"},
-    # ... the same from attention alone (no head norms: every architecture, SDPA-speed readout rows) ...
-    "q_attn_only_list": {**_TRANSFER_FEATURES, "values": ["attention"], "views": ["absolute", "zscore", "rank"], "loss": "listwise"},
-    # ... plus the classifier-aware signals (value zeroing, DecompX, attention norm) ...
-    "q_sig_list": {**_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["absolute", "zscore", "rank"], "loss": "listwise"},
-    # ... the same with the paper's focal loss, with within-text views only, and anchored on value zeroing.
-    "q_sig_focal": {**_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["absolute", "zscore", "rank"]},
-    "rank_sig_list": {**_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["zscore", "rank"], "loss": "listwise"},
-    "anchor_vz": {
-        **_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["absolute", "zscore", "rank"], "loss": "listwise",
-        "anchor": "value_zeroing.in_text",
-    },
-}
-# Every variant competes: the selection is by transfer between the training tasks (runner.py).
-DEFAULT_CANDIDATES = list(DEFAULT_VARIANTS)
 
 
 @dataclass
@@ -170,6 +147,7 @@ class BenchmarkConfig:
     selection_metric: str = "auroc"
     validation_fraction: float = 0.2
     in_domain: bool = True
+    unlabelled: dict = field(default_factory=dict)  # TeacherSettings fields; enabled = false: no such row
     faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
     report_examples: int = 3
     preset: str = "default"
@@ -177,67 +155,18 @@ class BenchmarkConfig:
     def expnet_settings(self, variant: str) -> ExpNetSettings:
         return self.variants[variant].settings(self.expnet)
 
+    def teacher(self) -> TeacherSettings | None:
+        """How the adapted row's unlabelled texts are labelled; None when there is no such row."""
+        settings = {k: v for k, v in self.unlabelled.items() if k != "enabled"}
+        if not self.unlabelled or not self.unlabelled.get("enabled", True):
+            return None
+        return TeacherSettings(**{**settings, "teachers": tuple(settings.get("teachers", ["saliency"]))})
+
     def explainer_kwargs(self, name: str, task: TaskConfig) -> dict:
         return {**self.explainer_settings.get(name, {}), **task.explainer_settings.get(name, {})}
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# --- presets ------------------------------------------------------------------------------
-# The defaults are the full run; benchmarks/full.toml spells the same settings out (a test keeps
-# the two equal).
-DEFAULTS: dict[str, Any] = {
-    "tasks": {
-        "hatexplain": {"max_examples": 200, "slow_max_examples": 40, "expnet_train_max_examples": 1141},
-        "sst2": {"max_examples": 200, "slow_max_examples": 40, "expnet_train_max_examples": 1500},
-        "movies": {"max_examples": 12, "slow_max_examples": 5, "expnet_train_max_examples": 400},
-    },
-    "explainer_settings": {
-        "integrated_gradients": {"n_steps": 20},
-        "smoothgrad": {"n_samples": 10},
-        "lime": {"n_samples": 200},
-        "kernel_shap": {"n_samples": 200},
-        "partition_shap": {"max_evals": 200},
-        "shapley_sampling": {"n_samples": 3},
-    },
-    "faithfulness": {"all_variants": False},
-    "variants": DEFAULT_VARIANTS,
-}
-
-# --quick: CI-sized. Two short-text tasks x 16 examples (6 for slow explainers), tiny fine-tunes on the shipped samples
-# (cached in OUT/classifiers), cheap explainers with tiny budgets.
-QUICK: dict[str, Any] = {
-    "preset": "quick",
-    "tasks": {
-        "hatexplain": {
-            "max_examples": 16,
-            "slow_max_examples": 6,
-            "expnet_train_max_examples": 64,
-            "finetune": {"epochs": 1, "max_length": 48, "batch_size": 16, "learning_rate": 1e-4, "max_examples": 192},
-        },
-        "sst2": {
-            "max_examples": 16,
-            "slow_max_examples": 6,
-            "expnet_train_max_examples": 64,
-            "finetune": {"epochs": 1, "max_length": 40, "batch_size": 16, "learning_rate": 1e-4, "max_examples": 192},
-        },
-    },
-    "explainers": ["random", "raw_attention", "rollout", "saliency", "integrated_gradients", "gae", "occlusion", "lime"],
-    "explainer_settings": {
-        "integrated_gradients": {"n_steps": 4},
-        "lime": {"n_samples": 16},
-    },
-    "faithfulness": {"removals": ["mask"], "shown": "mask", "kendall_removals": ["mask"], "all_variants": False},
-    # CI-sized classifiers are barely better than chance, so the paper's "correctly classified
-    # examples only" rule would leave ExpNet (almost) nothing to learn from.
-    "expnet": {"max_epochs": 40, "patience": 5, "only_correct": False},
-    "variants": {name: DEFAULT_VARIANTS[name] for name in ("last", "last_cls_to_token", "q_attn_list", "q_sig_list")},
-    "candidates": ["last", "q_attn_list", "q_sig_list"],
-    "report_examples": 2,
-    # One thread: on a small shared CI machine extra OpenMP threads only oversubscribe the cores.
-    "threads": 1,
-}
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -364,6 +293,7 @@ def _check(config: BenchmarkConfig) -> None:
         raise ExpnetError(f"gold_rule {config.gold_rule!r}: use majority or union")
     if not 0 < config.validation_fraction < 1:
         raise ExpnetError(f"validation_fraction must be between 0 and 1, got {config.validation_fraction}")
+    config.teacher()  # one-line errors for bad teacher settings, before any work
     if config.threads < 0:
         raise ExpnetError(f"threads must be 0 (torch's default) or more, got {config.threads}")
     if config.batch_size < 1 or config.faithfulness.batch_size < 1:

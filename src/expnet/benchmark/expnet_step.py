@@ -27,7 +27,9 @@ from expnet.benchmark.tasks import TaskData
 from expnet.data import rationale_rate
 from expnet.errors import ExpnetError
 from expnet.evaluation import score_run
+from expnet.explainers import distillation as distillation_module
 from expnet.explainers import learned as learned_module
+from expnet.explainers.distillation import fit_with_unlabelled
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.io import atomic_write_json
 from expnet.network import features as features_module
@@ -50,7 +52,8 @@ Source = tuple[TaskData, ClassifierEntry]  # a training task with its own classi
 def expnet_code() -> list[str]:
     """Digests of the code behind an ExpNet's weights and its scores (features, training, the
     network, the explainer): part of both the training key and the explanations' key."""
-    return [source_digest(m) for m in (training_module, features_module, gradient_module, model_module, learned_module)]
+    modules = (training_module, features_module, gradient_module, model_module, learned_module, distillation_module)
+    return [source_digest(m) for m in modules]
 
 
 @dataclass
@@ -105,6 +108,12 @@ class ExpNetStep:
         folder = self.single_source_folder(held, variant)
         return self.train(folder, variant, [(held, entry)]), folder
 
+    def with_unlabelled(self, held: TaskData, entry: ClassifierEntry, variant: str, sources: list[Source], texts: list[list[str]]) -> tuple[ExpNetExplainer, Path]:
+        """``variant`` trained on ``sources`` and on teacher targets for the held-out task's
+        unlabelled ``texts`` explained by its classifier (``config.unlabelled``): its own row."""
+        folder = self.out / "expnets" / held.name / f"{variant}+unlabelled"
+        return self.train(folder, variant, sources, (entry, texts)), folder
+
     def usable_variants(self, held: TaskData, entries: list[ClassifierEntry]) -> list[str]:
         """The variants every classifier of this held-out round can compute; the others are
         listed under ``skipped`` with the reason (e.g. token->CLS features on a decoder)."""
@@ -121,8 +130,11 @@ class ExpNetStep:
             raise ExpnetError(f"{held.name}: no ExpNet variant applies to these classifiers; add one with directions = [\"cls_to_token\"]")
         return usable
 
-    def train(self, folder: Path, variant: str, sources: list[Source]) -> ExpNetExplainer:
-        """``variant`` trained on ``sources``' fit parts into ``folder``, or reused from there."""
+    def train(
+        self, folder: Path, variant: str, sources: list[Source], unlabelled: tuple[ClassifierEntry, list[list[str]]] | None = None
+    ) -> ExpNetExplainer:
+        """``variant`` trained on ``sources``' fit parts (and, given ``unlabelled``, on teacher
+        targets for those texts) into ``folder``, or reused from there."""
         settings = self.config.expnet_settings(variant)
         key = {
             "sources": [[t.name, e.fingerprint, t.train_split, examples_digest(t.fit)] for t, e in sources],
@@ -130,6 +142,9 @@ class ExpNetStep:
             "seed": self.config.seed,
             "code": expnet_code(),
         }
+        teacher = self.config.teacher() if unlabelled else None
+        if unlabelled and teacher:
+            key["unlabelled"] = [unlabelled[0].fingerprint, digest(unlabelled[1]), teacher.to_dict()]
         key_file = folder.parent / f"{folder.name}.key.json"
         if key_file.is_file() and (folder / "config.json").is_file():
             try:
@@ -144,7 +159,13 @@ class ExpNetStep:
         for task, entry in sources:
             bank, bank_spec = self._feature_bank(task, entry, settings)
             dataset.extend(select_dataset(bank, bank_spec, spec))
-        ExpNetExplainer.fit(dataset, spec, settings, seed=self.config.seed).save_pretrained(folder)
+        if unlabelled and teacher:
+            self.say(f"  ExpNet {variant} + {min(len(unlabelled[1]), teacher.max_texts)} unlabelled texts ({', '.join(teacher.teachers)} as teacher)")
+            pairs = [(unlabelled[0].classifier, unlabelled[1])]
+            fitted = fit_with_unlabelled(dataset, spec, pairs, settings, teacher, self.config.seed, self.progress)
+        else:
+            fitted = ExpNetExplainer.fit(dataset, spec, settings, seed=self.config.seed)
+        fitted.save_pretrained(folder)
         atomic_write_json(key_file, digest(key))
         self.cache.note("expnet", reused=False)
         return ExpNetExplainer.from_pretrained(folder, batch_size=self.config.batch_size, seed=self.config.seed)

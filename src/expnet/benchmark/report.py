@@ -58,6 +58,8 @@ def _label(row: dict) -> str:
         return "expnet@k (top-k)"
     if row["kind"] == "reference":
         return f"{row['explainer']} (reference)"
+    if row["kind"] == "adapted":
+        return f"{row['explainer']} (own row)"
     return row["explainer"]
 
 
@@ -91,15 +93,15 @@ def table_comparisons(table: dict) -> list[dict]:
     examples. Other ExpNet rows, the in-domain reference and ``random`` are not candidates."""
     rows = table["rows"]
     expnet = next((r for r in rows if r["kind"] == "expnet" and r["binarisation"].startswith("threshold")), None)
+    adapted = [r for r in rows if r["kind"] == "adapted"]  # ExpNet + unlabelled texts, compared on its own
     baselines = {r["explainer"]: r for r in rows if r["kind"] == "baseline" and r["explainer"] != RANDOM}
-    if expnet is None:
-        return []
     found = []
-    for metric in COMPARED:
-        candidates = {name: (r.get(metric), r["per_example"]) for name, r in baselines.items()}
-        comparison = compare_with_best(metric, expnet["explainer"], expnet["per_example"], candidates)
-        if comparison is not None:
-            found.append(comparison.to_dict())
+    for row in ([expnet] if expnet else []) + adapted:
+        for metric in COMPARED:
+            candidates = {name: (r.get(metric), r["per_example"]) for name, r in baselines.items()}
+            comparison = compare_with_best(metric, row["explainer"], row["per_example"], candidates)
+            if comparison is not None:
+                found.append(comparison.to_dict())
     return found
 
 
@@ -115,7 +117,7 @@ def with_comparisons(results: dict) -> dict:
 def comparison_rows(table: dict) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
-            header(c["metric"]),
+            header(c["metric"]) + ("" if c["explainer"] == "expnet" else f" ({c['explainer']})"),
             c["baseline"],
             f"{c['difference']:+.3f}" if c["difference"] is not None else "-",
             f"[{number(c['low'])}, {number(c['high'])}]",

@@ -97,3 +97,10 @@ def prepare_task(task: TaskConfig, config: BenchmarkConfig, data_dir: str | Path
         train_split=train_split,
         classifier_pool=pool,
     )
+
+
+def unlabelled_texts(task: TaskData, data_dir: str | Path | None = None) -> list[list[str]]:
+    """The texts a user of ``task`` has without rationales: its classifier-training texts (a JSONL
+    file's training part). Their labels and any rationales are never read."""
+    pool = task.classifier_pool if task.jsonl else load_examples(task.config.name, None, data_dir, purpose="classifier_train")
+    return [list(e.words) for e in pool if e.words]

@@ -98,22 +98,27 @@ def teacher_dataset(
     return dataset
 
 
-def train_with_unlabelled(
-    sources: Sequence[tuple[Classifier, Sequence]],
+def _check_loss(settings: ExpNetSettings) -> None:
+    if "listwise" not in settings.loss:
+        raise ExpnetError("adaptation with unlabelled texts needs a listwise loss (--recipe transfer): soft teacher targets have no threshold")
+
+
+def fit_with_unlabelled(
+    human: WordDataset,
+    spec: FeatureSpec,
     unlabelled: Sequence[UnlabelledSource],
     settings: ExpNetSettings,
-    teacher: TeacherSettings | None = None,
+    teacher: TeacherSettings,
     seed: int = 0,
     progress: bool = True,
 ) -> ExpNetExplainer:
-    """ExpNet trained on the sources' human rationales and on the teachers' soft targets for each
-    (classifier, unlabelled texts) pair; at most ``teacher.max_texts`` texts of each, a seeded
-    random draw (a file's first lines need not be typical of it)."""
-    teacher = teacher or TeacherSettings()
-    if "listwise" not in settings.loss:
-        raise ExpnetError("adaptation with unlabelled texts needs a listwise loss (--recipe transfer): soft teacher targets have no threshold")
-    dataset, spec = collect_sources(sources, settings, progress)
-    human_rate = float(np.mean([float(y.mean()) for y in dataset.labels])) if len(dataset) else None
+    """ExpNet fitted on ``human`` (collected human-rationale features) and on the teachers' soft
+    targets for each (classifier, unlabelled texts) pair; at most ``teacher.max_texts`` texts of
+    each, a seeded random draw (a file's first lines need not be typical of it)."""
+    _check_loss(settings)
+    dataset = WordDataset()
+    dataset.extend(human)  # a copy: the caller's dataset (e.g. a cached feature bank) stays as it was
+    human_rate = float(np.mean([float(y.mean()) for y in human.labels])) if len(human) else None
     teachers = [get_explainer(name, seed=seed) for name in teacher.teachers]
     n_texts = []
     for number, (classifier, texts) in enumerate(unlabelled):
@@ -128,3 +133,18 @@ def train_with_unlabelled(
     explainer.history["rationale_rate"] = human_rate
     explainer.history["unlabelled"] = {**teacher.to_dict(), "texts": n_texts}
     return explainer
+
+
+def train_with_unlabelled(
+    sources: Sequence[tuple[Classifier, Sequence]],
+    unlabelled: Sequence[UnlabelledSource],
+    settings: ExpNetSettings,
+    teacher: TeacherSettings | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> ExpNetExplainer:
+    """ExpNet trained on the sources' human rationales and on the teachers' soft targets for each
+    (classifier, unlabelled texts) pair (``fit_with_unlabelled``)."""
+    _check_loss(settings)  # before the feature pass, not after it
+    dataset, spec = collect_sources(sources, settings, progress)
+    return fit_with_unlabelled(dataset, spec, unlabelled, settings, teacher or TeacherSettings(), seed, progress)
