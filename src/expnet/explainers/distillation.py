@@ -63,9 +63,12 @@ def soft_targets(teacher_scores: Sequence[np.ndarray], sharpness: float) -> np.n
 
 
 @torch.no_grad()
-def _features(classifier: Classifier, texts: Sequence[Words], spec: FeatureSpec, batch_size: int) -> list[tuple[torch.Tensor, np.ndarray]]:
+def _features(
+    classifier: Classifier, texts: Sequence[Words], spec: FeatureSpec, batch_size: int, progress: bool
+) -> list[tuple[torch.Tensor, np.ndarray]]:
+    """Each text's word features [W, F] and which of its words the classifier saw."""
     out = []
-    for start in range(0, len(texts), batch_size):
+    for start in tqdm(range(0, len(texts), batch_size), desc="unlabelled features", disable=not progress, leave=False):
         chunk = texts[start : start + batch_size]
         batch = classifier.encode(chunk)
         features, _ = batch_features(classifier, batch, spec)
@@ -88,8 +91,7 @@ def teacher_dataset(
     texts = [list(t) for t in texts if len(t) > 0]
     scores = [[e.scores for e in t.explain(classifier, texts, progress=progress)] for t in teachers]
     dataset = WordDataset()
-    steps = tqdm(_features(classifier, texts, spec, batch_size), desc="unlabelled", disable=not progress, leave=False)
-    for i, (features, scored) in enumerate(steps):
+    for i, (features, scored) in enumerate(_features(classifier, texts, spec, batch_size, progress)):
         if not scored.any():
             continue
         dataset.features.append(features[torch.from_numpy(scored)])
