@@ -85,3 +85,17 @@ def test_cli_train_with_unlabelled_texts(capsys, tiny_classifier_dir, tmp_path):
     assert main([*argv, "--out", str(tmp_path / "f"), "--recipe", "paper"]) == 2  # focal loss: no soft targets
     assert "listwise" in capsys.readouterr().err
     assert main([*argv, "--out", str(tmp_path / "g"), "--teacher", "nonsense"]) == 2
+
+
+def test_unlabelled_texts_come_from_a_task_a_text_file_or_a_rationale_file(tmp_path):
+    from expnet.cli.train import unlabelled_texts
+
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"id": "a", "text": "a fine film"}\n{"id": "b", "text": "dull"}\n')
+    assert unlabelled_texts(str(texts), None) == [["a", "fine", "film"], ["dull"]]
+    rationales = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
+    assert unlabelled_texts(str(rationales), None) == [row["tokens"] for row in TWELVE_ROWS if isinstance(row, dict)]
+    assert len(unlabelled_texts("sst2", None)) > 10  # the shipped sample's training sentences
+    with pytest.raises(ExpnetError, match="no such file"):
+        unlabelled_texts(str(tmp_path / "missing.txt"), None)
+

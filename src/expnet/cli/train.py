@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import expnet.data
 from expnet.cli import common
@@ -24,15 +25,19 @@ def parse_task_pairs(pairs: list[str], option: str = "--task") -> list[tuple[str
 
 
 def unlabelled_texts(source: str, data_dir) -> list[list[str]]:
-    """A file of texts (txt, JSONL, CSV or Parquet with a ``text`` field), else a task's
-    classifier-training texts; labels and rationales, where there are any, are not used."""
-    if source not in expnet.data.TASKS and not source.endswith(".jsonl"):
-        rows = list(read_rows(source))
-        texts = [row.words for row in rows if isinstance(row, Record)]
-        if not texts:
-            raise ExpnetError(f"--unlabelled {source}: no usable text in it (one text per line, or a 'text' field)")
+    """A task's classifier-training texts, else a file of texts (txt, JSONL, CSV or Parquet with
+    a ``text`` field, as corpus mode reads them), else a rationale JSONL file's words; labels and
+    rationales, where there are any, are not used."""
+    if source in expnet.data.TASKS:
+        return [e.words for e in common.load_limited(source, None, data_dir, "classifier_train", None)]
+    if not Path(source).is_file():
+        raise ExpnetError(f"--unlabelled {source}: no such file and no task of that name ({expnet.data.describe_tasks()})")
+    texts = [row.words for row in read_rows(source) if isinstance(row, Record)]
+    if texts:
         return texts
-    return [e.words for e in common.load_limited(source, None, data_dir, "classifier_train", None)]
+    if source.endswith(".jsonl"):  # no 'text' field: a task file ("tokens", "label")
+        return [e.words for e in common.load_limited(source, None, data_dir, "classifier_train", None)]
+    raise ExpnetError(f"--unlabelled {source}: no usable text in it (one text per line, or a 'text' field)")
 
 
 def parse_layers(text: str) -> str | list[int]:
