@@ -119,7 +119,11 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
         for key in ("f1", "precision", "recall", "auroc", "comprehensiveness_mask", "sufficiency_delete", "examples_per_second", "expnet_speedup"):
             assert key in row, key
         assert row["comprehensiveness"] == row["comprehensiveness_delete"]  # the shown removal
-    assert main_rows["expnet"]["binarisation"] == "threshold 0.5" and main_rows["expnet@k"]["binarisation"].startswith("top-k")
+    # The ExpNet row is binarised by the selected variant's own rule (focal: 0.5; listwise: perplexity).
+    ablation = {r["variant"]: r for r in alpha["ablation"] if r["kind"] == "variant"}
+    rules = {v: r["binarisation"] for v, r in ablation.items()}
+    assert set(rules.values()) <= {"own rule (threshold 0.5)", "own rule (perplexity)"}
+    assert main_rows["expnet"]["binarisation"] == rules[alpha["expnet"]["selected"]] and main_rows["expnet@k"]["binarisation"].startswith("top-k")
     assert main_rows["expnet"]["auroc"] == main_rows["expnet@k"]["auroc"]
     assert main_rows["expnet"]["expnet_speedup"] == pytest.approx(1.0)
     assert main_rows["raw_attention"]["kendall_mask"] is not None
@@ -137,12 +141,12 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
         rows = list(csv.DictReader(handle))
     assert {r["table"] for r in rows} == {"main", "common", "ablation"}
     board = (out / "leaderboard.md").read_text()
-    assert "## alpha" in board and "expnet (threshold 0.5)" in board and "Comp." in board
+    assert "## alpha" in board and "expnet (own rule)" in board and "Comp." in board
     # ExpNet minus the best baseline of each table: raw_attention is the only candidate of the main
     # table (random is a floor, occlusion is slow); results.json has no bare NaN.
     json.loads((out / "results.json").read_text(), parse_constant=lambda name: pytest.fail(f"bare {name} in results.json"))
     comparisons = {c["metric"]: c for c in alpha["tables"]["main"]["comparisons"]}
-    assert set(comparisons) == {"f1_topk", "auroc"}
+    assert set(comparisons) == {"f1", "f1_topk", "auroc"}
     assert {c["baseline"] for c in comparisons.values()} == {"raw_attention"}
     assert all(c["verdict"] in ("win", "loss", "tie", "n/a") for c in comparisons.values())
     assert len(main_rows["raw_attention"]["per_example"]["ids"]) == main_rows["raw_attention"]["n_annotated"]
@@ -356,11 +360,12 @@ def test_quick_preset_end_to_end(capsys, tmp_path):
         assert (out / name).is_file()
 
 
-def _row(name: str, kind: str, f1_topk: list, auroc: list, binarisation: str = "top-k (rate 0.200)") -> dict:
+def _row(name: str, kind: str, f1_topk: list, auroc: list, binarisation: str = "top-k (rate 0.200)", f1: list | None = None) -> dict:
+    f1 = f1_topk if f1 is None else f1  # a top-k row's own binary rationale is its top-k
     return {
         "explainer": name, "kind": kind, "binarisation": binarisation,
-        "f1_topk": float(np.mean(f1_topk)), "auroc": float(np.nanmean(np.array(auroc, dtype=float))),
-        "per_example": {"ids": ["a", "b", "c", "d"], "f1_topk": f1_topk, "auroc": auroc},
+        "f1": float(np.mean(f1)), "f1_topk": float(np.mean(f1_topk)), "auroc": float(np.nanmean(np.array(auroc, dtype=float))),
+        "per_example": {"ids": ["a", "b", "c", "d"], "f1": f1, "f1_topk": f1_topk, "auroc": auroc},
     }
 
 
@@ -370,9 +375,9 @@ def test_comparisons_take_the_best_real_baseline_per_metric():
     expnet = [0.6, 0.7, 0.8, 0.9]
     table = {
         "rows": [
-            _row("expnet", "expnet", expnet, [0.9, 0.9, 0.9, None], "threshold 0.5"),
+            _row("expnet", "expnet", expnet, [0.9, 0.9, 0.9, None], "own rule (perplexity)", f1=[0.4, 0.5, 0.6, 0.7]),
             _row("expnet@k", "expnet", expnet, [0.9, 0.9, 0.9, None]),
-            _row("in_domain", "reference", [1.0] * 4, [1.0] * 4, "threshold 0.5"),
+            _row("in_domain", "reference", [1.0] * 4, [1.0] * 4, "own rule (threshold 0.5)"),
             _row("random", "baseline", [0.95] * 4, [0.99] * 4),
             _row("weak", "baseline", [0.1] * 4, [0.95, 0.95, 0.95, 0.95]),
             _row("strong", "baseline", [0.5, 0.6, 0.7, 0.8], [0.5, 0.6, 0.7, 0.8]),
@@ -383,11 +388,15 @@ def test_comparisons_take_the_best_real_baseline_per_metric():
     assert found["f1_topk"]["baseline"] == "strong"
     assert (found["f1_topk"]["difference"], found["f1_topk"]["low"], found["f1_topk"]["high"]) == pytest.approx((0.1, 0.1, 0.1))
     assert found["f1_topk"]["verdict"] == "win"
+    # F1 of each one's own binary rationale: ExpNet's rule against strong's top-k, 0.1 lower each time.
+    assert found["f1"]["baseline"] == "strong" and found["f1"]["difference"] == pytest.approx(-0.1)
+    assert found["f1"]["verdict"] == "loss"
     # AUROC: weak (0.95) is best; ExpNet's undefined last example is dropped: -0.05 on 3 pairs.
     assert found["auroc"]["baseline"] == "weak" and found["auroc"]["n_pairs"] == 3
     assert found["auroc"]["difference"] == pytest.approx(-0.05) and found["auroc"]["verdict"] == "loss"
     headers, rows = comparison_rows({"comparisons": list(found.values())})
-    assert headers[-1] == "Verdict" and rows[0][:3] == ["F1@k", "strong", "+0.100"]
+    assert headers[-1] == "Verdict" and rows[0][:3] == ["F1 (own rule vs top-k)", "strong", "-0.100"]
+    assert rows[1][:3] == ["F1@k", "strong", "+0.100"]
 
 
 def test_evaluation_tables_fit_80_columns_without_ellipses():

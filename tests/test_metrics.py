@@ -130,7 +130,7 @@ def test_subword_scoring_expands_gold_and_scores_to_pieces():
     # two pieces of "bcd": P 2/3, R 2/3, F1 2/3. AUROC: each gold piece beats 0.1, loses to 0.9.
     assert pieces["f1_topk"] == pytest.approx(2 / 3)
     assert pieces["auroc"] == pytest.approx(0.5)
-    assert pieces["per_example"] == {"ids": ["x"], "f1_topk": [pytest.approx(2 / 3)], "auroc": [0.5]}
+    assert pieces["per_example"] == {"ids": ["x"], "f1": [pytest.approx(2 / 3)], "f1_topk": [pytest.approx(2 / 3)], "auroc": [0.5]}
     # An explainer's own rationale is expanded too: "bcd" selected -> its three pieces, F1 1.
     own = score_run(_run([0.9, 0.5, 0.1], np.array([0, 1, 0])), [example], 0.2, "majority", pieces=[np.array([1, 3, 1])])
     assert own["f1"] == pytest.approx(1.0) and own["iou_f1"] == pytest.approx(1.0)

@@ -181,6 +181,8 @@ def score_run(
     result.update(seen_window_scores(golds, scores, seen, rate, top_k))
     result["per_example"] = {
         "ids": ids,
+        # F1 of the explainer's own binary rationale (ExpNet's rule; top-k for the others).
+        "f1": by_own.per_example.get("f1", np.array([])).tolist(),
         "f1_topk": by_topk.per_example.get("f1", np.array([])).tolist(),
         "auroc": by_own.per_example.get("auroc", np.array([])).tolist(),
     }
@@ -191,7 +193,8 @@ def score_run(
 
 def compare_explainers(scores: Mapping[str, dict], expnets: Sequence[str]) -> list[dict]:
     """Each ExpNet minus the best other explainer (not another ExpNet, not ``random``, which is a
-    floor rather than a competitor) on F1@k and AUROC, with paired bootstrap 95% intervals."""
+    floor rather than a competitor) on F1 (each one's own binary rationale), F1@k and AUROC, with
+    paired bootstrap 95% intervals."""
     others = {name: s for name, s in scores.items() if name not in expnets and name != RANDOM}
     found = []
     for name in expnets:

@@ -2,7 +2,8 @@
 variant ablation, the deletion curves and the examples report.html shows.
 
 Baselines are binarised by top-k at ExpNet's training rationale rate; ExpNet is listed twice,
-with its own 0.5 threshold (``expnet``) and with that top-k (``expnet@k``). Rows are sorted by F1;
+with its own rule (``expnet``: the 0.5 threshold of a focal-loss ExpNet, the per-text perplexity
+count of a listwise one; ``ExpNetExplainer``) and with that top-k (``expnet@k``). Rows are sorted by F1;
 the in-domain reference comes last. A row on a prefix of the examples (the common subset) uses
 that prefix of the run, its time scaled so that examples/s is unchanged.
 """
@@ -70,11 +71,18 @@ class Leaderboards:
     def expnet_key(self) -> str:
         return variant_run(self.selected)
 
+    def own_rule(self, name: str) -> str:
+        """How the ExpNet run ``name`` binarises by itself (``ExpNetExplainer.rationale_rule``)."""
+        if name == WITH_UNLABELLED:
+            return "perplexity"  # always a listwise variant: soft teacher targets need one
+        variant = name.split(":", 1)[1] if name.startswith(variant_run("")) else self.selected
+        return "perplexity" if "listwise" in self.config.expnet_settings(variant).loss else "threshold 0.5"
+
     def row(self, label: str, kind: str, name: str, n: int, binarise: str) -> Row:
         run = subset_run(self.runs[name], n)
         examples = self.examples[:n]
         scores = score_run(run, examples, self.rate, self.config.gold_rule)
-        suffix = "" if binarise == "threshold" else "_topk"
+        suffix = "" if binarise == "own" else "_topk"
         faith = {r: RemovalScores.from_summary(f.subset(range(n)).summary()) for r, f in self.faithfulness[name].items()}
         shown, kendall = self.config.faithfulness.shown, kendall_removal(self.config.faithfulness)
         expnet_speed = self.runs[self.expnet_key].examples_per_second
@@ -82,7 +90,7 @@ class Leaderboards:
             explainer=label,
             kind=kind,
             family="learned" if name.startswith("expnet") else self.families.get(name, "?"),
-            binarisation="threshold 0.5" if binarise == "threshold" else f"top-k (rate {self.rate:.3f})",
+            binarisation=f"own rule ({self.own_rule(name)})" if binarise == "own" else f"top-k (rate {self.rate:.3f})",
             n_examples=len(examples),
             n_annotated=scores["n_examples"],
             **{key: scores[key + suffix if key in BINARISED_KEYS else key] for key in PLAUSIBILITY_KEYS},
@@ -98,13 +106,13 @@ class Leaderboards:
         )
 
     def table(self, names: list[str], n: int, note: str) -> Table:
-        rows = [self.row(EXPNET, "expnet", self.expnet_key, n, "threshold"), self.row(EXPNET_TOPK, "expnet", self.expnet_key, n, "topk")]
+        rows = [self.row(EXPNET, "expnet", self.expnet_key, n, "own"), self.row(EXPNET_TOPK, "expnet", self.expnet_key, n, "topk")]
         rows += [self.row(name, "baseline", name, n, "topk") for name in names]
         rows.sort(key=lambda r: -np.nan_to_num(r.f1, nan=-1.0))
         if WITH_UNLABELLED in self.runs:
-            rows.append(self.row(WITH_UNLABELLED, "adapted", WITH_UNLABELLED, n, "threshold"))
+            rows.append(self.row(WITH_UNLABELLED, "adapted", WITH_UNLABELLED, n, "own"))
         if IN_DOMAIN in self.runs:
-            rows.append(self.row(IN_DOMAIN, "reference", IN_DOMAIN, n, "threshold"))
+            rows.append(self.row(IN_DOMAIN, "reference", IN_DOMAIN, n, "own"))
         return Table(n, note, rows)
 
     def tables(self, fast: list[str], slow: list[str], n_slow: int) -> dict[str, Table]:
@@ -118,11 +126,11 @@ class Leaderboards:
         return {"main": self.table(fast + slow, n_all, f"{n_all} examples, every explainer")}
 
     def ablation(self, usable: list[str], candidates: list[str], validation: dict[str, dict]) -> list[Row]:
-        """Every usable variant on every example (threshold 0.5), then the in-domain reference."""
+        """Every usable variant on every example (its own rule), then the in-domain reference."""
         n_all = len(self.examples)
         rows = []
         for variant in usable:
-            row = self.row(variant_run(variant), "variant", variant_run(variant), n_all, "threshold")
+            row = self.row(variant_run(variant), "variant", variant_run(variant), n_all, "own")
             row.variant = VariantColumns(
                 variant=variant,
                 validation=validation[variant]["mean"],
@@ -133,7 +141,7 @@ class Leaderboards:
             )
             rows.append(row)
         if IN_DOMAIN in self.runs:
-            row = self.row(IN_DOMAIN, "reference", IN_DOMAIN, n_all, "threshold")
+            row = self.row(IN_DOMAIN, "reference", IN_DOMAIN, n_all, "own")
             row.variant = VariantColumns(variant=f"in-domain ({self.selected})", validation=None, selected=False, candidate=False)
             rows.append(row)
         return rows

@@ -253,8 +253,9 @@ def protocol_notes(config: BenchmarkConfig) -> list[str]:
         ),
         (
             "Binarisation: baselines select the top-k words, k = max(1, round(rate x words)), rate = the mean rationale "
-            "rate of ExpNet's training data (the information ExpNet sees); ExpNet is reported with its own 0.5 threshold "
-            "(expnet) and with the same top-k (expnet@k). AUROC and AP (average precision) are threshold-free, per "
+            "rate of ExpNet's training data (the information ExpNet sees); ExpNet is reported with its own rule (expnet: "
+            "the 0.5 threshold of a focal-loss variant, the per-text perplexity count of a listwise one) and with the "
+            "same top-k (expnet@k). AUROC and AP (average precision) are threshold-free, per "
             "example over the texts with both classes, then averaged; AUPRC is ERASER's trapezoidal PR-AUC over every "
             "annotated text; IOU-F1 is ERASER's span match at IOU >= 0.5."
         ),

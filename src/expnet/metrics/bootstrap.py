@@ -97,8 +97,9 @@ def compare_with_best(
 
     ``others`` maps an explainer to (its mean of ``metric``, its per-example block); None when no
     other explainer has a finite mean."""
-    finite = {other: value for other, value in others.items() if value[0] is not None and np.isfinite(value[0])}
-    if not finite:
+    # Blocks without ``metric`` come from results saved before it was compared: nothing to pair.
+    finite = {other: value for other, value in others.items() if value[0] is not None and np.isfinite(value[0]) and metric in value[1]}
+    if not finite or metric not in per_example:
         return None
     best = max(finite, key=lambda other: finite[other][0])
     a, b = paired_values(per_example, finite[best][1], metric)
