@@ -1,0 +1,63 @@
+"""The headline of a benchmark run, one line per held-out task, as a markdown table.
+
+    python benchmarks/headline.py runs/benchmark/results.json
+
+From each task's main table (every row on the same examples): ExpNet's own-rule F1, F1@k and
+AUROC; the best baseline by each metric; ExpNet minus it with the paired bootstrap 95% interval
+the run computed; the same for the expnet+unlabelled row; ExpNet's examples/s over the plain
+forward pass's (both measured in the run); the in-domain reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+METRICS = (("f1", "F1 (own rule)"), ("f1_topk", "F1@k"), ("auroc", "AUROC"))
+
+
+def _comparison(comparisons: list[dict], explainer: str, metric: str) -> str:
+    found = next((c for c in comparisons if c["explainer"] == explainer and c["metric"] == metric), None)
+    if found is None:
+        return "-"
+    return f"{found['difference']:+.3f} [{found['low']:+.3f}, {found['high']:+.3f}] {found['verdict']} ({found['baseline']})"
+
+
+def _best(rows: list[dict], metric: str) -> str:
+    baselines = [r for r in rows if r["kind"] == "baseline" and r["explainer"] != "random" and r.get(metric) is not None]
+    best = max(baselines, key=lambda r: r[metric])
+    return f"{best['explainer']} {best[metric]:.3f}"
+
+
+def headline(results: dict) -> str:
+    lines = [
+        "| held out | row | F1 (own rule) | F1@k | AUROC | best baseline F1@k / AUROC | - best, F1 (own rule) | - best, F1@k | - best, AUROC | ex/s / forward |",
+        "|---|---|---:|---:|---:|---|---|---|---|---:|",
+    ]
+    for task, result in results["tasks"].items():
+        table = result["tables"]["main"]
+        rows = {r["explainer"]: r for r in table["rows"]}
+        forward = result["forward_examples_per_second"]
+        for name in ("expnet", "expnet+unlabelled", "expnet_in_domain"):
+            if name not in rows:
+                continue
+            row = rows[name]
+            cells = [f"{row[key]:.3f}" for key, _ in METRICS]
+            best = f"{_best(table['rows'], 'f1_topk')} / {_best(table['rows'], 'auroc')}"
+            compared = [_comparison(table["comparisons"], name, key) for key, _ in METRICS]
+            label = f"{name} ({result['expnet']['selected']})" if name == "expnet" else name
+            speed = f"{row['examples_per_second'] / forward:.2f}x" if forward else "-"
+            lines.append(f"| {task} | {label} | {' | '.join(cells)} | {best} | {' | '.join(compared)} | {speed} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="a benchmark run's results.json")
+    args = parser.parse_args()
+    with open(args.results) as handle:
+        print(headline(json.load(handle)))
+
+
+if __name__ == "__main__":
+    main()
