@@ -167,3 +167,17 @@ def test_evaluate_keeps_the_explainers_batch_size_unless_the_caller_gives_one(ti
     seen.clear()
     evaluate(tiny_classifier, examples, {"random": explainer}, rationale_rate=0.3, batch_size=4)
     assert seen[1:] == [4, 1] and explainer.batch_size == 2  # the caller's, on a copy
+
+
+def test_forward_pass_batches_by_length_and_returns_predictions_in_input_order(tiny_classifier, monkeypatch):
+    from expnet.evaluation import forward_pass
+
+    texts = [["good"] * n for n in (9, 1, 7, 2, 8, 1)] + [["bad", "movie"]]
+    expected = [int(tiny_classifier.predict_logits(tiny_classifier.encode([t])).argmax(-1)) for t in texts]
+    widths = []
+    predict = tiny_classifier.predict_logits
+    monkeypatch.setattr(tiny_classifier, "predict_logits", lambda batch: widths.append(batch.input_ids.shape[1]) or predict(batch))
+    predictions, speed = forward_pass(tiny_classifier, texts, batch_size=2)
+    assert predictions.tolist() == expected and speed > 0
+    # After the warm-up, neighbours by length: the two one-word texts share a short batch.
+    assert widths[1] == 3 and sorted(widths[1:]) == widths[1:]

@@ -22,7 +22,7 @@ import torch
 
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError
-from expnet.explainers.base import Explainer, Explanation
+from expnet.explainers.base import Explainer, Explanation, length_buckets
 from expnet.metrics.bootstrap import compare_with_best
 from expnet.metrics.plausibility import PlausibilityScores, expand_to_pieces, plausibility, top_k_mask
 from expnet.metrics.table import COMPARED, SEEN
@@ -90,15 +90,17 @@ def run_explainer(classifier: Classifier, explainer: Explainer, words: Sequence[
 
 @torch.no_grad()
 def forward_pass(classifier: Classifier, words: Sequence[Sequence[str]], batch_size: int) -> tuple[np.ndarray, float]:
-    """Predicted classes and examples/s of the plain forward pass (tokenisation included)."""
+    """Predicted classes and examples/s of the plain forward pass (tokenisation included), in the
+    length buckets the explainers use: the reference is the fastest plain inference, not one that
+    pads short texts to a long neighbour's length."""
     classifier.predict_logits(classifier.encode(words[:2]))
     started = time.perf_counter()
-    predictions = []
-    for start in range(0, len(words), batch_size):
-        logits = classifier.predict_logits(classifier.encode(words[start : start + batch_size]))
-        predictions.append(logits.argmax(-1).cpu().numpy())
+    predictions = np.zeros(len(words), dtype=np.int64)
+    for indices in length_buckets(classifier, [list(w) for w in words], batch_size):
+        logits = classifier.predict_logits(classifier.encode([words[i] for i in indices]))
+        predictions[indices] = logits.argmax(-1).cpu().numpy()
     seconds = time.perf_counter() - started
-    return np.concatenate(predictions), len(words) / seconds
+    return predictions, len(words) / seconds
 
 
 SEEN_KEYS = (*SEEN, "n_examples_seen", "n_truncated")
