@@ -4,8 +4,10 @@
 
 From each task's main table (every row on the same examples): ExpNet's own-rule F1, F1@k and
 AUROC; the best baseline by each metric; ExpNet minus it with the paired bootstrap 95% interval
-the run computed; the same for the expnet+unlabelled row; ExpNet's examples/s over the plain
-forward pass's (both measured in the run); the in-domain reference.
+the run computed; the same for the expnet+unlabelled row; the in-domain reference. The last
+column divides ExpNet's examples/s by the forward pass's as results.json holds them: both are
+cached, possibly from different runs, so it is not a side-by-side ratio (benchmarks/expnet_speed.py
+measures that).
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def forward_pass(classifier: Classifier, words: Sequence[Sequence[str]], batch_s
     classifier.predict_logits(classifier.encode(words[:2]))
     started = time.perf_counter()
     predictions = np.zeros(len(words), dtype=np.int64)
-    for indices in length_buckets(classifier, [list(w) for w in words], batch_size):
+    for indices in length_buckets(classifier, words, batch_size):
         logits = classifier.predict_logits(classifier.encode([words[i] for i in indices]))
         predictions[indices] = logits.argmax(-1).cpu().numpy()
     seconds = time.perf_counter() - started

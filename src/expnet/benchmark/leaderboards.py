@@ -26,6 +26,7 @@ from expnet.benchmark.results import (
 )
 from expnet.data.records import RationaleExample
 from expnet.evaluation import SEEN_KEYS, ExplainerRun, score_run
+from expnet.explainers.learned import rationale_rule
 from expnet.metrics.faithfulness import FaithfulnessScores
 
 EXPNET = "expnet"
@@ -72,11 +73,13 @@ class Leaderboards:
         return variant_run(self.selected)
 
     def own_rule(self, name: str) -> str:
-        """How the ExpNet run ``name`` binarises by itself (``ExpNetExplainer.rationale_rule``)."""
+        """How the ExpNet run ``name`` binarises by itself (``rationale_rule``)."""
         if name == WITH_UNLABELLED:
-            return "perplexity"  # always a listwise variant: soft teacher targets need one
-        variant = name.split(":", 1)[1] if name.startswith(variant_run("")) else self.selected
-        return "perplexity" if "listwise" in self.config.expnet_settings(variant).loss else "threshold 0.5"
+            rule = rationale_rule("listwise")  # always a listwise variant: soft teacher targets need one
+        else:
+            variant = name.split(":", 1)[1] if name.startswith(variant_run("")) else self.selected
+            rule = rationale_rule(self.config.expnet_settings(variant).loss)
+        return "threshold 0.5" if rule == "threshold" else rule
 
     def row(self, label: str, kind: str, name: str, n: int, binarise: str) -> Row:
         run = subset_run(self.runs[name], n)

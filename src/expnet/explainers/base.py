@@ -255,7 +255,7 @@ class Explainer(ABC):
         return out
 
 
-def length_buckets(classifier: Classifier, all_words: list[list[str]], batch_size: int) -> Iterator[list[int]]:
+def length_buckets(classifier: Classifier, all_words: Sequence[Sequence[str]], batch_size: int) -> Iterator[list[int]]:
     """Batches of text indices: within each window of ``BUCKET_BATCHES`` batches, the texts
     sorted by token length (stably, so equal lengths keep their input order) and cut into
     neighbours, so that short texts are not padded to a long one's length."""

@@ -27,6 +27,11 @@ FORMAT_VERSION = 1
 LOAD_SETTINGS = ("threshold", "batch_size", "seed")
 
 
+def rationale_rule(loss: str) -> str:
+    """How an ExpNet trained with ``loss`` binarises by itself (see ``ExpNetExplainer``)."""
+    return "perplexity" if "listwise" in loss else "threshold"
+
+
 class ExpNetExplainer(Explainer):
     """A trained ExpNet. Scores are the sigmoid of each word's logit, in [0, 1]: P(word is
     important) for the focal loss; for the listwise loss, a ranking within the text (not a
@@ -102,7 +107,7 @@ class ExpNetExplainer(Explainer):
 
     @property
     def rationale_rule(self) -> str:
-        return "perplexity" if "listwise" in self.settings_used.loss else "threshold"
+        return rationale_rule(self.settings_used.loss)
 
     def _rationale(self, word_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         masked = word_logits.masked_fill(~valid, float("-inf"))
