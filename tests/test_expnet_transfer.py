@@ -98,11 +98,66 @@ def test_listwise_and_anchored_expnet_learn_a_planted_rationale(tiny_classifier)
         assert result.auroc > 0.8, settings.loss
 
 
+def test_word_properties_by_hand(tiny_classifier):
+    batch = tiny_classifier.encode([["The", "film", ",", "unbelievable"], ["fun"]])
+    spec = FeatureSpec.for_model(
+        2, 2, directions=["cls_to_token"], length_scaled=False, views=["absolute", "rank"],
+        word_properties=["position", "stopword", "punctuation", "word_length"],
+    )
+    features, _ = batch_features(tiny_classifier, batch, spec)
+    # Kept in the canonical order, appended once after the views, never ranked or standardised.
+    assert spec.names()[-4:] == ["word.stopword", "word.punctuation", "word.word_length", "word.position"]
+    assert spec.dim == 2 * 2 + 4
+    properties = features[..., -4:]
+    np.testing.assert_allclose(properties[0].numpy(), [
+        [1.0, 0.0, np.log(4), 0.0],  # "The" is a stop word in any case
+        [0.0, 0.0, np.log(5), 1 / 3],
+        [0.0, 1.0, np.log(2), 2 / 3],  # "," has no letter or digit
+        [0.0, 0.0, np.log(13), 1.0],
+    ], rtol=1e-6)
+    assert properties[1, 0].tolist() == pytest.approx([0.0, 0.0, np.log(4), 0.0])  # one word: position 0
+    assert properties[1, 1:].abs().sum() == 0  # padding
+    # The features without properties are the same columns as before (a superset spec).
+    plain, _ = batch_features(tiny_classifier, batch, FeatureSpec.for_model(2, 2, directions=["cls_to_token"], length_scaled=False, views=["absolute", "rank"]))
+    torch.testing.assert_close(features[..., :4], plain)
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    wide = spec.union(FeatureSpec.for_model(2, 2, directions=["cls_to_token"], length_scaled=False))
+    raw, _ = batch_features(tiny_classifier, batch, wide)
+    selected = spec.select_columns(raw[0, :4], wide)
+    torch.testing.assert_close(selected[:, -4:], properties[0])
+
+
+def test_expnet_learns_a_planted_word_property(tiny_classifier):
+    """Gold = the punctuation marks: only the punctuation property can tell it; with it the
+    listwise ExpNet ranks them first, without it it cannot."""
+    from expnet.data.records import RationaleExample
+    from expnet.metrics.plausibility import plausibility
+
+    rng = np.random.default_rng(0)
+    texts = [[str(w) for w in words] for words in random_texts(80, seed=3)]
+    for words in texts:
+        words.insert(int(rng.integers(len(words) + 1)), str(rng.choice([",", "!", "?"])))
+    examples = [
+        RationaleExample(str(i), "toy", words, 0, ("a", "b"), [[int(not w.isalnum()) for w in words]]) for i, words in enumerate(texts)
+    ]
+    aurocs = {}
+    for properties in ((), ("punctuation",)):
+        settings = ExpNetSettings(directions=("cls_to_token",), views=("zscore",), word_properties=properties, loss="listwise", only_correct=False, max_epochs=40, patience=10)
+        expnet = ExpNetExplainer.train([(tiny_classifier, examples[:60])], settings, seed=0, progress=False)
+        explanations = expnet.explain(tiny_classifier, [e.words for e in examples[60:]])
+        aurocs[properties] = plausibility([e.gold_mask() for e in examples[60:]], [x.scores for x in explanations], [x.rationale for x in explanations]).auroc
+    assert aurocs[("punctuation",)] > 0.95 > aurocs[()] + 0.1
+
+
 def test_unknown_feature_choices_are_one_line_errors():
     with pytest.raises(ExpnetError, match="head pooling"):
         FeatureSpec.for_model(2, 2, head_pooling="sorted")
     with pytest.raises(ExpnetError, match="view"):
         FeatureSpec.for_model(2, 2, views=["log"])
+    with pytest.raises(ExpnetError, match="word property"):
+        FeatureSpec.for_model(2, 2, word_properties=["capitalised"])
+    with pytest.raises(ExpnetError, match="word property"):
+        FeatureSpec.from_dict({**FeatureSpec.for_model(2, 2).to_dict(), "word_properties": ["capitalised"]})
     with pytest.raises(ExpnetError, match="do not exist"):
         FeatureSpec.for_model(4, 2, layers=[99, -100])  # no silent modulo
     with pytest.raises(ExpnetError, match="loss"):

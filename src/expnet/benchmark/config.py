@@ -40,6 +40,7 @@ A config file only names what differs from the defaults (or from the quick prese
     directions = ["cls_to_token", "token_to_cls"]
     values = ["attention"]        # and/or "attention_x_gradient"
     in_text = false               # also each value standardised within its text
+    word_properties = []          # stopword, punctuation, word_length, position (FeatureSpec)
 
     [faithfulness]
     removals = ["mask", "delete"]
@@ -101,6 +102,7 @@ class VariantConfig:
     signals: list[str] = field(default_factory=list)
     head_pooling: str = "none"
     views: list[str] = field(default_factory=list)
+    word_properties: list[str] = field(default_factory=list)
     loss: str = "focal"
     anchor: str | None = None
     soft_labels: bool = False
@@ -110,7 +112,7 @@ class VariantConfig:
         chosen = {
             "layers": self.layers, "directions": tuple(self.directions), "feature_values": tuple(self.values),
             "in_text": self.in_text, "signals": tuple(self.signals), "head_pooling": self.head_pooling,
-            "views": tuple(self.views), "loss": self.loss, "anchor": self.anchor, "soft_labels": self.soft_labels,
+            "views": tuple(self.views), "word_properties": tuple(self.word_properties), "loss": self.loss, "anchor": self.anchor, "soft_labels": self.soft_labels,
         }
         return ExpNetSettings(**{**base, **chosen})
 
@@ -269,6 +271,7 @@ def build(data: dict) -> BenchmarkConfig:
                 max([*variant.layers, 0]) + 1 if isinstance(variant.layers, list) else 2, 2, settings.layers, settings.directions,
                 values=settings.feature_values, in_text=settings.in_text, signals=settings.signals,
                 head_pooling=settings.head_pooling, views=settings.views or None,
+                word_properties=settings.word_properties,
             )
         except ExpnetError as error:
             raise ExpnetError(f"[variants.{name}]: {error}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from expnet.network.features import DIRECTIONS
+from expnet.network.features import DIRECTIONS, WORD_PROPERTIES
 
 _TRANSFER_FEATURES = {"directions": ["cls_to_token"], "values": ["attention", "head_norm"], "head_pooling": "quantiles"}
 _SIGNALS = ["value_zeroing", "decompx", "attention_norm"]
@@ -28,6 +28,15 @@ DEFAULT_VARIANTS = {
     "anchor_vz": {
         **_TRANSFER_FEATURES, "signals": _SIGNALS, "views": ["absolute", "zscore", "rank"], "loss": "listwise",
         "anchor": "value_zeroing.in_text",
+    },
+    # q_attn_list and q_attn_only_list plus properties of the words themselves (stop word,
+    # punctuation, length, place in the text): people's rationales avoid stop words and commas on
+    # every task while a classifier's attention often rests on them, and that prior does not
+    # depend on the classifier.
+    "q_attn_list_words": {**_TRANSFER_FEATURES, "views": ["absolute", "zscore", "rank"], "word_properties": list(WORD_PROPERTIES), "loss": "listwise"},
+    "q_attn_only_list_words": {
+        **_TRANSFER_FEATURES, "values": ["attention"], "views": ["absolute", "zscore", "rank"],
+        "word_properties": list(WORD_PROPERTIES), "loss": "listwise",
     },
 }
 # Every variant competes: the selection is by transfer between the training tasks (runner.py).

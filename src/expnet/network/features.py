@@ -12,8 +12,15 @@ Two stages. **Raw values** (``FeatureSpec.raw_names``), one column each:
   logit's change when the token's value vector is zeroed in the last layer), ``decompx`` (the
   token's part of the target logit, last-layer DecompX), ``attention_norm``
   (the last layer's head-mixed ``||sum_h alpha^h_rj f^h(x_j)||``), ``globenc``, ``alti``.
+- per-word ``word_properties``, read from the words alone, not from the classifier:
+  ``stopword`` (scikit-learn's English stop-word list), ``punctuation`` (no letter or digit),
+  ``word_length`` (log(1 + characters)) and ``position`` (the word's place in its text, 0 to 1).
+  People rarely mark a stop word or a comma as a rationale, on any task; a classifier's attention
+  often rests on them. Learned from the source tasks' rationales, this prior transfers because it
+  does not depend on the classifier (for English; elsewhere only the punctuation flag helps).
 
-**Features** (``FeatureSpec.transform``), what the MLP sees:
+**Features** (``FeatureSpec.transform``), what the MLP sees (word properties are appended as
+they are, after the views: they are already comparable between texts):
 
 - ``head_pooling="none"`` keeps one value per head (the paper). ``"quantiles"`` replaces each
   block of head values by its max, 75th percentile, median, 25th percentile, min and mean over
@@ -34,10 +41,12 @@ older versions (with ``in_text``) load with the same columns.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import torch
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from expnet.errors import ExpnetError
 from expnet.models.attention import ReadoutAttention
@@ -47,6 +56,7 @@ from expnet.words import EncodedBatch, Pooling, pool_to_words
 DIRECTIONS = ("cls_to_token", "token_to_cls")
 VALUES = ("attention", "attention_x_gradient", "head_norm")
 SIGNALS = ("value_zeroing", "decompx", "attention_norm", "globenc", "alti")
+WORD_PROPERTIES = ("stopword", "punctuation", "word_length", "position")
 HEAD_POOLINGS = ("none", "quantiles")
 VIEWS = ("absolute", "zscore", "rank")
 LAYER_RULES = ("last", "all", "listed")
@@ -75,6 +85,7 @@ class FeatureSpec:
     views: tuple[str, ...] = ("absolute",)
     # "last"/"all" specs can be re-bound to a classifier with another depth (``for_classifier``).
     layer_rule: str = "listed"
+    word_properties: tuple[str, ...] = ()
 
     @classmethod
     def for_model(
@@ -89,11 +100,13 @@ class FeatureSpec:
         signals: Sequence[str] = (),
         head_pooling: str = "none",
         views: Sequence[str] | None = None,
+        word_properties: Sequence[str] = (),
     ) -> FeatureSpec:
         chosen, rule = _resolve_layers(layers, num_layers)
         _check_choice("attention direction", directions, DIRECTIONS, allow_empty=bool(signals))
         _check_choice("feature value", values, VALUES, allow_empty=bool(signals))
         _check_choice("signal", signals, SIGNALS, allow_empty=True)
+        _check_choice("word property", word_properties, WORD_PROPERTIES, allow_empty=True)
         _check_choice("head pooling", [head_pooling], HEAD_POOLINGS)
         views = tuple(views) if views else (("absolute", "zscore") if in_text else ("absolute",))
         _check_choice("feature view", views, VIEWS)
@@ -102,7 +115,7 @@ class FeatureSpec:
         return cls(
             chosen, num_layers, num_heads, tuple(dict.fromkeys(directions)) if values else (), length_scaled,
             tuple(dict.fromkeys(values)) if directions else (), tuple(dict.fromkeys(signals)), head_pooling,
-            tuple(dict.fromkeys(views)), rule,
+            tuple(dict.fromkeys(views)), rule, tuple(p for p in WORD_PROPERTIES if p in word_properties),
         )
 
     # --- the raw columns one classifier pass produces ----------------------------------------
@@ -117,12 +130,18 @@ class FeatureSpec:
         ]
 
     def raw_names(self) -> list[str]:
+        return self._classifier_names() + self._property_names()
+
+    def _classifier_names(self) -> list[str]:
         heads = [
             f"L{layer}.h{head}.{direction}{_VALUE_SUFFIX[value]}"
             for layer, direction, value in self._blocks()
             for head in range(self.num_heads)
         ]
         return heads + list(self.signals)
+
+    def _property_names(self) -> list[str]:
+        return [f"word.{name}" for name in self.word_properties]
 
     @property
     def is_raw(self) -> bool:
@@ -135,7 +154,7 @@ class FeatureSpec:
     # --- the features the MLP sees ------------------------------------------------------------
     def _pooled_names(self) -> list[str]:
         if self.head_pooling == "none":
-            return self.raw_names()
+            return self._classifier_names()
         pooled = [
             f"L{layer}.{statistic}.{direction}{_VALUE_SUFFIX[value]}"
             for layer, direction, value in self._blocks()
@@ -145,7 +164,7 @@ class FeatureSpec:
 
     def names(self) -> list[str]:
         pooled = self._pooled_names()
-        return [f"{name}{_VIEW_SUFFIX[view]}" for view in self.views for name in pooled]
+        return [f"{name}{_VIEW_SUFFIX[view]}" for view in self.views for name in pooled] + self._property_names()
 
     @property
     def dim(self) -> int:
@@ -187,7 +206,8 @@ class FeatureSpec:
         parts += [raw[..., [position[name]]] for name in self.signals]
         pooled = torch.cat(parts, dim=-1)
         views = {"absolute": lambda: pooled, "zscore": lambda: within_text(pooled, valid), "rank": lambda: rank_within_text(pooled, valid)}
-        return torch.cat([views[view]() for view in self.views], dim=-1)
+        properties = [raw[..., [position[name]]] for name in self._property_names()]
+        return torch.cat([views[view]() for view in self.views] + properties, dim=-1)
 
     # --- one wide pass for several variants ---------------------------------------------------
     def union(self, other: FeatureSpec) -> FeatureSpec:
@@ -203,6 +223,7 @@ class FeatureSpec:
             length_scaled=self.length_scaled,
             values=tuple(v for v in VALUES if v in self.values or v in other.values),
             signals=tuple(s for s in SIGNALS if s in self.signals or s in other.signals),
+            word_properties=tuple(p for p in WORD_PROPERTIES if p in self.word_properties or p in other.word_properties),
         )
 
     def select_columns(self, features: torch.Tensor, source: FeatureSpec) -> torch.Tensor:
@@ -240,6 +261,7 @@ class FeatureSpec:
         layers, num_layers = [int(i) for i in data["layers"]], int(data["num_layers"])
         if not layers or min(layers) < 0 or max(layers) >= num_layers:
             raise ExpnetError(f"layers {layers} do not exist in a model of {num_layers} layers")
+        _check_choice("word property", data.get("word_properties", ()), WORD_PROPERTIES, allow_empty=True)
         return cls(
             layers=tuple(data["layers"]),
             num_layers=int(data["num_layers"]),
@@ -251,6 +273,7 @@ class FeatureSpec:
             head_pooling=str(data.get("head_pooling", "none")),
             views=tuple(views),
             layer_rule=str(data.get("layer_rule", "listed")),
+            word_properties=tuple(data.get("word_properties", ())),
         )
 
 
@@ -339,10 +362,29 @@ def word_features(
         if raw_spec.length_scaled and signal not in _LOGIT_SIGNALS:  # rolled-out rows sum to one, like attention
             values = values * n_tokens
         parts.append(pool_to_words(values, batch, "sum"))
+    if raw_spec.word_properties:
+        parts.append(word_property_values(batch.words, raw_spec.word_properties, batch.max_words).to(mask.device))
     raw = torch.cat(parts, dim=-1)
     if spec.is_raw:
         return raw
     return spec.transform(raw, raw_spec.raw_names(), valid_words(batch, raw.device))
+
+
+def word_property_values(texts: Sequence[Sequence[str]], properties: Sequence[str], width: int | None = None) -> torch.Tensor:
+    """[B, width, len(properties)]: each word's properties (``WORD_PROPERTIES``), 0 past a text's
+    end; ``width`` defaults to the longest text."""
+    width = max(len(words) for words in texts) if width is None else width
+    out = torch.zeros(len(texts), width, len(properties))
+    for row, words in enumerate(texts):
+        last = max(1, len(words) - 1)
+        columns = {
+            "stopword": [float(w.lower() in ENGLISH_STOP_WORDS) for w in words],
+            "punctuation": [float(not any(c.isalnum() for c in w)) for w in words],
+            "word_length": [math.log1p(len(w)) for w in words],
+            "position": [i / last for i in range(len(words))],
+        }
+        out[row, : len(words)] = torch.tensor([columns[p] for p in properties]).T
+    return out
 
 
 def within_text(features: torch.Tensor, valid: torch.Tensor | EncodedBatch) -> torch.Tensor:

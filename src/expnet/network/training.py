@@ -39,6 +39,7 @@ class ExpNetSettings:
     # (||alpha f(x)||) per head too; see features.py.
     feature_values: tuple[str, ...] = ("attention",)
     signals: tuple[str, ...] = ()  # per-token signals: value_zeroing, globenc, alti
+    word_properties: tuple[str, ...] = ()  # stopword, punctuation, word_length, position (features.py)
     head_pooling: str = "none"  # "quantiles": order statistics over heads (features.py)
     views: tuple[str, ...] = ()  # absolute, zscore, rank; empty = absolute (+ zscore with in_text)
     in_text: bool = False  # append per-text standardised features (kept for saved configs)
@@ -70,7 +71,7 @@ class ExpNetSettings:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        for name in ("directions", "feature_values", "signals", "views"):
+        for name in ("directions", "feature_values", "signals", "views", "word_properties"):
             data[name] = list(getattr(self, name))
         return data
 
@@ -312,6 +313,7 @@ def settings_spec(settings: ExpNetSettings, classifier: Classifier) -> FeatureSp
     return FeatureSpec.for_model(
         classifier.num_layers, classifier.num_heads, settings.layers, settings.directions, settings.length_scaled,
         settings.feature_values, settings.in_text, settings.signals, settings.head_pooling, settings.views or None,
+        settings.word_properties,
     )
 
 
