@@ -75,8 +75,11 @@ def test_long_text_is_truncated_with_warning(capsys, tiny_classifier_dir):
 
 def test_train_and_evaluate_on_jsonl(capsys, tiny_classifier_dir, tmp_path):
     data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
-    code, _out, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong", "--seed", "1")
+    code, _out, err = run_cli(
+        capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong", "--seed", "1", "--word-properties", "all"
+    )
     assert code == 0, err
+    assert json.loads((tmp_path / "e" / "config.json").read_text())["features"]["word_properties"] == ["stopword", "punctuation", "word_length", "position"]
     results = tmp_path / "r.json"
     code, _, err = run_cli(
         capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data,
@@ -147,3 +150,6 @@ def test_bad_inputs_get_one_line(capsys, tiny_classifier_dir, tiny_classifier_3h
     assert_one_line_error(code, err, "CoLA has no public word rationales")
     code, _, err = run_cli(capsys, "train", "--task", "nonsense", "--out", tmp_path / "c")
     assert_one_line_error(code, err, "TASK=CLASSIFIER_DIR")
+    code, _, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "w", "--word-properties", "stopword,capitals")
+    assert_one_line_error(code, err, "unknown property 'capitals'")
+    assert not (tmp_path / "w").exists()

@@ -11,6 +11,7 @@ from expnet.corpus.readers import Record, read_rows
 from expnet.errors import ExpnetError
 from expnet.explainers.distillation import TeacherSettings, train_with_unlabelled
 from expnet.explainers.learned import ExpNetExplainer
+from expnet.network.features import WORD_PROPERTIES
 from expnet.network.training import RECIPES, recipe_settings
 
 
@@ -65,6 +66,10 @@ def register(subparsers) -> None:
     parser.add_argument("--recipe", choices=tuple(RECIPES), default="transfer", help="feature and learner settings: transfer (default: what carried best to unseen tasks; any architecture), transfer_norms (plus head norms; BERT, RoBERTa, ELECTRA) or paper")
     parser.add_argument("--layers", default=None, help="attention layers for features: last (the recipes' choice), all, or indices like 4,5")
     parser.add_argument("--in-text", action="store_true", help="also give ExpNet each feature standardised within its text")
+    parser.add_argument(
+        "--word-properties", default="", metavar="LIST",
+        help=f"also give ExpNet properties of the words themselves, comma-separated: {','.join(WORD_PROPERTIES)} (or all); English stop words",
+    )
     parser.add_argument("--include-wrong", action="store_true", help="also train on examples the classifier gets wrong")
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority", help="how annotator masks combine (default majority)")
     parser.add_argument("--batch-size", type=common.positive_int, default=32)
@@ -82,6 +87,14 @@ def register(subparsers) -> None:
     common.add_model_options(parser)
 
 
+def parse_word_properties(value: str) -> tuple[str, ...]:
+    chosen = WORD_PROPERTIES if value == "all" else tuple(p.strip() for p in value.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in WORD_PROPERTIES]
+    if unknown:
+        raise ExpnetError(f"--word-properties: unknown property {unknown[0]!r}; use some of {','.join(WORD_PROPERTIES)} or all")
+    return chosen
+
+
 def run(args) -> int:
     common.start(args)
     pairs = parse_task_pairs(args.task)
@@ -91,6 +104,8 @@ def run(args) -> int:
     chosen = {"layers": parse_layers(args.layers)} if args.layers else {}
     if args.in_text:
         chosen["in_text"] = True
+    if args.word_properties:
+        chosen["word_properties"] = parse_word_properties(args.word_properties)
     settings = recipe_settings(
         args.recipe, only_correct=not args.include_wrong, gold_rule=args.gold_rule, feature_batch_size=args.batch_size, **chosen
     )
