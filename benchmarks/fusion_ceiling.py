@@ -3,9 +3,10 @@
     python benchmarks/fusion_ceiling.py --bench runs/full-bench --data-dir DATA --out benchmarks/results/fusion_ceiling.json
 
 Reads the baselines' cached explanations of each held-out task's evaluation draw (the benchmark's
-``--out`` folder, ``cache/explanations``; the newest entry of each explainer) and fits a logistic
-regression on every baseline's scores at once - within-text rank and z-score of each, the ranks of
-the two neighbouring words, and the word properties of ``expnet.network.features`` - **on the
+``--out`` folder, ``cache/explanations``; each explainer's entry for its current source code) and
+fits a logistic regression on every baseline's scores at once - ExpNet's within-text rank and
+z-score views of each, the ranks of the two neighbouring words, and ExpNet's word properties
+(``expnet.network.features``) - **on the
 evaluation texts themselves** (5 folds by text, each text scored by the model that did not see it).
 That is far more than a transferred ExpNet may use (the held-out task's own rationales, gradient
 explainers at any cost), so its F1@k bounds what a learned mapping of these signals can reach.
@@ -18,7 +19,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
+import torch
 from sklearn.linear_model import LogisticRegression
 
 from expnet.benchmark.cache import source_digest
@@ -26,7 +27,7 @@ from expnet.data import load_examples
 from expnet.explainers import get_explainer
 from expnet.io import atomic_write_json
 from expnet.metrics.plausibility import plausibility, top_k_mask
-from expnet.network.features import WORD_PROPERTIES, word_property_values
+from expnet.network.features import WORD_PROPERTIES, rank_within_text, within_text, word_property_values
 
 NOT_BASELINES = ("expnet", "random")
 
@@ -43,30 +44,24 @@ def cached_scores(bench: Path, task: str, n: int) -> dict[str, list[np.ndarray]]
             continue
         if key["explainer"].get("code") != source_digest(get_explainer(name)):
             continue
-        runs[key["explainer"]["name"]] = [
+        runs[name] = [
             np.array([np.nan if s is None else s for s in e["scores"]], dtype=np.float64) for e in entry["payload"]["explanations"]
         ]
     return runs
 
 
-def _rank(scores: np.ndarray) -> np.ndarray:
-    filled = np.nan_to_num(scores, nan=np.nanmin(scores) if np.isfinite(scores).any() else 0.0)
-    return rankdata(filled) / len(filled)
-
-
-def _zscore(scores: np.ndarray) -> np.ndarray:
-    filled = np.nan_to_num(scores, nan=0.0)
-    return (filled - filled.mean()) / (filled.std() + 1e-9)
-
-
 def word_matrix(words: list[str], scores: list[np.ndarray]) -> np.ndarray:
-    """[W, F]: per baseline its rank, z-score and its neighbours' ranks; then the word properties."""
-    columns = []
-    for s in scores:
-        rank = _rank(s)
-        columns += [rank, _zscore(s), np.r_[0.0, rank[:-1]], np.r_[rank[1:], 0.0]]
+    """[W, F]: per baseline its rank and z-score within the text (ExpNet's views; unscored words
+    0) and its neighbours' ranks; then the word properties."""
+    values = torch.from_numpy(np.stack(scores, axis=-1)).unsqueeze(0)  # [1, W, baselines]
+    valid = ~torch.isnan(values).any(-1)
+    values = torch.nan_to_num(values)
+    rank = rank_within_text(values, valid)[0].numpy()
+    zscore = within_text(values, valid)[0].numpy()
+    before = np.vstack([np.zeros((1, rank.shape[1])), rank[:-1]])
+    after = np.vstack([rank[1:], np.zeros((1, rank.shape[1]))])
     properties = word_property_values([words], WORD_PROPERTIES)[0].numpy()
-    return np.hstack([np.vstack(columns).T, properties])
+    return np.hstack([rank, zscore, before, after, properties])
 
 
 def ceiling(task: str, run: dict, bench: Path, data_dir: str, seed: int, folds: int = 5) -> dict:
