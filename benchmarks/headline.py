@@ -4,7 +4,8 @@
 
 From each task's main table (every row on the same examples): ExpNet's own-rule F1, F1@k and
 AUROC; the best baseline by each metric; ExpNet minus it with the paired bootstrap 95% interval
-the run computed; the same for the expnet+unlabelled row; the in-domain reference. The last
+the run computed; the same for the expnet+unlabelled row; the in-domain reference. Tasks whose
+texts were cut at the classifier's length get a second table over the words it read. The last
 column divides ExpNet's examples/s by the forward pass's as results.json holds them: both are
 cached, possibly from different runs, so it is not a side-by-side ratio (benchmarks/expnet_speed.py
 measures that).
@@ -16,6 +17,8 @@ import argparse
 import json
 
 METRICS = (("f1", "F1 (own rule)"), ("f1_topk", "F1@k"), ("auroc", "AUROC"))
+SEEN_METRICS = (("f1_topk_seen", "F1@k read"), ("auroc_seen", "AUROC read"))
+ROWS = ("expnet", "expnet+unlabelled", "expnet_in_domain")
 
 
 def _comparison(comparisons: list[dict], explainer: str, metric: str) -> str:
@@ -31,25 +34,37 @@ def _best(rows: list[dict], metric: str) -> str:
     return f"{best['explainer']} {best[metric]:.3f}"
 
 
-def headline(results: dict) -> str:
-    lines = [
-        "| held out | row | F1 (own rule) | F1@k | AUROC | best baseline F1@k / AUROC | - best, F1 (own rule) | - best, F1@k | - best, AUROC | ex/s / forward |",
-        "|---|---|---:|---:|---:|---|---|---|---|---:|",
-    ]
+def _table(results: dict, metrics: tuple, best_keys: tuple[str, str], speed: bool) -> list[str]:
+    names = [label for _, label in metrics]
+    header = ["held out", "row", *names, f"best baseline {names[-2]} / {names[-1]}", *[f"- best, {n}" for n in names]]
+    header += ["ex/s / forward"] if speed else []
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * len(names) + "---|" * (len(names) + 1) + ("---:|" if speed else "")]
     for task, result in results["tasks"].items():
         table = result["tables"]["main"]
         rows = {r["explainer"]: r for r in table["rows"]}
         forward = result["forward_examples_per_second"]
-        for name in ("expnet", "expnet+unlabelled", "expnet_in_domain"):
-            if name not in rows:
-                continue
+        for name in (n for n in ROWS if n in rows):
             row = rows[name]
-            cells = [f"{row[key]:.3f}" for key, _ in METRICS]
-            best = f"{_best(table['rows'], 'f1_topk')} / {_best(table['rows'], 'auroc')}"
-            compared = [_comparison(table["comparisons"], name, key) for key, _ in METRICS]
+            cells = [f"{row[key]:.3f}" for key, _ in metrics]
+            best = f"{_best(table['rows'], best_keys[0])} / {_best(table['rows'], best_keys[1])}"
+            compared = [_comparison(table["comparisons"], name, key) for key, _ in metrics]
             label = f"{name} ({result['expnet']['selected']})" if name == "expnet" else name
-            speed = f"{row['examples_per_second'] / forward:.2f}x" if forward else "-"
-            lines.append(f"| {task} | {label} | {' | '.join(cells)} | {best} | {' | '.join(compared)} | {speed} |")
+            cells += [best, *compared]
+            if speed:
+                cells.append(f"{row['examples_per_second'] / forward:.2f}x" if forward else "-")
+            lines.append(f"| {task} | {label} | {' | '.join(cells)} |")
+    return lines
+
+
+def headline(results: dict) -> str:
+    lines = _table(results, METRICS, ("f1_topk", "auroc"), speed=True)
+    truncated = {
+        task: result for task, result in results["tasks"].items()
+        if any(row.get("n_truncated") for row in result["tables"]["main"]["rows"])
+    }
+    if truncated:
+        lines += ["", "Over the words the classifier read (these tasks' texts were cut at its length):", ""]
+        lines += _table({**results, "tasks": truncated}, SEEN_METRICS, ("f1_topk_seen", "auroc_seen"), speed=False)
     return "\n".join(lines)
 
 

@@ -399,6 +399,27 @@ def test_comparisons_take_the_best_real_baseline_per_metric():
     assert rows[1][:3] == ["F1@k", "strong", "+0.100"]
 
 
+def test_truncated_texts_add_comparisons_over_the_words_read():
+    from expnet.benchmark.report import table_comparisons
+
+    # On the whole text the baseline ties ExpNet (both miss the gold words beyond the cut alike);
+    # over the words read, ExpNet is 0.2 higher on the three texts kept (the fourth is NaN: its
+    # gold words all lay beyond the cut).
+    expnet, baseline = _row("expnet", "expnet", [0.5] * 4, [0.5] * 4, "own rule (perplexity)"), _row("strong", "baseline", [0.5] * 4, [0.5] * 4)
+    for row, seen in ((expnet, [0.8, 0.8, 0.8, np.nan]), (baseline, [0.6, 0.6, 0.6, np.nan])):
+        row.update(f1_topk_seen=0.8 if row is expnet else 0.6, auroc_seen=0.8 if row is expnet else 0.6, n_truncated=2)
+        row["per_example"].update(f1_topk_seen=seen, auroc_seen=seen)
+    found = {c["metric"]: c for c in table_comparisons({"rows": [expnet, baseline]})}
+    assert found["auroc"]["verdict"] == "tie"
+    for metric in ("f1_topk_seen", "auroc_seen"):
+        assert found[metric]["n_pairs"] == 3 and found[metric]["difference"] == pytest.approx(0.2)
+        assert found[metric]["verdict"] == "win"
+    # Texts read whole: the seen view equals the main one, so it is not compared twice.
+    for row in (expnet, baseline):
+        row["n_truncated"] = 0
+    assert {c["metric"] for c in table_comparisons({"rows": [expnet, baseline]})} == {"f1", "f1_topk", "auroc"}
+
+
 def test_evaluation_tables_fit_80_columns_without_ellipses():
     import io
 

@@ -54,15 +54,18 @@ def test_seen_window_scores_only_the_words_the_classifier_saw():
     gold = [np.array([1, 0, 1, 1]), np.array([0, 0, 1]), np.array([1, 0])]
     scores = [np.array([0.2, 0.1, np.nan, np.nan]), np.array([0.5, 0.4, np.nan]), np.array([0.3, 0.9])]
     seen = [np.array([1, 1, 0, 0], bool), np.array([1, 1, 0], bool), np.array([1, 1], bool)]
-    result = seen_window_scores(gold, scores, seen, rate=0.5)
+    result, per_example = seen_window_scores(gold, scores, seen, rate=0.5)
     # Text 2's only gold word was cut off: left out. Text 1 within its window: gold [1, 0], scores
     # [0.2, 0.1] -> top-1 picks word 0: F1 1, AUROC 1. Text 3: top-1 picks word 1 (0.9): F1 0, AUROC 0.
     assert result["n_examples_seen"] == 2
     assert result["n_truncated"] == 2
     assert result["f1_topk_seen"] == pytest.approx(0.5)
     assert result["auroc_seen"] == pytest.approx(0.5)
+    # Per example, aligned with the inputs; the left-out text is NaN (a comparison drops its pair).
+    np.testing.assert_array_equal(per_example["f1_topk_seen"], [1.0, np.nan, 0.0])
+    np.testing.assert_array_equal(per_example["auroc_seen"], [1.0, np.nan, 0.0])
     # Without truncation the seen view is the main one.
-    untouched = seen_window_scores([gold[2]], [scores[2]], [seen[2]], rate=0.5)
+    untouched, _ = seen_window_scores([gold[2]], [scores[2]], [seen[2]], rate=0.5)
     main = plausibility([gold[2]], [scores[2]], [top_k_mask(scores[2], 0.5)])
     assert (untouched["f1_topk_seen"], untouched["auroc_seen"]) == (main.f1, main.auroc)
 
@@ -130,7 +133,11 @@ def test_subword_scoring_expands_gold_and_scores_to_pieces():
     # two pieces of "bcd": P 2/3, R 2/3, F1 2/3. AUROC: each gold piece beats 0.1, loses to 0.9.
     assert pieces["f1_topk"] == pytest.approx(2 / 3)
     assert pieces["auroc"] == pytest.approx(0.5)
-    assert pieces["per_example"] == {"ids": ["x"], "f1": [pytest.approx(2 / 3)], "f1_topk": [pytest.approx(2 / 3)], "auroc": [0.5]}
+    assert pieces["per_example"] == {
+        "ids": ["x"], "f1": [pytest.approx(2 / 3)], "f1_topk": [pytest.approx(2 / 3)], "auroc": [0.5],
+        # Every word was read: the seen view is the main one.
+        "f1_topk_seen": [pytest.approx(2 / 3)], "auroc_seen": [0.5],
+    }
     # An explainer's own rationale is expanded too: "bcd" selected -> its three pieces, F1 1.
     own = score_run(_run([0.9, 0.5, 0.1], np.array([0, 1, 0])), [example], 0.2, "majority", pieces=[np.array([1, 3, 1])])
     assert own["f1"] == pytest.approx(1.0) and own["iou_f1"] == pytest.approx(1.0)

@@ -25,7 +25,7 @@ from expnet.errors import ExpnetError
 from expnet.explainers.base import Explainer, Explanation, length_buckets
 from expnet.metrics.bootstrap import compare_with_best
 from expnet.metrics.plausibility import PlausibilityScores, expand_to_pieces, plausibility, top_k_mask
-from expnet.metrics.table import COMPARED, SEEN
+from expnet.metrics.table import SEEN, compared_metrics
 from expnet.models.classifier import Classifier
 from expnet.words import encode_words
 
@@ -106,28 +106,36 @@ def forward_pass(classifier: Classifier, words: Sequence[Sequence[str]], batch_s
 SEEN_KEYS = (*SEEN, "n_examples_seen", "n_truncated")
 
 
-def seen_window_scores(golds, scores, seen_masks, rate: float, top_k: int | None = None) -> dict:
+def seen_window_scores(golds, scores, seen_masks, rate: float, top_k: int | None = None) -> tuple[dict, dict]:
     """Plausibility over only the words the classifier saw (``*_seen``), top-k of them (``top_k``
-    words, else ``rate`` of them).
+    words, else ``rate`` of them), and the per-example F1@k and AUROC of that view, aligned with
+    the inputs (NaN for a text left out), so that two explainers can be compared pair by pair.
 
     Long texts are cut at the classifier's length; the main scores count gold words beyond the cut
     as missed by everyone, which drowns the differences between explainers on long reviews. Texts
     whose gold words all lie beyond the cut are left out here; without truncation the values equal
     the main ones."""
-    kept_golds, kept_scores, kept_topk = [], [], []
-    for gold, score, seen in zip(golds, scores, seen_masks, strict=True):
+    kept, kept_golds, kept_scores, kept_topk = [], [], [], []
+    for index, (gold, score, seen) in enumerate(zip(golds, scores, seen_masks, strict=True)):
         seen = np.asarray(seen, dtype=bool)
         gold = np.asarray(gold)
         if not seen.any() or (gold.any() and not gold[seen].any()):
             continue
+        kept.append(index)
         kept_golds.append(gold[seen])
         kept_scores.append(np.asarray(score)[seen])
         kept_topk.append(top_k_mask(kept_scores[-1], rate, top_k))
-    seen_view = plausibility(kept_golds, kept_scores, kept_topk).to_dict()
+    seen_view = plausibility(kept_golds, kept_scores, kept_topk)
     truncated = int(sum(not np.asarray(seen, dtype=bool).all() for seen in seen_masks))
     # The seen view's F1 is at top-k: its rationales are the top-k masks above.
-    values = (seen_view["f1"], seen_view["auroc"], seen_view["average_precision"], seen_view["auprc"], seen_view["n_examples"], truncated)
-    return dict(zip(SEEN_KEYS, values, strict=True))
+    summary = seen_view.to_dict()
+    values = (summary["f1"], summary["auroc"], summary["average_precision"], summary["auprc"], summary["n_examples"], truncated)
+    per_example = {}
+    for key, source in (("f1_topk_seen", "f1"), ("auroc_seen", "auroc")):
+        aligned = np.full(len(golds), np.nan)
+        aligned[kept] = seen_view.per_example.get(source, np.array([]))
+        per_example[key] = aligned.tolist()
+    return dict(zip(SEEN_KEYS, values, strict=True)), per_example
 
 
 def subword_pieces(classifier: Classifier, words: Sequence[Sequence[str]], batch_size: int = 64) -> list[np.ndarray]:
@@ -180,13 +188,15 @@ def score_run(
     result = by_own.to_dict()
     topk_values = by_topk.to_dict()
     result.update({f"{key}_topk": topk_values[key] for key in ("f1", "precision", "recall", "f1_pooled", "iou_f1")})
-    result.update(seen_window_scores(golds, scores, seen, rate, top_k))
+    seen_summary, seen_per_example = seen_window_scores(golds, scores, seen, rate, top_k)
+    result.update(seen_summary)
     result["per_example"] = {
         "ids": ids,
         # F1 of the explainer's own binary rationale (ExpNet's rule; top-k for the others).
         "f1": by_own.per_example.get("f1", np.array([])).tolist(),
         "f1_topk": by_topk.per_example.get("f1", np.array([])).tolist(),
         "auroc": by_own.per_example.get("auroc", np.array([])).tolist(),
+        **seen_per_example,
     }
     result["examples_per_second"] = run.examples_per_second
     result["seconds"] = run.seconds
@@ -195,12 +205,13 @@ def score_run(
 
 def compare_explainers(scores: Mapping[str, dict], expnets: Sequence[str]) -> list[dict]:
     """Each ExpNet minus the best other explainer (not another ExpNet, not ``random``, which is a
-    floor rather than a competitor) on F1 (each one's own binary rationale), F1@k and AUROC, with
-    paired bootstrap 95% intervals."""
+    floor rather than a competitor) on F1 (each one's own binary rationale), F1@k and AUROC (and
+    over the words read, when texts were cut), with paired bootstrap 95% intervals."""
     others = {name: s for name, s in scores.items() if name not in expnets and name != RANDOM}
+    truncated = any(s.get("n_truncated") for s in scores.values())
     found = []
     for name in expnets:
-        for metric in COMPARED:
+        for metric in compared_metrics(truncated):
             comparison = compare_with_best(
                 metric,
                 name,

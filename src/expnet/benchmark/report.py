@@ -20,13 +20,13 @@ from expnet.metrics.bootstrap import compare_with_best
 from expnet.metrics.faithfulness import REMOVALS
 from expnet.metrics.table import (
     ABLATION,
-    COMPARED,
     FAITHFULNESS,
     LEADERBOARD,
     PLAUSIBILITY,
     SEEN_COLUMNS,
     SPEED,
     Metric,
+    compared_metrics,
     family,
     header,
     removal_keys,
@@ -90,14 +90,16 @@ def leaderboard_rows(table: dict) -> tuple[list[str], list[list[str]]]:
 def table_comparisons(table: dict) -> list[dict]:
     """ExpNet (its own-rule row; F1@k and AUROC do not depend on the binarisation) minus the best
     baseline of the table on each compared metric, with a paired bootstrap 95% interval over the
-    examples. Other ExpNet rows, the in-domain reference and ``random`` are not candidates."""
+    examples (and over the words read, when texts were cut). Other ExpNet rows, the in-domain
+    reference and ``random`` are not candidates."""
     rows = table["rows"]
+    truncated = any(row.get("n_truncated") for row in rows)
     expnet = next((r for r in rows if r["kind"] == "expnet" and r["binarisation"].startswith("own")), None)
     adapted = [r for r in rows if r["kind"] == "adapted"]  # ExpNet + unlabelled texts, compared on its own
     baselines = {r["explainer"]: r for r in rows if r["kind"] == "baseline" and r["explainer"] != RANDOM}
     found = []
     for row in ([expnet] if expnet else []) + adapted:
-        for metric in COMPARED:
+        for metric in compared_metrics(truncated):
             candidates = {name: (r.get(metric), r["per_example"]) for name, r in baselines.items()}
             comparison = compare_with_best(metric, row["explainer"], row["per_example"], candidates)
             if comparison is not None:

@@ -58,8 +58,19 @@ SEEN = ("f1_topk_seen", "auroc_seen", "average_precision_seen", "auprc_seen")
 # each one's own binary rationale: ExpNet's rate-free rule against the others' top-k at ExpNet's
 # training rationale rate (what a user gets from each); "f1_topk" puts ExpNet on that top-k too.
 COMPARED = ("f1", "f1_topk", "auroc")
+# Compared too when some texts were cut at the classifier's length: over the words it read, where
+# the explainers differ (beyond the cut every explainer misses every gold word alike).
+SEEN_COMPARED = ("f1_topk_seen", "auroc_seen")
+
+
+def compared_metrics(truncated: bool) -> tuple[str, ...]:
+    """The metrics an ExpNet is compared on: ``COMPARED``, and ``SEEN_COMPARED`` for truncated texts."""
+    return COMPARED + SEEN_COMPARED if truncated else COMPARED
+
 # Validation scores that may pick the benchmark's ExpNet variant (``selection_metric``).
-SELECTABLE = ("f1", "f1_topk", "auroc", "auprc")
+# The seen ones equal the plain ones on texts the classifier reads whole; on long texts cut at its
+# length they are what still separates the variants.
+SELECTABLE = ("f1", "f1_topk", "auroc", "auprc", "f1_topk_seen", "auroc_seen")
 
 
 def metrics(*keys: str) -> tuple[Metric, ...]:
