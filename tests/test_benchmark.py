@@ -145,7 +145,12 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
     # ExpNet minus the best baseline of each table: raw_attention is the only candidate of the main
     # table (random is a floor, occlusion is slow); results.json has no bare NaN.
     json.loads((out / "results.json").read_text(), parse_constant=lambda name: pytest.fail(f"bare {name} in results.json"))
-    comparisons = {c["metric"]: c for c in alpha["tables"]["main"]["comparisons"]}
+    # And ExpNet's own-rule F1 against selecting every word, the floor of token F1.
+    main = alpha["tables"]["main"]
+    floor = [c for c in main["comparisons"] if c["baseline"] == "every word"]
+    assert [(c["explainer"], c["metric"]) for c in floor] == [("expnet", "f1"), ("expnet+unlabelled", "f1")]
+    assert f"selecting every word gives F1 {main['every_word']['f1']:.3f}" in main["note"]
+    comparisons = {c["metric"]: c for c in main["comparisons"] if c["baseline"] != "every word"}
     assert set(comparisons) == {"f1", "f1_topk", "auroc"}
     assert {c["baseline"] for c in comparisons.values()} == {"raw_attention"}
     assert all(c["verdict"] in ("win", "loss", "tie", "n/a") for c in comparisons.values())
@@ -397,6 +402,38 @@ def test_comparisons_take_the_best_real_baseline_per_metric():
     headers, rows = comparison_rows({"comparisons": list(found.values())})
     assert headers[-1] == "Verdict" and rows[0][:3] == ["F1 (own rule vs top-k)", "strong", "-0.100"]
     assert rows[1][:3] == ["F1@k", "strong", "+0.100"]
+
+
+def test_the_own_rule_is_also_compared_with_selecting_every_word():
+    from expnet.benchmark.report import EVERY_WORD, comparison_rows, table_comparisons
+
+    expnet = _row("expnet", "expnet", [0.5] * 4, [0.9] * 4, "own rule (perplexity)", f1=[0.4, 0.5, 0.6, 0.7])
+    table = {"rows": [expnet, _row("strong", "baseline", [0.3] * 4, [0.5] * 4)]}
+    assert all(c["baseline"] != EVERY_WORD for c in table_comparisons(table))  # results saved before: none
+    table["every_word"] = {"f1": 0.6, "per_example": {"ids": ["a", "b", "c", "d"], "f1": [0.6, 0.6, 0.6, 0.7]}}
+    floor = [c for c in table_comparisons(table) if c["baseline"] == EVERY_WORD]
+    # Against strong's top-k ExpNet's F1 wins by 0.25; against every word: -0.2, -0.1, 0, 0 -> -0.075.
+    assert len(floor) == 1 and floor[0]["metric"] == "f1" and floor[0]["difference"] == pytest.approx(-0.075)
+    assert floor[0]["verdict"] == "tie"
+    _, rows = comparison_rows({"comparisons": floor})
+    assert rows[0][:2] == ["F1 (own rule vs every word)", EVERY_WORD]
+
+
+def test_every_word_f1_is_the_floor_of_token_f1():
+    from expnet.benchmark.config import BenchmarkConfig
+    from expnet.benchmark.leaderboards import Leaderboards
+    from expnet.data.records import RationaleExample
+
+    examples = [
+        RationaleExample("a", "t", ["w"] * 4, 0, ("n", "p"), rationales=[[1, 0, 0, 0]]),  # P 1/4, R 1: F1 0.4
+        RationaleExample("b", "t", ["w"] * 2, 0, ("n", "p"), rationales=[[1, 1]]),  # F1 1
+        RationaleExample("c", "t", ["w"] * 3, 0, ("n", "p")),  # no rationale: not scored
+    ]
+    boards = Leaderboards(BenchmarkConfig(), {}, examples, {}, {}, "v", 0.2)
+    floor = boards.every_word(3)
+    assert floor["per_example"] == {"ids": ["a", "b"], "f1": [pytest.approx(0.4), pytest.approx(1.0)]}
+    assert floor["f1"] == pytest.approx(0.7)
+    assert boards.every_word(1)["f1"] == pytest.approx(0.4)
 
 
 def test_truncated_texts_add_comparisons_over_the_words_read():

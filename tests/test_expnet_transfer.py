@@ -12,7 +12,7 @@ from expnet.models.decomposition import decompose
 from expnet.network.features import FeatureSpec, rank_within_text, word_features
 from expnet.network.gradient_features import batch_features
 from expnet.network.model import ExpNetModel
-from expnet.network.training import ExpNetSettings, listwise_loss
+from expnet.network.training import PERPLEXITY_TEMPERATURES, ExpNetSettings, listwise_loss
 from test_expnet import planted_examples, random_texts
 
 
@@ -189,6 +189,37 @@ def test_nan_weights_and_unknown_settings_are_refused(tiny_classifier, tmp_path)
     save_file(weights, str(folder / "model.safetensors"))
     with pytest.raises(ExpnetError, match="NaN"):
         get_explainer(str(folder))
+
+
+def test_the_perplexity_temperature_is_fitted_to_the_gold_counts():
+    from expnet.network.training import fit_perplexity_temperature, perplexity_counts
+
+    # Gold words score 1, the others 0: at temperature 1 the softmax is too flat (perplexity of
+    # [1, 1, 0, 0, 0, 0] is ~5.3, of [1, 0, 0, 0, 0, 0, 0, 0] ~7.4), at a low one it counts the gold.
+    logits = [torch.tensor([1.0, 1.0, 0, 0, 0, 0]), torch.tensor([1.0, 0, 0, 0, 0, 0, 0, 0]), torch.tensor([0.0, 0.0])]
+    labels = [torch.tensor([1.0, 1, 0, 0, 0, 0]), torch.tensor([1.0, 0, 0, 0, 0, 0, 0, 0]), torch.tensor([0.0, 0.0])]
+    padded = torch.tensor([[1.0, 1, 0, 0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0, 0, 0, 0]])
+    valid = torch.tensor([[True] * 6 + [False] * 2, [True] * 8])
+    assert perplexity_counts(padded, valid).tolist() == [5, 7]
+    temperature = fit_perplexity_temperature(logits, labels)  # the unannotated third text is ignored
+    assert temperature < 0.25
+    assert perplexity_counts(padded, valid, temperature).tolist() == [2, 1]
+    # Counts already right at 1: ties go to 1.0.
+    assert fit_perplexity_temperature([torch.tensor([0.0, 0.0])], [torch.tensor([1.0, 1.0])]) == 1.0
+    # The explainer reads it from its training history (1.0 for folders saved before).
+    spec = FeatureSpec.for_model(2, 2)
+    calibrated = ExpNetExplainer(ExpNetModel(spec.dim), spec, ExpNetSettings(loss="listwise"), history={"perplexity_temperature": temperature})
+    plain = ExpNetExplainer(ExpNetModel(spec.dim), spec, ExpNetSettings(loss="listwise"))
+    assert calibrated._rationale(padded, valid).sum(-1).tolist() == [2, 1]
+    assert plain._rationale(padded, valid).sum(-1).tolist() == [5, 7]
+
+
+def test_listwise_training_fits_the_temperature_on_its_validation_texts(tiny_classifier):
+    settings = ExpNetSettings(loss="listwise", max_epochs=2)
+    expnet = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=30))], settings, progress=False)
+    assert expnet.history["perplexity_temperature"] in PERPLEXITY_TEMPERATURES
+    focal = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=30))], ExpNetSettings(max_epochs=1), progress=False)
+    assert focal.history["perplexity_temperature"] == 1.0  # no softmax rule to calibrate
 
 
 def test_listwise_rationale_takes_as_many_words_as_the_softmax_perplexity():

@@ -125,9 +125,12 @@ class Table:
     n_examples: int
     note: str
     rows: list[Row]
+    # The F1 of selecting every word ({"f1": mean, "per_example": {"ids", "f1"}}): the floor a
+    # binary rationale must clear, since per-text token F1 rewards selecting too much.
+    every_word: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"n_examples": self.n_examples, "note": self.note, "rows": [r.to_dict() for r in self.rows]}
+        return {"n_examples": self.n_examples, "note": self.note, "rows": [r.to_dict() for r in self.rows], "every_word": self.every_word}
 
 
 @dataclass

@@ -17,7 +17,7 @@ from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec, valid_words
 from expnet.network.gradient_features import batch_features
 from expnet.network.model import ExpNetModel
-from expnet.network.training import ExpNetSettings, WordDataset, collect_sources, fit_model
+from expnet.network.training import ExpNetSettings, WordDataset, collect_sources, fit_model, perplexity_counts
 from expnet.words import EncodedBatch
 
 CONFIG_NAME = "config.json"
@@ -40,8 +40,11 @@ class ExpNetExplainer(Explainer):
     The binary rationale needs no rationale rate from outside (``rationale_rule``):
     - ``threshold`` (focal loss): ``score >= threshold``;
     - ``perplexity`` (listwise loss): the top k words of the text, k = exp(entropy) of the softmax
-      of its word logits. The listwise loss trains that softmax towards the uniform distribution
-      over the text's gold words, whose perplexity is their number: each text gets its own rate.
+      of its word logits over a temperature. The listwise loss trains that softmax towards the
+      uniform distribution over the text's gold words, whose perplexity is their number: each
+      text gets its own rate. The temperature (``perplexity_temperature`` in the training history;
+      1.0 in folders saved before it existed) is fitted after training so that the counts match
+      the gold counts of held-back texts (``network.training.fit_perplexity_temperature``).
     Never empty: at least the highest-scoring word.
     """
 
@@ -112,9 +115,7 @@ class ExpNetExplainer(Explainer):
     def _rationale(self, word_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         masked = word_logits.masked_fill(~valid, float("-inf"))
         if self.rationale_rule == "perplexity":
-            log_p = masked.log_softmax(-1)
-            entropy = -(log_p.exp() * log_p.masked_fill(~valid, 0.0)).sum(-1)
-            k = entropy.exp().round().clamp(min=1).long()  # [B]
+            k = perplexity_counts(word_logits, valid, self.history.get("perplexity_temperature", 1.0))  # [B]
             rank = masked.argsort(-1, descending=True).argsort(-1)
             selected = (rank < k.unsqueeze(-1)) & valid
         else:
