@@ -62,6 +62,20 @@ def test_unlabelled_texts_teach_what_the_human_rationales_do_not(tiny_classifier
     assert adapted.rationale_rate == pytest.approx(np.mean([np.mean(e.rationales[0]) for e in noise]), abs=0.05)
 
 
+def test_the_perplexity_temperature_is_fitted_on_human_rationales_only(tiny_classifier):
+    from expnet.network.training import fit_perplexity_temperature
+
+    spec = settings_spec(LISTWISE, tiny_classifier)
+    taught = teacher_dataset(tiny_classifier, random_texts(40), [get_explainer("raw_attention")], spec, 1.0, progress=False)
+    # Teacher texts alone: nothing to count, so the rule keeps temperature 1.
+    only_taught = ExpNetExplainer.fit(taught, spec, LISTWISE)
+    assert only_taught.history["perplexity_temperature"] == 1.0
+    # Had they been counted, their soft targets (rank ** 1: about half of each text) would have
+    # asked for another temperature.
+    with_soft = fit_perplexity_temperature([only_taught.model(f) for f in taught.features], list(taught.labels))
+    assert with_soft != 1.0
+
+
 def test_bad_teacher_settings_are_one_line_errors(tiny_classifier):
     with pytest.raises(ExpnetError, match="at least one teacher"):
         TeacherSettings(teachers=())

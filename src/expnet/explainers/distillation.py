@@ -28,7 +28,7 @@ from expnet.explainers.registry import get_explainer
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec
 from expnet.network.gradient_features import batch_features
-from expnet.network.training import ExpNetSettings, WordDataset, collect_sources
+from expnet.network.training import TEACHER_TASK, ExpNetSettings, WordDataset, collect_sources
 
 Words = Sequence[str]  # one text, already split into words
 UnlabelledSource = tuple[Classifier, Sequence[Words]]
@@ -83,7 +83,7 @@ def teacher_dataset(
     teachers: Sequence[Explainer],
     spec: FeatureSpec,
     sharpness: float,
-    task: str = "unlabelled",
+    task: str = TEACHER_TASK,
     batch_size: int = 16,
     progress: bool = True,
 ) -> WordDataset:
@@ -128,7 +128,7 @@ def fit_with_unlabelled(
         if len(chosen) > teacher.max_texts:
             keep = sorted(random.Random(f"{seed}:unlabelled:{number}").sample(range(len(chosen)), teacher.max_texts))
             chosen = [chosen[i] for i in keep]
-        extra = teacher_dataset(classifier, chosen, teachers, spec, teacher.sharpness, f"unlabelled-{number}", progress=progress)
+        extra = teacher_dataset(classifier, chosen, teachers, spec, teacher.sharpness, f"{TEACHER_TASK}-{number}", progress=progress)
         dataset.extend(extra)
         n_texts.append(len(extra))
     explainer = ExpNetExplainer.fit(dataset, spec, settings, seed)

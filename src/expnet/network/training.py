@@ -26,6 +26,8 @@ from expnet.network.model import ExpNetModel
 logger = logging.getLogger(__name__)
 
 LOSSES = ("focal", "listwise", "focal+listwise")
+# The task name of texts labelled by a teacher explainer, not by people (then "-<number>").
+TEACHER_TASK = "unlabelled"
 
 
 @dataclass
@@ -324,9 +326,11 @@ def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings,
     model.load_state_dict(best_state)
     model.eval()
     temperature = 1.0
-    if "listwise" in settings.loss and val_idx:
+    # Human rationales only: a teacher's soft targets (expnet.explainers.distillation) have no count.
+    human = [i for i in val_idx if not dataset.tasks[i].startswith(TEACHER_TASK)] if dataset.tasks else val_idx
+    if "listwise" in settings.loss and human:
         with torch.no_grad():
-            temperature = fit_perplexity_temperature([model(dataset.features[i]) for i in val_idx], [dataset.labels[i] for i in val_idx])
+            temperature = fit_perplexity_temperature([model(dataset.features[i]) for i in human], [dataset.labels[i] for i in human])
     history = {
         "train_examples": len(train_idx),
         "validation_examples": len(val_idx),
