@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from expnet.benchmark.report import EVERY_WORD
+
 METRICS = (("f1", "F1 (own rule)"), ("f1_topk", "F1@k"), ("auroc", "AUROC"))
 SEEN_METRICS = (("f1_topk_seen", "F1@k read"), ("auroc_seen", "AUROC read"))
 ROWS = ("expnet", "expnet+unlabelled", "expnet_in_domain")
-
-
-EVERY_WORD = "every word"  # expnet.benchmark.report's floor for the own-rule F1
 
 
 def _comparison(comparisons: list[dict], explainer: str, metric: str, floor: bool = False) -> str:

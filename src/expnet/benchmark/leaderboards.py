@@ -122,10 +122,10 @@ class Leaderboards:
 
     def every_word(self, n: int) -> dict:
         """F1 of the rationale that selects every word of the first ``n`` annotated examples."""
-        annotated = [e for e in self.examples[:n] if e.gold_mask(self.config.gold_rule) is not None]
-        golds = [np.asarray(e.gold_mask(self.config.gold_rule)) for e in annotated]
-        scores = plausibility(golds, [np.ones(len(g)) for g in golds], [np.ones(len(g)) for g in golds])
-        return {"f1": scores.f1, "per_example": {"ids": [e.id for e in annotated], "f1": scores.per_example["f1"].tolist()}}
+        golds = {e.id: gold for e in self.examples[:n] if (gold := e.gold_mask(self.config.gold_rule)) is not None}
+        everything = [np.ones(len(gold)) for gold in golds.values()]
+        scores = plausibility(list(golds.values()), everything, everything)
+        return {"f1": scores.f1, "per_example": {"ids": list(golds), "f1": scores.per_example["f1"].tolist()}}
 
     def tables(self, fast: list[str], slow: list[str], n_slow: int) -> dict[str, Table]:
         """The main table; with slow explainers on a smaller subset, also the common-subset one."""
