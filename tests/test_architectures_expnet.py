@@ -3,6 +3,7 @@ transfer`` on a planted rationale, then ``explain`` and ``evaluate`` with it; it
 features are the last real token's attention row; the paper recipe (token_to_cls) is refused."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,8 +73,9 @@ def test_decoder_expnet_explains_and_learns_the_planted_rationale(trained, tmp_p
     )
     assert code == 0, err
     scores = json.loads(results.read_text())["explainers"]
-    assert scores[str(trained["expnet"])]["auroc"] > 0.8
-    assert scores[str(trained["expnet"])]["auroc"] > scores["random"]["auroc"]
+    label = Path(trained["expnet"]).name
+    assert scores[label]["auroc"] > 0.8
+    assert scores[label]["auroc"] > scores["random"]["auroc"]
 
 
 def test_the_paper_recipe_is_refused_on_a_decoder_in_one_line(trained, tmp_path, capsys):

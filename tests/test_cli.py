@@ -88,9 +88,25 @@ def test_train_and_evaluate_on_jsonl(capsys, tiny_classifier_dir, tmp_path):
     assert code == 0, err
     scores = json.loads(results.read_text())
     assert set(scores) >= {"explainers", "forward_examples_per_second", "n_examples", "accuracy", "settings"}
-    for name in (str(tmp_path / "e"), "raw_attention", "random"):
+    # The folder is labelled by its name (a full path would wrap the table) and its path recorded.
+    assert scores["settings"]["explainer_sources"]["e"] == str(tmp_path / "e")
+    for name in ("e", "raw_attention", "random"):
         assert set(scores["explainers"][name]) >= {"f1", "precision", "recall", "auroc", "auprc", "examples_per_second"}
     assert scores["n_examples"] == 12
+
+
+def test_display_names_are_the_shortest_unique_path_tails():
+    from expnet.cli.evaluate import display_names
+
+    names = ["runs/a/expnet", "runs/b/expnet", "runs/b/other", "raw_attention"]
+    assert display_names(names) == {"runs/a/expnet": "a/expnet", "runs/b/expnet": "b/expnet", "runs/b/other": "other", "raw_attention": "raw_attention"}
+    assert display_names(["a/b", "./a/b"]) == {"a/b": "a/b", "./a/b": "./a/b"}
+
+
+def test_an_explainer_named_twice_is_refused(capsys, tiny_classifier_dir, tmp_path):
+    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random,random", "--out", tmp_path / "r.json")
+    assert_one_line_error(code, err, "twice")
 
 
 def test_same_seed_same_numbers(capsys, tiny_classifier_dir, tmp_path):

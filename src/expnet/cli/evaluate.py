@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from expnet.cli import common
 from expnet.data import load_examples, rationale_rate
 from expnet.data.errors import DataError
@@ -54,11 +56,37 @@ def default_rate(task: str, data_dir, gold_rule: str, evaluated) -> tuple[float,
         return rationale_rate(evaluated, gold_rule), "evaluated split"
 
 
-def build_explainers(spec: str, batch_size: int, seed: int) -> dict:
+def explainer_names(spec: str) -> list[str]:
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
         raise ExpnetError("--explainers is empty: give names like expnet_dir,raw_attention,random")
-    return {name: get_explainer(name, batch_size=batch_size, seed=seed) for name in names}
+    if len(set(names)) < len(names):
+        raise ExpnetError(f"--explainers names {sorted({n for n in names if names.count(n) > 1})[0]!r} twice; give each once")
+    return names
+
+
+def display_names(names: list[str]) -> dict[str, str]:
+    """A short label for each explainer: its name, or for an ExpNet folder as few trailing path
+    parts as keep the labels unique (a full path would wrap every 80-column table row)."""
+    labels = {}
+    for name in names:
+        parts = Path(name).parts
+        depth = 1
+        while depth < len(parts) and any(
+            other != name and Path(other).parts[-depth:] == parts[-depth:] for other in names
+        ):
+            depth += 1
+        labels[name] = "/".join(parts[-depth:]) if parts else name
+    # Two spellings of one path ("a/b", "./a/b") get the same tail: keep them as given.
+    return labels if len(set(labels.values())) == len(labels) else {name: name for name in names}
+
+
+def build_explainers(spec: str, batch_size: int, seed: int) -> tuple[dict, dict[str, str]]:
+    """Explainers keyed by their display labels, and each label's source (name or folder)."""
+    names = explainer_names(spec)
+    labels = display_names(names)
+    explainers = {labels[name]: get_explainer(name, batch_size=batch_size, seed=seed) for name in names}
+    return explainers, {labels[name]: name for name in names}
 
 
 def run(args) -> int:
@@ -69,7 +97,7 @@ def run(args) -> int:
     if page is not None and page.resolve() == out.resolve():
         raise ExpnetError(f"--html {args.html} is the --out file; give the page its own path")
     classifier = common.load_classifier(args.classifier, args)
-    explainers = build_explainers(args.explainers, args.batch_size, args.seed)
+    explainers, sources = build_explainers(args.explainers, args.batch_size, args.seed)
     examples = common.evaluation_examples(args, classifier)
     if args.rationale_rate is not None:
         if not 0 < args.rationale_rate <= 1:
@@ -91,7 +119,8 @@ def run(args) -> int:
         "device": str(classifier.device),
         "max_length": classifier.max_length,
         "seed": args.seed,
-        "expnet_rationale": {n: "threshold" for n, e in explainers.items() if isinstance(e, ExpNetExplainer)},
+        "expnet_rationale": {n: e.rationale_rule for n, e in explainers.items() if isinstance(e, ExpNetExplainer)},
+        "explainer_sources": sources,
     }
     results = result.to_dict()
     atomic_write_json(out, results)
