@@ -144,9 +144,13 @@ def test_bad_inputs_get_one_line(capsys, tiny_classifier_dir, tiny_classifier_3h
     code, _, err = run_cli(capsys, *explain, "--classifier", tiny_classifier_dir, "   ")
     assert_one_line_error(code, err, "empty")
     code, _, err = run_cli(capsys, *explain, "--classifier", tmp_path / "missing", "good")
-    assert_one_line_error(code, err, "no model")
+    assert_one_line_error(code, err, f"no folder '{tmp_path / 'missing'}'")
+    # Not a path and not a valid hub id: transformers' reason is kept, cut at a word.
+    code, _, err = run_cli(capsys, *explain, "--classifier", "no such//model", "good")
+    assert_one_line_error(code, err, "no model at 'no such//model'")
     backbone = tmp_path / "backbone"
     BertModel(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)).save_pretrained(backbone)
+    capsys.readouterr()  # transformers' own save progress is not the CLI's output
     code, _, err = run_cli(capsys, *explain, "--classifier", backbone, "good")
     assert_one_line_error(code, err, "not a sequence classifier")
     code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "no_such_method", "good")
@@ -156,7 +160,10 @@ def test_bad_inputs_get_one_line(capsys, tiny_classifier_dir, tiny_classifier_3h
     (corrupt / "config.json").write_text("{")
     (corrupt / "model.safetensors").write_text("x")
     code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", corrupt, "good")
-    assert_one_line_error(code, err, "corrupt")
+    assert_one_line_error(code, err, "config.json is not valid JSON")
+    # A classifier folder given as the explainer is named for what it is.
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", tiny_classifier_dir, "good")
+    assert_one_line_error(code, err, "is not an ExpNet folder (its config.json is a bert model's)")
     # An ExpNet trained for a 2x2 classifier refuses a 3-layer x 4-head one.
     data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
     run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong", "--recipe", "paper")  # per-head features: tied to 2 x 2

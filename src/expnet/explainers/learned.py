@@ -155,8 +155,12 @@ class ExpNetExplainer(Explainer):
             raise ExpnetError(f"{folder} is not an ExpNet folder (needs {CONFIG_NAME} and {WEIGHTS_NAME}); make one with 'expnet train'")
         try:
             config = json.loads(config_path.read_text())
-            if config.get("format") != "expnet":
-                raise ValueError("config.json is not an ExpNet config")
+        except (OSError, ValueError) as error:
+            raise ExpnetError(f"{folder}/{CONFIG_NAME} is not valid JSON ({error}); retrain it with 'expnet train'") from None
+        if not isinstance(config, dict) or config.get("format") != "expnet":
+            kind = f"a {config['model_type']} model's" if isinstance(config, dict) and "model_type" in config else "not an ExpNet's"
+            raise ExpnetError(f"{folder} is not an ExpNet folder (its {CONFIG_NAME} is {kind}); give a folder made by 'expnet train' or an explainer name from 'expnet explainers'")
+        try:
             spec = FeatureSpec.from_dict(config["features"])
             model = ExpNetModel(spec.dim, int(config["hidden_size"]), float(config["dropout"]), config.get("anchor"))
             weights = load_file(str(weights_path))

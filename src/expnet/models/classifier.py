@@ -105,7 +105,14 @@ def custom_code_error(name_or_path: str | Path) -> ExpnetError:
 
 
 def _first_line(error: Exception, limit: int = 160) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def _names_a_folder(name_or_path: str | Path) -> bool:
+    """Whether a model name can only mean a local folder (a hub id is never absolute or dotted)."""
+    text = str(name_or_path)
+    return Path(text).is_absolute() or text.startswith(("./", "../")) or text in (".", "..")
 
 
 def _is_custom_code_refusal(error: Exception) -> bool:
@@ -122,6 +129,8 @@ def load_config(name_or_path: str | Path, trust_remote_code: bool = False):
     A folder whose save was killed half-way is repaired first.
     """
     recover_directory(name_or_path)
+    if _names_a_folder(name_or_path) and not Path(name_or_path).exists():
+        raise ExpnetError(f"no folder {str(name_or_path)!r}: give a folder made by 'expnet finetune' or a Hugging Face model name")
     try:
         config = AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
