@@ -489,6 +489,27 @@ def test_evaluation_tables_fit_80_columns_without_ellipses():
     assert "12346" in text and "integrated_gr" in text and "AUPRC" in text and "top-5" in text
 
 
+def test_every_registered_name_stays_on_one_line_in_the_widest_evaluation_table():
+    import io
+
+    from rich.console import Console
+
+    from expnet.explainers import explainer_names
+    from expnet.report.tables import results_table
+
+    # With the 'seen' columns (texts were cut), at full three-decimal and five-digit widths.
+    row = {"f1": 0.412, "f1_topk": 0.413, "iou_f1": 0.2, "auroc": 0.9, "auprc": 0.49, "f1_topk_seen": 0.4,
+           "auroc_seen": 0.8, "examples_per_second": 12345.6, "n_truncated": 2}
+    names = explainer_names()
+    buffer = io.StringIO()
+    Console(file=buffer, width=80).print(results_table({"explainers": {name: row for name in names}}, "t"))
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "seen" in buffer.getvalue()
+    firsts = {line.split()[0] for line in lines if line.split()}
+    assert set(names) <= firsts, sorted(set(names) - firsts)
+
+
 def test_a_decoder_classifier_benchmarks_with_the_variants_it_can_compute(capsys, tmp_path):
     from architectures import build_gpt2
 

@@ -1,7 +1,7 @@
 """Terminal tables of evaluation results (rich), narrow enough for an 80-column terminal.
 
 Headers take one line per word, numbers never wrap, and long explainer names (ExpNet folders)
-fold onto more lines instead of being cut with an ellipsis. Precision, recall and the pooled
+fold onto more lines instead of being cut with an ellipsis. Precision, recall, AP and the pooled
 scores are in the results JSON only.
 """
 
@@ -21,7 +21,9 @@ def _truncated(results: dict) -> int:
 
 
 def _narrow_table(title: str, first: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
+    # No padding: the box's blank column rules already put one space between columns, and the
+    # widest table (with the 'seen' columns) then keeps a 29-character name on one line.
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=0)
     table.add_column(first, overflow="fold", min_width=8)
     return table
 
