@@ -24,7 +24,7 @@ from expnet.explainers import get_explainer
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.io import atomic_write_json
 from expnet.models.classifier import Classifier
-from expnet.network.features import rank_within_text
+from expnet.network.features import rank_within_text, valid_words
 
 BASELINES = ("saliency", "smoothgrad", "raw_attention", "alti", "globenc", "attention_norm", "attention_shapley_mutual_grad", "grad_sam")
 
@@ -45,10 +45,7 @@ class RankFusion(Explainer):
         for part, weight in zip(self.parts, self.weights, strict=True):
             attribution = part.explain_batch(classifier, batch, targets)
             scores = attribution.word_scores.detach().float().cpu()
-            valid = torch.zeros_like(scores, dtype=torch.bool)
-            for i, scored in enumerate(batch.word_scored):
-                n = min(len(scored), scores.shape[1])
-                valid[i, :n] = torch.from_numpy(np.asarray(scored[:n], dtype=bool))
+            valid = valid_words(batch)[:, : scores.shape[1]]
             ranks = rank_within_text(torch.nan_to_num(scores).unsqueeze(-1), valid)[..., 0] * weight
             fused = ranks if fused is None else fused + ranks
             logits = attribution.logits

@@ -101,6 +101,8 @@ def test_display_names_are_the_shortest_unique_path_tails():
     names = ["runs/a/expnet", "runs/b/expnet", "runs/b/other", "raw_attention"]
     assert display_names(names) == {"runs/a/expnet": "a/expnet", "runs/b/expnet": "b/expnet", "runs/b/other": "other", "raw_attention": "raw_attention"}
     assert display_names(["a/b", "./a/b"]) == {"a/b": "a/b", "./a/b": "./a/b"}
+    # A folder never takes a registered explainer's name: that label would claim the shipped one.
+    assert display_names(["runs/x/expnet", "runs/y/saliency", "expnet"]) == {"runs/x/expnet": "x/expnet", "runs/y/saliency": "y/saliency", "expnet": "expnet"}
 
 
 def test_an_explainer_named_twice_is_refused(capsys, tiny_classifier_dir, tmp_path):

@@ -9,8 +9,9 @@ from expnet.data import load_examples, rationale_rate
 from expnet.data.errors import DataError
 from expnet.errors import ExpnetError
 from expnet.evaluation import UNITS, evaluate
-from expnet.explainers import get_explainer
+from expnet.explainers import explainer_names, get_explainer
 from expnet.explainers.learned import ExpNetExplainer
+from expnet.explainers.registry import PRETRAINED
 from expnet.io import atomic_write_json, atomic_write_text
 from expnet.report.pages import evaluation_page
 from expnet.report.tables import print_results
@@ -56,7 +57,7 @@ def default_rate(task: str, data_dir, gold_rule: str, evaluated) -> tuple[float,
         return rationale_rate(evaluated, gold_rule), "evaluated split"
 
 
-def explainer_names(spec: str) -> list[str]:
+def requested_names(spec: str) -> list[str]:
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
         raise ExpnetError("--explainers is empty: give names like expnet_dir,raw_attention,random")
@@ -67,13 +68,16 @@ def explainer_names(spec: str) -> list[str]:
 
 def display_names(names: list[str]) -> dict[str, str]:
     """A short label for each explainer: its name, or for an ExpNet folder as few trailing path
-    parts as keep the labels unique (a full path would wrap every 80-column table row)."""
+    parts as keep the labels unique (a full path would wrap every 80-column table row) and keep a
+    folder from reading as a registered explainer (``runs/x/expnet`` is not the shipped ExpNet)."""
+    registered = set(explainer_names()) | set(PRETRAINED)
     labels = {}
     for name in names:
         parts = Path(name).parts
         depth = 1
-        while depth < len(parts) and any(
-            other != name and Path(other).parts[-depth:] == parts[-depth:] for other in names
+        while depth < len(parts) and (
+            (name not in registered and "/".join(parts[-depth:]) in registered)
+            or any(other != name and Path(other).parts[-depth:] == parts[-depth:] for other in names)
         ):
             depth += 1
         labels[name] = "/".join(parts[-depth:]) if parts else name
@@ -83,7 +87,7 @@ def display_names(names: list[str]) -> dict[str, str]:
 
 def build_explainers(spec: str, batch_size: int, seed: int) -> tuple[dict, dict[str, str]]:
     """Explainers keyed by their display labels, and each label's source (name or folder)."""
-    names = explainer_names(spec)
+    names = requested_names(spec)
     labels = display_names(names)
     explainers = {labels[name]: get_explainer(name, batch_size=batch_size, seed=seed) for name in names}
     return explainers, {labels[name]: name for name in names}
