@@ -521,6 +521,10 @@ def test_a_broken_classifier_folder_gets_one_line(capsys, tiny_classifier_dir, t
     ("extra", "fragment"),
     [
         (["--seed", "-1"], "is not a seed"),
+        # Not a number at all: the flag's expectation, not argparse's "invalid seed_value value".
+        (["--seed", "x"], "'x' is not a seed: give a whole number"),
+        (["--epochs", "1.5"], "'1.5' is not a positive whole number"),
+        (["--learning-rate", "fast"], "'fast' is not a positive number"),
         (["--learning-rate", "0"], "not a positive number"),
         (["--learning-rate", "nan"], "not a positive number"),
         (["--max-length", "1000"], "more than the 64 tokens"),

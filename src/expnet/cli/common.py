@@ -92,8 +92,17 @@ def load_classifier(name_or_path: str, args: argparse.Namespace) -> Classifier:
     )
 
 
+def _parsed(text: str, convert, what: str):
+    """``convert(text)``, or argparse's one-line error naming what was expected (a bare ValueError
+    would print "invalid seed_value value: 'x'")."""
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _parsed(text, int, "a positive whole number")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
     return value
@@ -101,14 +110,14 @@ def positive_int(text: str) -> int:
 
 def seed_value(text: str) -> int:
     """A seed every generator accepts (numpy's take 0 to 2**32 - 1)."""
-    value = int(text)
+    value = _parsed(text, int, f"a seed: give a whole number from 0 to {2**32 - 1}")
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"{text} is not a seed: give a whole number from 0 to {2**32 - 1}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = _parsed(text, float, "a positive number")
     if not 0 < value < float("inf"):  # also refuses nan
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
