@@ -40,7 +40,6 @@ from expnet.network.gradient_features import batch_features
 from expnet.network.training import WordDataset, fit_model, recipe_settings, settings_spec
 from expnet.words import pool_to_words
 
-TASKS = ("hatexplain", "sst2", "movies")
 BASELINES = ("saliency", "alti", "globenc", "raw_attention")
 INPUT_SETS = {
     "attention (the shipped recipe)": ("attention",),
@@ -71,6 +70,7 @@ def collect(classifier: Classifier, examples, batch_size: int = 16) -> list[dict
         batch = classifier.encode([e.words for e in chunk])
         with torch.no_grad():
             attention, logits = batch_features(classifier, batch, spec)
+            # A second pass: the features' SDPA pass reads only the readout rows, no hidden states.
             embedded = classifier.forward(batch, output_hidden_states=True).hidden_states[0]
             hidden = pool_to_words(embedded.float(), batch, "mean")
         scores = {name: explainer.explain_batch(classifier, batch, None).word_scores.detach().float().cpu() for name, explainer in explainers.items()}
@@ -137,8 +137,8 @@ def main() -> None:
     settings = recipe_settings("transfer")
     given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)
     result: dict = {"command": f"python benchmarks/signal_transfer.py {given}", "tasks": {}}
-    for held_out in TASKS:
-        training = [r for t in TASKS if t != held_out for r in data[t]["train"] if r["correct"] and r["gold"].numel()]
+    for held_out in data:
+        training = [r for t in data if t != held_out for r in data[t]["train"] if r["correct"] and r["gold"].numel()]
         rate = float(np.mean([float(r["gold"].mean()) for r in training]))
         evaluation = [r for r in data[held_out]["evaluation"] if r["gold"].numel() and r["gold"].sum() > 0]
         baselines = {name: per_example(evaluation, [r[name].numpy().astype(np.float64) for r in evaluation], rate) for name in BASELINES}

@@ -45,8 +45,9 @@ def test_collected_inputs_cover_exactly_the_words_read(tiny_classifier):
     hidden = tiny_classifier.config.hidden_size
     assert rows[0]["gold"].tolist() == [0.0, 1.0, 0.0]
     read = len(rows[1]["gold"])
-    assert 0 < read < 200
+    assert 0 < read < 200 and read == int(tiny_classifier.encode([long_text]).word_scored[0].sum())
     for row in rows:
         n = len(row["gold"])
         assert row["attention"].shape == (n, width) and row["hidden"].shape == (n, hidden)
         assert all(row[name].shape == (n,) for name in signal_transfer.BASELINES)
+        assert isinstance(row["correct"], bool)

@@ -92,35 +92,35 @@ def load_classifier(name_or_path: str, args: argparse.Namespace) -> Classifier:
     )
 
 
-def _parsed(text: str, convert, what: str):
-    """``convert(text)``, or argparse's one-line error naming what was expected (a bare ValueError
-    would print "invalid seed_value value: 'x'")."""
+def _number(text: str, convert) -> int | float | None:
+    """``convert(text)``, or None when it is not a number: the caller's own range error then names
+    what the flag expects (a bare ValueError would print "invalid seed_value value: 'x'")."""
     try:
         return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        return None
 
 
 def positive_int(text: str) -> int:
-    value = _parsed(text, int, "a positive whole number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
-    return value
+    value = _number(text, int)
+    if value is None or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(value)
 
 
 def seed_value(text: str) -> int:
     """A seed every generator accepts (numpy's take 0 to 2**32 - 1)."""
-    value = _parsed(text, int, f"a seed: give a whole number from 0 to {2**32 - 1}")
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{text} is not a seed: give a whole number from 0 to {2**32 - 1}")
-    return value
+    value = _number(text, int)
+    if value is None or not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: give a whole number from 0 to {2**32 - 1}")
+    return int(value)
 
 
 def positive_float(text: str) -> float:
-    value = _parsed(text, float, "a positive number")
-    if not 0 < value < float("inf"):  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
+    value = _number(text, float)
+    if value is None or not 0 < value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return float(value)
 
 
 def start(args: argparse.Namespace) -> None:
