@@ -11,7 +11,8 @@ Three sections, written to benchmarks/results/expnet_speed.json and printed:
    Modes: ``transfer`` (readout rows only: one SDPA pass,
    ``expnet.models.attention.readout_attention``), ``transfer`` (head norms and contribution
    signals: the eager pass with the hooks of ``expnet.models.decomposition``), and for reference
-   the plain eager pass with ``output_attentions=True`` (how attention was read before). ExpNets
+   the plain eager pass with ``output_attentions=True`` (how attention was read before) and
+   ``saliency`` (the benchmark's strongest plausibility baseline: one forward+backward). ExpNets
    are untrained (random MLP weights): the features and the MLP cost the same as a trained one's.
 2. **Peak memory of the feature pass** at ``--memory-length`` tokens and ``--memory-batch`` texts:
    on CUDA ``torch.cuda.max_memory_allocated`` above the memory held before the pass; on CPU two
@@ -51,6 +52,7 @@ from pathlib import Path
 
 import torch
 
+from expnet.explainers import get_explainer
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.io import atomic_write_json
 from expnet.models.attention import forward_with_attentions, readout_attention
@@ -137,10 +139,12 @@ def speed(args, device: torch.device) -> dict:
     posts = by_length(classifier, load_posts(args.data_dir, args.examples))
     texts = [" ".join(words) for words in posts]
     expnets = {recipe: untrained_expnet(classifier, recipe, args.batch_size) for recipe in RECIPES}
+    saliency = get_explainer("saliency", batch_size=args.batch_size)
     modes = {
         "plain_sdpa": lambda: plain_inference(plain, texts, args.batch_size),
         **{f"expnet_{recipe}": (lambda e=e: e.explain(classifier, posts)) for recipe, e in expnets.items()},
         "eager_output_attentions": lambda: plain_inference(classifier, texts, args.batch_size, output_attentions=True),
+        "saliency": lambda: saliency.explain(classifier, posts),
     }
     for mode in modes.values():  # untimed warm-up of every mode
         mode()

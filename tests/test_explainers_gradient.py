@@ -69,6 +69,27 @@ def test_input_x_gradient_matches_autograd_for_explicit_targets(sharp_bert):
         assert e.target == targets[i]
 
 
+def test_saliency_explains_the_predicted_class_from_its_one_pass(tmp_path):
+    """Saliency takes the target and the logits it reports from the pass it differentiates: the
+    scores must be the L2 norm of d(predicted logit)/d(embedding), and the probabilities a plain
+    forward pass's."""
+    # Seed 1: a sharp BERT that predicts class 0 for two texts and 1 for the third.
+    classifier = Classifier.load(build_bert(tmp_path, seed=1, initializer_range=0.5), device="cpu", max_length=32)
+    batch = classifier.encode(TEXTS)
+    embeddings = input_embeddings(classifier, batch).requires_grad_(True)
+    logits = classifier.forward(batch, inputs_embeds=embeddings).logits
+    predicted = logits.argmax(-1)
+    assert len(set(predicted.tolist())) == 2  # both classes predicted: a fixed class would fail
+    (grad,) = torch.autograd.grad(logits.gather(1, predicted[:, None]).sum(), embeddings)
+    token_scores = grad.norm(dim=-1)
+    explanations = get_explainer("saliency").explain(classifier, TEXTS)
+    for i, e in enumerate(explanations):
+        expected = [token_scores[i][batch.token_word[i] == w].sum().item() for w in range(len(TEXTS[i]))]
+        np.testing.assert_allclose(e.scores, expected, rtol=1e-4, atol=1e-6)
+        assert e.target == e.prediction == predicted[i].item()
+        np.testing.assert_allclose(e.probabilities, logits[i].softmax(-1).detach().numpy(), rtol=1e-5)
+
+
 def test_saliency_and_smoothgrad_are_unsigned_norms(sharp_bert):
     for name in ("saliency", "smoothgrad"):
         explanation = get_explainer(name, **budgets_for(name, {"n_samples": 3})).explain(sharp_bert, TEXTS)
