@@ -214,12 +214,41 @@ def test_the_perplexity_temperature_is_fitted_to_the_gold_counts():
     assert plain._rationale(padded, valid).sum(-1).tolist() == [5, 7]
 
 
+def test_a_text_longer_than_the_window_is_counted_window_by_window():
+    from expnet.network.training import perplexity_counts
+
+    # Text 0: 10 valid words with an unscored one inside (it belongs to no window). Its windows of
+    # 4 valid words: four equal logits (perplexity 4), two high of four (2), two equal (2): 8 words,
+    # where one softmax over all of it counts only the two high ones.
+    logits = torch.tensor([[0.0, 0, 0, 0, 9, 20, 20, -9, -9, 0, 0, 0, 0], [1.0, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    valid = torch.ones_like(logits, dtype=torch.bool)
+    valid[0, 4] = False
+    valid[0, 11:] = False
+    valid[1, 3:] = False
+    assert perplexity_counts(logits, valid).tolist() == [2, 2]
+    assert perplexity_counts(logits, valid, window=4).tolist() == [4 + 2 + 2, 2]
+    # A window at least as long as the text changes nothing; the counts add up, never below 1.
+    assert perplexity_counts(logits, valid, window=10).tolist() == perplexity_counts(logits, valid).tolist()
+    assert perplexity_counts(logits, valid, window=1).tolist() == [10, 3]
+    # The explainer reads the window from its history; folders saved before it count texts whole.
+    spec = FeatureSpec.for_model(2, 2)
+    windowed = ExpNetExplainer(ExpNetModel(spec.dim), spec, ExpNetSettings(loss="listwise"), history={"perplexity_window": 4})
+    whole = ExpNetExplainer(ExpNetModel(spec.dim), spec, ExpNetSettings(loss="listwise"))
+    assert windowed._rationale(logits, valid).sum(-1).tolist() == [8, 2]
+    assert whole._rationale(logits, valid).sum(-1).tolist() == [2, 2]
+
+
 def test_listwise_training_fits_the_temperature_on_its_validation_texts(tiny_classifier):
     settings = ExpNetSettings(loss="listwise", max_epochs=2)
-    expnet = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=30))], settings, progress=False)
+    examples = planted_examples(tiny_classifier, n=30)
+    expnet = ExpNetExplainer.train([(tiny_classifier, examples)], settings, progress=False)
     assert expnet.history["perplexity_temperature"] in PERPLEXITY_TEMPERATURES
+    # The window is the longest validation text: no text the temperature was fitted on is cut.
+    validation_lengths = {len(e.words) for e in examples}
+    assert expnet.history["perplexity_window"] in validation_lengths
     focal = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=30))], ExpNetSettings(max_epochs=1), progress=False)
     assert focal.history["perplexity_temperature"] == 1.0  # no softmax rule to calibrate
+    assert focal.history["perplexity_window"] is None
 
 
 def test_listwise_rationale_takes_as_many_words_as_the_softmax_perplexity():

@@ -44,7 +44,8 @@ class ExpNetExplainer(Explainer):
       uniform distribution over the text's gold words, whose perplexity is their number: each
       text gets its own rate. The temperature (``perplexity_temperature`` in the training history;
       1.0 in folders saved before it existed) is fitted after training so that the counts match
-      the gold counts of held-back texts (``network.training.fit_perplexity_temperature``).
+      the gold counts of held-back texts (``network.training.fit_perplexity_temperature``); a
+      text longer than the longest of them (``perplexity_window``) is counted window by window.
     Never empty: at least the highest-scoring word.
     """
 
@@ -115,7 +116,8 @@ class ExpNetExplainer(Explainer):
     def _rationale(self, word_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         masked = word_logits.masked_fill(~valid, float("-inf"))
         if self.rationale_rule == "perplexity":
-            k = perplexity_counts(word_logits, valid, self.history.get("perplexity_temperature", 1.0))  # [B]
+            history = self.history  # folders saved before the window existed count every text whole
+            k = perplexity_counts(word_logits, valid, history.get("perplexity_temperature", 1.0), history.get("perplexity_window"))
             rank = masked.argsort(-1, descending=True).argsort(-1)
             selected = (rank < k.unsqueeze(-1)) & valid
         else:
