@@ -116,8 +116,12 @@ class ExpNetExplainer(Explainer):
     def _rationale(self, word_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         masked = word_logits.masked_fill(~valid, float("-inf"))
         if self.rationale_rule == "perplexity":
-            history = self.history  # folders saved before the window existed count every text whole
-            k = perplexity_counts(word_logits, valid, history.get("perplexity_temperature", 1.0), history.get("perplexity_window"))
+            k = perplexity_counts(
+                word_logits,
+                valid,
+                self.history.get("perplexity_temperature", 1.0),
+                self.history.get("perplexity_window"),  # None in folders saved before it: texts counted whole
+            )
             rank = masked.argsort(-1, descending=True).argsort(-1)
             selected = (rank < k.unsqueeze(-1)) & valid
         else:

@@ -351,7 +351,8 @@ def fit_model(dataset: WordDataset, spec: FeatureSpec, settings: ExpNetSettings,
     if "listwise" in settings.loss and human:
         with torch.no_grad():
             temperature = fit_perplexity_temperature([model(dataset.features[i]) for i in human], [dataset.labels[i] for i in human])
-        window = max(len(dataset.labels[i]) for i in human)  # the longest text the temperature was fitted on
+        # The longest text the temperature was fitted on (it reads the annotated ones only).
+        window = max((len(dataset.labels[i]) for i in human if float(dataset.labels[i].sum()) > 0), default=None)
     history = {
         "train_examples": len(train_idx),
         "validation_examples": len(val_idx),
