@@ -8,6 +8,7 @@ import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -224,12 +225,14 @@ class Classifier:
         quiet_transformers()
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+            # Typed as Any: the keyword's name depends on the installed transformers.
+            precision: dict[str, Any] = {_dtype_keyword(): torch_dtype}
             model = AutoModelForSequenceClassification.from_pretrained(
                 str(name_or_path),
                 attn_implementation="eager",
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
-                **{_dtype_keyword(): torch_dtype},
+                **precision,
             )
         except SafetensorError as error:
             raise ExpnetError(
