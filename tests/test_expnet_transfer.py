@@ -191,6 +191,22 @@ def test_nan_weights_and_unknown_settings_are_refused(tiny_classifier, tmp_path)
         get_explainer(str(folder))
 
 
+def test_a_broken_perplexity_window_is_refused(tiny_classifier, tmp_path):
+    import json
+
+    settings = ExpNetSettings(loss="listwise", max_epochs=1)
+    folder = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=20))], settings, progress=False).save_pretrained(tmp_path / "e")
+    config = json.loads((folder / "config.json").read_text())
+    for broken in (0, -3, 2.5, "ten", True):
+        config["history"]["perplexity_window"] = broken
+        (folder / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ExpnetError, match="perplexity_window must be a whole number"):
+            get_explainer(str(folder))
+    config["history"]["perplexity_window"] = None  # no window: texts counted whole
+    (folder / "config.json").write_text(json.dumps(config))
+    assert get_explainer(str(folder)).history["perplexity_window"] is None
+
+
 def test_the_perplexity_temperature_is_fitted_to_the_gold_counts():
     from expnet.network.training import fit_perplexity_temperature, perplexity_counts
 
@@ -243,12 +259,33 @@ def test_listwise_training_fits_the_temperature_on_its_validation_texts(tiny_cla
     examples = planted_examples(tiny_classifier, n=30)
     expnet = ExpNetExplainer.train([(tiny_classifier, examples)], settings, progress=False)
     assert expnet.history["perplexity_temperature"] in PERPLEXITY_TEMPERATURES
-    # The window is the longest validation text: no text the temperature was fitted on is cut.
-    validation_lengths = {len(e.words) for e in examples}
-    assert expnet.history["perplexity_window"] in validation_lengths
     focal = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=30))], ExpNetSettings(max_epochs=1), progress=False)
     assert focal.history["perplexity_temperature"] == 1.0  # no softmax rule to calibrate
     assert focal.history["perplexity_window"] is None
+
+
+def test_the_window_is_the_longest_annotated_validation_text():
+    from expnet.network.training import WordDataset, _split, fit_model
+
+    # Texts of 3..22 words, each with its own length, so the window names exactly one text.
+    lengths = list(range(3, 23))
+    settings = ExpNetSettings(loss="listwise", max_epochs=1)
+    _, validation = _split(len(lengths), settings.validation_fraction, torch.Generator().manual_seed(0))
+    assert len(validation) >= 2
+    *_, second, longest = sorted(validation, key=lengths.__getitem__)
+    features = [torch.randn(n, 4, generator=torch.Generator().manual_seed(n)) for n in lengths]
+    labels = [torch.eye(n)[0] for n in lengths]  # one gold word each
+    labels[longest] = torch.zeros(lengths[longest])  # no gold: the temperature fit skips it, so must the window
+    dataset = WordDataset(features=features, labels=labels, tasks=["t"] * len(lengths))
+
+    class FourColumns:  # what fit_model reads of a feature spec
+        dim = 4
+
+        def names(self):
+            return ["a", "b", "c", "d"]
+
+    _, history = fit_model(dataset, FourColumns(), settings, seed=0)
+    assert history["perplexity_window"] == lengths[second]
 
 
 def test_listwise_rationale_takes_as_many_words_as_the_softmax_perplexity():

@@ -181,4 +181,8 @@ class ExpNetExplainer(Explainer):
         known = {k: v for k, v in training.items() if k in ExpNetSettings.__dataclass_fields__}
         settings = ExpNetSettings(**known)
         threshold = overrides.pop("threshold", config.get("threshold", 0.5))
-        return cls(model, spec, settings, config.get("history", {}), threshold=threshold, **overrides)
+        history = config.get("history", {})
+        window = history.get("perplexity_window")
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise ExpnetError(f"{folder}/{CONFIG_NAME}: perplexity_window must be a whole number of words >= 1 or null (got {window!r}); retrain it with 'expnet train'")
+        return cls(model, spec, settings, history, threshold=threshold, **overrides)
