@@ -64,7 +64,7 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default=None, help="rationale split to train on (default: each task's explainer-training split)")
     parser.add_argument("--max-examples", type=common.positive_int, default=None, help="at most N examples per task")
     parser.add_argument("--recipe", choices=tuple(RECIPES), default="transfer", help="feature and learner settings: transfer (default: what carried best to unseen tasks; any architecture), transfer_norms (plus head norms; BERT, RoBERTa, ELECTRA) or paper")
-    parser.add_argument("--layers", default=None, help="attention layers for features: last (the recipes' choice), all, or indices like 4,5")
+    parser.add_argument("--layers", default=None, help="attention layers for features: last (the recipes' choice: it carries best to other tasks), all (better when training on the task you will explain: README), or indices like 4,5")
     parser.add_argument("--in-text", action="store_true", help="also give ExpNet each feature standardised within its text")
     parser.add_argument(
         "--word-properties", default="", metavar="LIST",
