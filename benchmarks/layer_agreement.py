@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import spearmanr
-from sklearn.metrics import roc_auc_score
 
 from expnet.benchmark.config import load_config
 from expnet.benchmark.tasks import prepare_task
 from expnet.io import atomic_write_json
+from expnet.metrics.plausibility import plausibility
 from expnet.models.classifier import Classifier, default_backbone
 from expnet.network.gradient_features import batch_features
 from expnet.network.training import recipe_settings, settings_spec
@@ -42,9 +42,10 @@ def layer_attention(classifier: Classifier, texts: list[list[str]], batch_size: 
     columns = [spec.names().index(f"L{layer}.mean.cls_to_token") for layer in range(classifier.num_layers)]
     out = []
     for start in range(0, len(texts), batch_size):
-        batch = classifier.encode(texts[start : start + batch_size])
+        chunk = texts[start : start + batch_size]
+        batch = classifier.encode(chunk)
         features, _ = batch_features(classifier, batch, spec)
-        for i, words in enumerate(texts[start : start + batch_size]):
+        for i, words in enumerate(chunk):
             attention = features[i, : len(words)][:, columns].float().numpy()
             attention[~batch.word_scored[i][: len(words)]] = np.nan
             out.append(attention)
@@ -62,13 +63,15 @@ def mean_spearman(own: list[np.ndarray], other: list[np.ndarray], layer: int) ->
 
 
 def mean_auroc(gold: list[np.ndarray], attention: list[np.ndarray], layer: int) -> float:
-    """Each text's AUROC over its read words, averaged over texts with both classes there."""
-    values = []
-    for g, a in zip(gold, attention, strict=True):
-        read = ~np.isnan(a[:, layer])
-        if 0 < g[read].sum() < read.sum():
-            values.append(roc_auc_score(g[read], a[read, layer]))
-    return float(np.mean(values))
+    """expnet's per-text AUROC over each text's read words, averaged over the texts with both
+    classes there (the rationale argument is for F1, unused here)."""
+    read = [~np.isnan(a[:, layer]) for a in attention]
+    kept = [i for i, words in enumerate(read) if words.any()]
+    return plausibility(
+        [gold[i][read[i]] for i in kept],
+        [attention[i][read[i], layer] for i in kept],
+        [np.zeros(int(read[i].sum())) for i in kept],
+    ).auroc
 
 
 def main() -> None:
