@@ -44,6 +44,21 @@ def test_help_on_every_subcommand(capsys):
         assert "--" in capsys.readouterr().out
 
 
+def test_explainers_table_fits_80_columns_and_names_every_explainer_whole(capsys, monkeypatch):
+    from expnet.explainers import list_explainers
+
+    monkeypatch.setenv("COLUMNS", "80")  # a pipe or an 80-column terminal
+    code, out, _ = run_cli(capsys, "explainers")
+    assert code == 0
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert "…" not in out  # nothing cut with an ellipsis
+    first_cells = {line.split()[0] for line in lines if line.strip()}
+    infos = list_explainers()
+    assert {info.name for info in infos} <= first_cells
+    assert {info.family for info in infos} <= first_cells  # each family heads its section
+
+
 def test_explain_formats(capsys, tiny_classifier_dir, tmp_path):
     code, out, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "raw_attention", "a good movie", "bad")
     assert code == 0 and out.count("[raw_attention]") == 2
