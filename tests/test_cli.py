@@ -36,12 +36,17 @@ GOOD_ROWS = [
 TWELVE_ROWS = [{**row, "id": f"{row['id']}{copy}"} for copy in range(4) for row in GOOD_ROWS]
 
 
-def test_help_on_every_subcommand(capsys):
-    for command in ("finetune", "train", "explain", "evaluate", "explainers", "demo"):
+def test_help_on_every_subcommand_fits_80_columns(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    commands = ("finetune", "train", "explain", "evaluate", "explainers", "benchmark", "diagnose", "concepts", "demo")
+    for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
-        assert "--" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "--" in out
+        # argparse wraps help text but not group titles: a long title would overflow.
+        assert max(map(len, out.splitlines())) <= 80, command
 
 
 def test_explainers_table_fits_80_columns_and_names_every_explainer_whole(capsys, monkeypatch):

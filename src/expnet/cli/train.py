@@ -73,7 +73,7 @@ def register(subparsers) -> None:
     parser.add_argument("--include-wrong", action="store_true", help="also train on examples the classifier gets wrong")
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority", help="how annotator masks combine (default majority)")
     parser.add_argument("--batch-size", type=common.positive_int, default=32)
-    adapt = parser.add_argument_group("adaptation with unlabelled texts of the task you will explain (no rationales needed)")
+    adapt = parser.add_argument_group("adaptation to unlabelled texts of your task (no rationales)")
     adapt.add_argument(
         "--unlabelled",
         action="append",
