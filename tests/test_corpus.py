@@ -24,6 +24,7 @@ from expnet.corpus.writers import PartStore
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.attention import RawAttention
+from expnet.models.classifier import Classifier
 
 WORDS = ["the", "movie", "was", "good", "bad", "not", "very", "fun", "boring", "i", "love", "hate", "this"]
 # The tiny classifier has 64 positions: 80 words are cut, so some words come out unscored.
@@ -91,6 +92,12 @@ def test_every_input_format_gives_the_same_explanations(tiny_classifier_dir, tmp
     assert_same_explanations(outputs["txt"], outputs["jsonl"], ids=False)
     long = outputs["jsonl"][-1]
     assert not all(long["scored"]) and np.isnan(long["scores"][-1])  # cut words: NaN, not scored
+    # And every row is what the explainer gives for that text on its own (no batch mixed up).
+    direct = get_explainer("raw_attention").explain(Classifier.load(tiny_classifier_dir), [text.split() for _, text in rows])
+    for row, explanation in zip(outputs["jsonl"], direct, strict=True):
+        assert row["words"] == explanation.words and row["prediction"] == explanation.prediction
+        assert row["scored"] == explanation.scored.tolist()
+        np.testing.assert_allclose(np.array(row["scores"], dtype=float), explanation.scores, rtol=1e-5, atol=1e-7)
 
 
 def test_jsonl_output_has_nulls_and_a_settings_sidecar(tiny_classifier_dir, tmp_path):

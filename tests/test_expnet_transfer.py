@@ -78,8 +78,13 @@ def test_layout_free_expnet_explains_another_layout(tiny_classifier, tiny_classi
     other = Classifier.load(tiny_classifier_3heads_dir)  # 3 layers x 4 heads instead of 2 x 2
     loaded = get_explainer(str(expnet.save_pretrained(tmp_path / "free")))
     texts = random_texts(3, seed=1)
-    for a, b in zip(expnet.explain(other, texts), loaded.explain(other, texts), strict=True):
-        assert np.isfinite(a.scores).all()
+    # The scores are the MLP on the other layout's own head statistics, not a constant.
+    features, _ = batch_features(other, other.encode(texts), expnet.spec)
+    with torch.no_grad():
+        expected = torch.sigmoid(expnet.model(features.float())).numpy()
+    for i, (a, b) in enumerate(zip(expnet.explain(other, texts), loaded.explain(other, texts), strict=True)):
+        assert a.scored.all() and np.ptp(a.scores) > 0
+        np.testing.assert_allclose(a.scores, expected[i, : len(texts[i])], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
 
 
@@ -255,10 +260,28 @@ def test_a_text_longer_than_the_window_is_counted_window_by_window():
 
 
 def test_listwise_training_fits_the_temperature_on_its_validation_texts(tiny_classifier):
+    from expnet.network.training import WordDataset, _split, fit_model, fit_perplexity_temperature, perplexity_counts
+
+    # One gold word in texts of 6..15 words, marked by a feature: the trained softmax is peaked
+    # but not enough at temperature 1, so the fit must move it and count closer to the gold.
     settings = ExpNetSettings(loss="listwise", max_epochs=2)
-    examples = planted_examples(tiny_classifier, n=30)
-    expnet = ExpNetExplainer.train([(tiny_classifier, examples)], settings, progress=False)
-    assert expnet.history["perplexity_temperature"] in PERPLEXITY_TEMPERATURES
+    lengths = [6 + i % 10 for i in range(40)]
+    generator = torch.Generator().manual_seed(0)
+    features = [torch.cat([torch.eye(n)[:, :1], torch.randn(n, 3, generator=generator)], 1) for n in lengths]
+    labels = [torch.eye(n)[0] for n in lengths]
+    dataset = WordDataset(features=features, labels=labels, tasks=["t"] * len(lengths))
+    model, history = fit_model(dataset, FeatureSpec.for_model(1, 4, directions=["cls_to_token"], length_scaled=False), settings, seed=0)
+    _, validation = _split(len(lengths), settings.validation_fraction, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = [model(features[i]) for i in validation]
+    temperature = history["perplexity_temperature"]
+    assert temperature == fit_perplexity_temperature(logits, [labels[i] for i in validation])
+    assert temperature in PERPLEXITY_TEMPERATURES and temperature != 1.0
+
+    def count_error(t: float) -> float:
+        return float(np.mean([abs(int(perplexity_counts(x.view(1, -1), torch.ones(1, len(x), dtype=torch.bool), t)) - 1) for x in logits]))
+
+    assert count_error(temperature) < count_error(1.0)
     focal = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=30))], ExpNetSettings(max_epochs=1), progress=False)
     assert focal.history["perplexity_temperature"] == 1.0  # no softmax rule to calibrate
     assert focal.history["perplexity_window"] is None

@@ -132,3 +132,18 @@ def test_the_checks_catch_a_cycle_and_an_upward_import():
     graph = {"expnet.models.a": {"expnet.network.b"}, "expnet.network.b": {"expnet.models.a"}}
     assert cycles(graph) == [["expnet.models.a", "expnet.network.b"]]
     assert LAYER[top_package("expnet.network.b")] > LAYER[top_package("expnet.models.a")]
+
+
+def test_the_import_reader_sees_absolute_relative_and_in_function_imports(tmp_path):
+    """The checks above pass on an empty graph, so the reader itself must find real edges."""
+    graph = import_graph()
+    assert {"expnet.cli.common", "expnet.corpus", "expnet.explainers", "expnet.report.html"} <= graph["expnet.cli.explain"]
+    assert "expnet.network.model" in graph["expnet.explainers.learned"]
+    source = tmp_path / "module.py"
+    source.write_text(
+        "from ..models import classifier\nfrom . import sibling\n"
+        "def f():\n    import expnet.cli.main\n    from expnet.io import atomic_write_json\n"
+    )
+    known = {"expnet.models.classifier", "expnet.network.sibling", "expnet.cli.main", "expnet.io"}
+    found = imported("expnet.network.module", source, known)
+    assert found == {"expnet.models.classifier", "expnet.network.sibling", "expnet.cli.main", "expnet.io"}
