@@ -117,3 +117,14 @@ def test_runs_on_every_architecture(name, architecture):
     for words, e in zip(TEXTS, explanations, strict=True):
         assert len(e.scores) == len(words) and np.isfinite(e.scores).all()
     assert any(np.abs(e.scores).sum() > 0 for e in explanations)
+
+
+def test_smoothgrad_without_noise_is_saliency(sharp_bert):
+    """Averaging n noiseless copies' gradients is the gradient itself: SmoothGrad's noise is its only difference."""
+    smooth = get_explainer("smoothgrad", n_samples=3, noise=0.0).explain(sharp_bert, TEXTS)
+    plain = get_explainer("saliency").explain(sharp_bert, TEXTS)
+    noisy = get_explainer("smoothgrad", n_samples=3).explain(sharp_bert, TEXTS)
+    for a, b, c in zip(smooth, plain, noisy, strict=True):
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4, atol=1e-7)
+        assert a.target == b.target
+        assert not np.allclose(c.scores, b.scores, rtol=1e-3)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
-from architectures import BUILDERS, budgets_for, check_one_score_per_word, roberta_tokenizer
+from architectures import ARCHITECTURES, BUILDERS, budgets_for, check_one_score_per_word, roberta_tokenizer
 from conftest import VOCAB
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
@@ -168,6 +168,31 @@ def test_runs_on_every_architecture(name, architecture):
     explanations = get_explainer(name, **budgets_for(name, SMALL)).explain(architecture, TEXTS)
     for words, e in zip(TEXTS, explanations, strict=True):
         assert len(e.scores) == len(words) and np.isfinite(e.scores).all()
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_occlusion_is_the_brute_force_probability_drop_on_every_architecture(arch, tmp_path):
+    """Each text alone (no padding), each word's pieces set to the mask (else pad) id, one plain
+    forward of the model on the embeddings per word: the readout stays the text's own position
+    on decoders, whose head would otherwise look for the last non-pad id."""
+    architecture = Classifier.load(ARCHITECTURES[arch](tmp_path), device="cpu", max_length=32)
+    model = architecture.model
+    replacement = architecture.tokenizer.mask_token_id
+    replacement = architecture.tokenizer.pad_token_id if replacement is None else replacement
+    explanations = get_explainer("occlusion").explain(architecture, TEXTS)
+
+    def probability(ids: torch.Tensor, target: int) -> float:
+        with torch.no_grad():
+            logits = model(inputs_embeds=model.get_input_embeddings()(ids), attention_mask=torch.ones_like(ids)).logits
+        return float(logits.float().softmax(-1)[0, target])
+
+    for words, explanation in zip(TEXTS, explanations, strict=True):
+        batch = architecture.encode([words])
+        ids, owner = batch.input_ids[:1], torch.as_tensor(batch.token_word[0])
+        full = probability(ids, explanation.target)
+        expected = [full - probability(torch.where(owner == w, replacement, ids), explanation.target) for w in range(len(words))]
+        np.testing.assert_allclose(explanation.scores, expected, rtol=1e-4, atol=1e-6)
+        assert np.abs(explanation.scores).max() > 0
 
 
 def test_partition_shap_without_shap_says_how_to_install(tiny_classifier, monkeypatch):
