@@ -167,6 +167,13 @@ def test_gradients_and_heat_on_a_tiny_bert(tiny_classifier):
     cav = np.random.default_rng(0).normal(size=16)
     heat = word_heat(gradients, 0, 0, cav)
     assert heat.shape == (4,) and np.isfinite(heat).all()
+    # A direction, not a vector: the opposite CAV flips every word, a longer one changes nothing;
+    # the words' heat is all their pieces' (specials left out).
+    np.testing.assert_allclose(word_heat(gradients, 0, 0, -cav), -heat, rtol=1e-6)
+    np.testing.assert_allclose(word_heat(gradients, 0, 0, 3 * cav), heat, rtol=1e-6)
+    pieces = directional_derivatives(gradients.grads[0][0], gradients.alphas[0][0], cav[None, :])[:, 0]
+    assert heat.sum() == pytest.approx(pieces[gradients.token_word[0] >= 0].sum(), rel=1e-6)
+    assert (gradients.token_word[0] == 3).sum() > 1  # "unbelievable" is several pieces, summed
     long_heat = word_heat(gradients, 2, 0, cav)
     assert np.isnan(long_heat[-1]) and np.isfinite(long_heat[0])  # truncated words are unscored
     scores = tcav_scores(gradients, 0, np.stack([cav, -cav]))
