@@ -145,6 +145,8 @@ def test_same_seed_same_numbers(capsys, tiny_classifier_dir, tmp_path):
         run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json", "--seed", "3", "--out", tmp_path / name, "good fun movie")
         outputs.append(json.loads((tmp_path / name).read_text())["explanations"][0]["scores"])
     assert outputs[0] == outputs[1]
+    run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json", "--seed", "4", "--out", tmp_path / "c", "good fun movie")
+    assert json.loads((tmp_path / "c").read_text())["explanations"][0]["scores"] != outputs[0]  # the seed is used
 
 
 @pytest.mark.parametrize(

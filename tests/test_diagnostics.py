@@ -258,7 +258,7 @@ def test_detached_attention_changes_the_gradient_reference(tiny_classifier):
 def test_kendall_handles_ties_truncation_and_constant_scores():
     scored = np.array([True, True, True, False])
     tau, p = kendall(np.array([0.1, 0.2, 0.3, np.nan]), np.array([1.0, 2.0, 3.0, 9.0]), scored)
-    assert tau == pytest.approx(1.0) and 0 <= p <= 1
+    assert tau == pytest.approx(1.0) and p == pytest.approx(1 / 3)  # exact, two-sided: 2 of the 3! orders are as extreme
     assert np.isnan(kendall(np.array([0.5, 0.5, 0.5, 0.1]), np.array([1.0, 2.0, 3.0, 0.0]), scored)[0])
     assert np.isnan(kendall(np.array([0.5, 0.4]), np.array([1.0, 2.0]), np.array([True, False]))[0])
 
