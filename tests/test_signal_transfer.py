@@ -51,3 +51,12 @@ def test_collected_inputs_cover_exactly_the_words_read(tiny_classifier):
         assert row["attention"].shape == (n, width) and row["hidden"].shape == (n, hidden)
         assert all(row[name].shape == (n,) for name in signal_transfer.BASELINES)
         assert isinstance(row["correct"], bool)
+    # Each row is its own text's: the baseline scores the explainer gives it alone, and the
+    # prediction checked against its own label.
+    from expnet.explainers import get_explainer
+
+    for example, row in zip(examples, rows, strict=True):
+        alone = get_explainer("raw_attention").explain(tiny_classifier, [example.words])[0]
+        n = len(row["gold"])
+        np.testing.assert_allclose(row["raw_attention"].numpy(), alone.scores[:n], rtol=1e-5, atol=1e-7)
+        assert row["correct"] == (alone.prediction == example.label)
