@@ -16,9 +16,12 @@ import pytest
 from expnet.benchmark.cache import ResultCache
 from expnet.benchmark.config import load_config
 from expnet.benchmark.presets import QUICK
+from expnet.benchmark.tasks import prepare_task
 from expnet.cli.main import main
 from expnet.errors import ExpnetError
+from expnet.explainers import get_explainer
 from expnet.explainers.learned import ExpNetExplainer
+from expnet.metrics.plausibility import plausibility, top_k_mask
 from expnet.models.classifier import Classifier
 from expnet.network.training import ExpNetSettings
 
@@ -137,6 +140,16 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
     assert sum(bool(r["selected"]) for r in alpha["ablation"]) == 1
     # Same examples for everyone: the rate is ExpNet's training rate; every row has all examples.
     assert alpha["rationale_rate"] > 0
+    # The leaderboard's figures are the library's: raw attention recomputed on alpha's evaluation draw.
+    loaded = load_config(config)
+    draw = prepare_task(next(t for t in loaded.tasks if t.name.endswith("alpha.jsonl")), loaded).evaluation
+    assert len(draw) == 8
+    explanations = get_explainer("raw_attention").explain(Classifier.load(tiny_classifier_dir), [e.words for e in draw])
+    direct = plausibility(
+        [e.gold_mask() for e in draw], [x.scores for x in explanations], [top_k_mask(x.scores, alpha["rationale_rate"]) for x in explanations]
+    )
+    assert main_rows["raw_attention"]["auroc"] == pytest.approx(direct.auroc, abs=1e-9)
+    assert main_rows["raw_attention"]["f1"] == pytest.approx(direct.f1, abs=1e-9)
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["table"] for r in rows} == {"main", "common", "ablation"}
