@@ -27,6 +27,7 @@ from expnet.diagnostics.intervention import (
 from expnet.diagnostics.permutation import permutation_effects
 from expnet.diagnostics.uniform import uniform_effects
 from expnet.errors import ExpnetError
+from expnet.explainers import get_explainer
 from expnet.models.classifier import Classifier
 
 TEXTS = [
@@ -252,6 +253,10 @@ def test_detached_attention_changes_the_gradient_reference(tiny_classifier):
     live = reference_explanations(tiny_classifier, TEXTS, detach_attention=False)["input_x_gradient"]
     differences = [np.nanmax(np.abs(a.scores - b.scores)) for a, b in zip(detached, live, strict=True)]
     assert max(differences) > 1e-4
+    # Live attention is the plain explainer's gradient, exactly.
+    plain = get_explainer("input_x_gradient").explain(tiny_classifier, TEXTS)
+    for a, b in zip(live, plain, strict=True):
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-7)
     assert tiny_classifier.config._attn_implementation == "eager"
 
 
