@@ -76,14 +76,15 @@ def main() -> None:
     torch.set_num_threads(1)
     Path(args.bank).mkdir(parents=True, exist_ok=True)
     settings = recipe_settings(args.recipe)
-    dataset = WordDataset()
+    dataset, classifiers = WordDataset(), []
     for task in TASKS:
         classifier = Classifier.load(Path(args.classifiers) / f"clf-{task}")
+        classifiers.append(classifier)
         source, source_spec = bank(task, classifier, args.data_dir, args.seed, Path(args.bank) / f"{task}.safetensors")
         spec = settings_spec(settings, classifier)
         dataset.extend(select_dataset(source, source_spec, spec))
         print(f"{task}: {len(source)} texts")
-    expnet = ExpNetExplainer.fit(dataset, spec, settings, seed=args.seed)
+    expnet = ExpNetExplainer.fit(dataset, spec, settings, seed=args.seed).trained_on(classifiers)
     expnet.save_pretrained(args.out)
     print(f"saved {args.out}: {expnet.history}")
 

@@ -208,3 +208,14 @@ def test_bad_inputs_get_one_line(capsys, tiny_classifier_dir, tiny_classifier_3h
     code, _, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "w", "--word-properties", "stopword,capitals")
     assert_one_line_error(code, err, "unknown property 'capitals'")
     assert not (tmp_path / "w").exists()
+
+
+def test_the_shipped_expnet_on_another_layout_says_its_scores_are_unmeasured(capsys, tiny_classifier_dir):
+    code, out, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "expnet", "good fun movie")
+    assert code == 0 and "good" in out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [
+        "expnet explain: warning: this ExpNet was trained and measured on bert 6-layer x 12-head classifiers only; its "
+        "scores on this bert 2-layer x 2-head classifier are unmeasured: check them with 'expnet evaluate' on annotated "
+        "texts of your task, or train one for it with 'expnet train'"
+    ]

@@ -321,3 +321,42 @@ def test_listwise_rationale_takes_as_many_words_as_the_softmax_perplexity():
     focal = ExpNetExplainer(ExpNetModel(spec.dim), spec, ExpNetSettings(), threshold=0.5)
     assert focal.rationale_rule == "threshold" and listwise.rationale_rule == "perplexity"
     assert focal._rationale(logits, valid).tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]
+
+
+def test_explaining_a_layout_it_was_not_trained_on_warns_once_per_call(tiny_classifier, tiny_classifier_3heads_dir, tmp_path):
+    import warnings
+
+    from expnet.errors import UnmeasuredWarning
+
+    settings = ExpNetSettings(directions=("cls_to_token",), head_pooling="quantiles", views=("zscore", "rank"), loss="listwise", max_epochs=2)
+    expnet = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=20))], settings, progress=False)
+    assert expnet.history["classifiers"] == [{"model_type": "bert", "num_layers": 2, "num_heads": 2}]
+    loaded = get_explainer(str(expnet.save_pretrained(tmp_path / "e")))
+    assert loaded.history["classifiers"] == expnet.history["classifiers"]
+    other = Classifier.load(tiny_classifier_3heads_dir)  # 3 layers x 4 heads
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded.explain(tiny_classifier, [["good", "fun"]])
+        loaded.explain(other, [["good", "fun"], ["bad"]] * 20)  # several batches: still one warning
+    unmeasured = [str(w.message) for w in caught if issubclass(w.category, UnmeasuredWarning)]
+    assert unmeasured == [
+        "this ExpNet was trained and measured on bert 2-layer x 2-head classifiers only; its scores on this bert 3-layer x "
+        "4-head classifier are unmeasured: check them with 'expnet evaluate' on annotated texts of your task, or train one "
+        "for it with 'expnet train'"
+    ]
+    # Folders saved before the layouts were recorded compare layers and heads only.
+    del loaded.history["classifiers"]
+    assert loaded.unmeasured_on(tiny_classifier) is None and "2-layer x 2-head classifiers" in loaded.unmeasured_on(other)
+
+
+def test_a_broken_record_of_training_classifiers_is_refused(tiny_classifier, tmp_path):
+    import json
+
+    settings = ExpNetSettings(loss="listwise", max_epochs=1)
+    folder = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=20))], settings, progress=False).save_pretrained(tmp_path / "e")
+    config = json.loads((folder / "config.json").read_text())
+    for broken in ("bert", [{"num_layers": 2}], [{"num_layers": "2", "num_heads": 2}]):
+        config["history"]["classifiers"] = broken
+        (folder / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ExpnetError, match="history.classifiers must list"):
+            get_explainer(str(folder))

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 
 from expnet import __version__
-from expnet.errors import ExpnetError
+from expnet.errors import ExpnetError, UnmeasuredWarning
 
 SUBCOMMANDS = ("finetune", "train", "explain", "evaluate", "explainers", "demo", "diagnose", "concepts", "benchmark")
 
@@ -68,6 +68,18 @@ def user_error(error: Exception) -> str | None:
     return None
 
 
+def one_line_warnings(name: str, fallback):
+    """expnet's own warnings as one line ('expnet explain: warning: ...'); others as Python shows them."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UnmeasuredWarning):
+            print(f"{name}: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     # Everything, the parser included, runs inside the try: building the parser imports every
     # subcommand and torch with them, seconds in which a Ctrl-C is likely.
@@ -78,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=FutureWarning)
         args = build_parser().parse_args(argv)
         name = f"expnet {args.command}"
-        with sigterm_unwinds():
+        with sigterm_unwinds(), warnings.catch_warnings():
+            warnings.simplefilter("default", UnmeasuredWarning)  # shown once, whatever filters the caller set
+            warnings.showwarning = one_line_warnings(name, warnings.showwarning)
             return int(args.func(args) or 0)
     except (ExpnetError, OSError, UnicodeDecodeError) as error:
         message = user_error(error)

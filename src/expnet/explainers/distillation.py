@@ -149,4 +149,5 @@ def train_with_unlabelled(
     (classifier, unlabelled texts) pair (``fit_with_unlabelled``)."""
     _check_loss(settings)  # before the feature pass, not after it
     dataset, spec = collect_sources(sources, settings, progress)
-    return fit_with_unlabelled(dataset, spec, unlabelled, settings, teacher or TeacherSettings(), seed, progress)
+    explainer = fit_with_unlabelled(dataset, spec, unlabelled, settings, teacher or TeacherSettings(), seed, progress)
+    return explainer.trained_on([classifier for classifier, _ in sources] + [classifier for classifier, _ in unlabelled])

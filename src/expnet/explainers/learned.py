@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from expnet.data.records import RationaleExample
-from expnet.errors import ExpnetError
-from expnet.explainers.base import BatchAttribution, Explainer
+from expnet.errors import ExpnetError, UnmeasuredWarning
+from expnet.explainers.base import BatchAttribution, Explainer, Explanation, TextLike
 from expnet.io import atomic_directory, recover_directory
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec, valid_words
@@ -25,6 +26,18 @@ WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1
 # What a user may set when loading a saved ExpNet (everything else was fixed by training).
 LOAD_SETTINGS = ("threshold", "batch_size", "seed")
+
+
+def layout(classifier: Classifier) -> dict:
+    """What the MLP's inputs depend on beyond the text: the architecture and its size."""
+    return {"model_type": str(classifier.config.model_type), "num_layers": classifier.num_layers, "num_heads": classifier.num_heads}
+
+
+def describe(layouts: Sequence[dict]) -> str:
+    """'bert 6-layer x 12-head' for each layout ('6-layer x 12-head' without a model type)."""
+    return " or ".join(
+        " ".join(filter(None, [item.get("model_type"), f"{item['num_layers']}-layer x {item['num_heads']}-head"])) for item in layouts
+    )
 
 
 def rationale_rule(loss: str) -> str:
@@ -90,7 +103,13 @@ class ExpNetExplainer(Explainer):
         """Train one ExpNet on every (classifier, examples) source."""
         settings = settings or ExpNetSettings()
         dataset, spec = collect_sources(sources, settings, progress)
-        return cls.fit(dataset, spec, settings, seed)
+        return cls.fit(dataset, spec, settings, seed).trained_on([classifier for classifier, _ in sources])
+
+    def trained_on(self, classifiers: Sequence[Classifier]) -> ExpNetExplainer:
+        """Record the layouts of the classifiers whose features it was fitted on (saved with it),
+        so that explaining with another layout says its scores are unmeasured."""
+        self.history["classifiers"] = [dict(items) for items in sorted({tuple(layout(c).items()) for c in classifiers})]
+        return self
 
     def settings(self) -> dict:
         return {"threshold": self.threshold, "batch_size": self.batch_size, "features": self.spec.to_dict()}
@@ -99,6 +118,29 @@ class ExpNetExplainer(Explainer):
     def rationale_rate(self) -> float | None:
         """Mean share of rationale words in the training data (used for fair top-k elsewhere)."""
         return self.history.get("rationale_rate")
+
+    def unmeasured_on(self, classifier: Classifier) -> str | None:
+        """Why this ExpNet's scores on ``classifier`` are unmeasured (a layout or architecture it
+        was not trained on), or None. Folders saved before the training classifiers were recorded
+        compare the number of layers and heads only."""
+        trained = self.history.get("classifiers") or [{"num_layers": self.spec.num_layers, "num_heads": self.spec.num_heads}]
+        mine = layout(classifier)
+        if any(all(mine[key] == value for key, value in seen.items()) for seen in trained):
+            return None
+        return (
+            f"this ExpNet was trained and measured on {describe(trained)} classifiers only; its scores on this "
+            f"{describe([mine])} classifier are unmeasured: check them with 'expnet evaluate' on annotated texts "
+            "of your task, or train one for it with 'expnet train'"
+        )
+
+    def explain(
+        self, classifier: Classifier, texts: Sequence[TextLike], targets: Sequence[int] | None = None, progress: bool = False
+    ) -> list[Explanation]:
+        self.spec.for_classifier(classifier.num_layers, classifier.num_heads)  # a layout it cannot read: refused first
+        reason = self.unmeasured_on(classifier)
+        if reason:
+            warnings.warn(reason, UnmeasuredWarning, stacklevel=2)
+        return super().explain(classifier, texts, targets, progress)
 
     @torch.no_grad()
     def explain_batch(self, classifier: Classifier, batch: EncodedBatch, targets) -> BatchAttribution:
@@ -185,4 +227,10 @@ class ExpNetExplainer(Explainer):
         window = history.get("perplexity_window")
         if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
             raise ExpnetError(f"{folder}/{CONFIG_NAME}: perplexity_window must be a whole number of words >= 1 or null (got {window!r}); retrain it with 'expnet train'")
+        trained_on = history.get("classifiers")
+        if trained_on is not None and not (
+            isinstance(trained_on, list)
+            and all(isinstance(item, dict) and all(isinstance(item.get(key), int) for key in ("num_layers", "num_heads")) for item in trained_on)
+        ):
+            raise ExpnetError(f"{folder}/{CONFIG_NAME}: history.classifiers must list the training classifiers' layouts (num_layers, num_heads); retrain it with 'expnet train'")
         return cls(model, spec, settings, history, threshold=threshold, **overrides)
