@@ -345,6 +345,9 @@ def test_explaining_a_layout_it_was_not_trained_on_warns_once_per_call(tiny_clas
         "for it with 'expnet train'"
     ]
     # Folders saved before the layouts were recorded compare layers and heads only.
+    # A record with a key this version does not know never matches, never crashes.
+    loaded.history["classifiers"] = [{"num_layers": 2, "num_heads": 2, "pooling": "cls"}]
+    assert "2-layer x 2-head classifiers" in loaded.unmeasured_on(tiny_classifier)
     del loaded.history["classifiers"]
     assert loaded.unmeasured_on(tiny_classifier) is None and "2-layer x 2-head classifiers" in loaded.unmeasured_on(other)
 
@@ -355,7 +358,7 @@ def test_a_broken_record_of_training_classifiers_is_refused(tiny_classifier, tmp
     settings = ExpNetSettings(loss="listwise", max_epochs=1)
     folder = ExpNetExplainer.train([(tiny_classifier, planted_examples(tiny_classifier, n=20))], settings, progress=False).save_pretrained(tmp_path / "e")
     config = json.loads((folder / "config.json").read_text())
-    for broken in ("bert", [{"num_layers": 2}], [{"num_layers": "2", "num_heads": 2}]):
+    for broken in ("bert", [{"num_layers": 2}], [{"num_layers": "2", "num_heads": 2}], [{"num_layers": True, "num_heads": 2}]):
         config["history"]["classifiers"] = broken
         (folder / "config.json").write_text(json.dumps(config))
         with pytest.raises(ExpnetError, match="history.classifiers must list"):

@@ -125,7 +125,7 @@ class ExpNetExplainer(Explainer):
         compare the number of layers and heads only."""
         trained = self.history.get("classifiers") or [{"num_layers": self.spec.num_layers, "num_heads": self.spec.num_heads}]
         mine = layout(classifier)
-        if any(all(mine[key] == value for key, value in seen.items()) for seen in trained):
+        if any(all(mine.get(key) == value for key, value in seen.items()) for seen in trained):
             return None
         return (
             f"this ExpNet was trained and measured on {describe(trained)} classifiers only; its scores on this "
@@ -230,7 +230,7 @@ class ExpNetExplainer(Explainer):
         trained_on = history.get("classifiers")
         if trained_on is not None and not (
             isinstance(trained_on, list)
-            and all(isinstance(item, dict) and all(isinstance(item.get(key), int) for key in ("num_layers", "num_heads")) for item in trained_on)
+            and all(isinstance(item, dict) and all(type(item.get(key)) is int for key in ("num_layers", "num_heads")) for item in trained_on)
         ):
             raise ExpnetError(f"{folder}/{CONFIG_NAME}: history.classifiers must list the training classifiers' layouts (num_layers, num_heads); retrain it with 'expnet train'")
         return cls(model, spec, settings, history, threshold=threshold, **overrides)
