@@ -4,13 +4,14 @@
         --out benchmarks/results/layer_agreement.json
 
 ExpNet trained with every layer's readout row (``--layers all``) beats the best baseline on the
-task it was trained on and transfers worse than the last layer alone (README, "Tried and not
-built"). This measures why. On each task's evaluation draw (``benchmarks/full.toml``), for every
-layer: the readout row's attention to each word (the mean over heads, the words the classifier
-read), read by the task's own classifier (``CLASSIFIERS/clf-TASK``), by the two classifiers
-fine-tuned on the other tasks and by the backbone before any fine-tuning. Per layer it reports
-the mean per-text Spearman correlation of the own classifier's attention with the others' and
-with the backbone's, and each text's AUROC of that attention against people's marks.
+task it was trained on and transfers worse than the last layer alone (docs/transfer-research.md,
+"Every layer's readout row"). This measures why. On each task's evaluation draw
+(``benchmarks/full.toml``), for every layer: the readout row's attention to each word (the mean
+over heads, the words the classifier read), read by the task's own classifier
+(``CLASSIFIERS/clf-TASK``), by the two classifiers fine-tuned on the other tasks and by the
+backbone before any fine-tuning. Per layer it reports the mean per-text Spearman correlation of
+the own classifier's attention with the others' and with the backbone's, and each text's AUROC
+of that attention against people's marks.
 
 High agreement means the layer attends as the backbone does, whatever the task: its features are
 a property of the pretrained model, and the weights a learner gives them can only encode which

@@ -11,8 +11,8 @@ _TRANSFER_FEATURES = {"directions": ["cls_to_token"], "values": ["attention", "h
 _SIGNALS = ["value_zeroing", "decompx", "attention_norm"]
 DEFAULT_VARIANTS = {
     # The paper: last layer, both attention directions; and its direction ablation (the one
-    # direction that transferred best in earlier runs; token->CLS, all layers and attention x
-    # gradient transferred worse: README).
+    # direction that transferred best in earlier benchmark runs, where token->CLS, all layers and
+    # attention x gradient transferred worse).
     "last": {"layers": "last", "directions": list(DIRECTIONS), "values": ["attention"]},
     "last_cls_to_token": {"layers": "last", "directions": ["cls_to_token"], "values": ["attention"]},
     # Past the paper, built to transfer: readout-row attention and head norms as order statistics

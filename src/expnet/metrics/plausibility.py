@@ -24,7 +24,7 @@ Conventions (documented because peers differ):
 - Words the classifier never saw (cut by truncation) count as not selected, with the lowest score:
   an explainer cannot find what was cut off, and every explainer shares the same truncation.
 
-Protocols that reproduce published tables (see README, "Metric protocols"):
+Protocols that reproduce published tables (see docs/design.md, "Metric protocols"):
 - ERASER (DeYoung et al. 2020): gold rule ``majority`` on multi-annotator data, words, the
   explainer's own selection or top-k by rate; ``f1``/``precision``/``recall`` (instance macro),
   ``iou_f1``, ``auprc``, ``average_precision``, ``auroc``.

@@ -81,7 +81,7 @@ class ExpNetSettings:
 
 # Named starting points for ``ExpNetSettings`` (``expnet train --recipe``). "paper" is the paper's
 # ExpNet; "transfer" is the variant the leave-one-task-out benchmark found to carry best to tasks
-# ExpNet never saw (benchmarks/results/, README), and the recipe of the shipped ExpNet.
+# ExpNet never saw (benchmarks/results/, docs/results.md), and the recipe of the shipped ExpNet.
 RECIPES: dict[str, dict] = {
     "paper": {},
     # Readout-row attention of the last layer as order statistics over heads, absolute and

@@ -1,0 +1,40 @@
+"""The documentation's links and the result files it cites exist (a moved file breaks this)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+RESULT = re.compile(r"benchmarks/results/[\w.{},/-]*\w")
+
+
+def expand_braces(path: str) -> list[str]:
+    """``a_{x,y}.json`` -> ``a_x.json``, ``a_y.json`` (the shorthand the docs use for sibling files)."""
+    parts = re.split(r"\{([^}]*)\}", path)
+    choices = [[part] if i % 2 == 0 else part.split(",") for i, part in enumerate(parts)]
+    return ["".join(pick) for pick in itertools.product(*choices)]
+
+
+def test_expand_braces():
+    assert expand_braces("r/a_{x,y}.json") == ["r/a_x.json", "r/a_y.json"]
+    assert expand_braces("r/plain.json") == ["r/plain.json"]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_relative_links_resolve(doc):
+    targets = [t for t in LINK.findall(doc.read_text()) if "://" not in t]
+    missing = [t for t in targets if not (doc.parent / t).exists()]
+    assert not missing, f"{doc.name} links to files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_cited_results_exist(doc):
+    cited = {path for match in RESULT.findall(doc.read_text()) for path in expand_braces(match)}
+    missing = sorted(path for path in cited if not (ROOT / path).exists())
+    assert not missing, f"{doc.name} cites result files that are not committed: {missing}"
