@@ -258,14 +258,22 @@ def build_qwen2(folder, num_labels: int = 2, seed: int = 0, initializer_range: f
     return _save(folder, Qwen2ForSequenceClassification(config), tokenizer)
 
 
-def _sentencepiece_bpe(cls, specials: list[str], **tokens):
-    """A SentencePiece-style BPE ("▁word", byte fallback off) in a Llama-family tokenizer."""
+def _sentencepiece_bpe(cls, specials: list[str], byte_tokens: bool = True, **tokens):
+    """A SentencePiece-style BPE ("▁word") in a Llama-family tokenizer, with the 256 byte tokens
+    ("<0x55>") that real Llama, Mistral and Gemma vocabularies have for characters outside them.
+    Without them Llama's byte fallback drops such a character and shifts later offsets."""
     bpe = _trained(SentencePieceBPETokenizer, specials, vocab_size=200)
-    return cls(vocab=bpe.get_vocab(), merges=_merges(bpe), model_max_length=MAX_POSITIONS, **tokens)
+    vocab = bpe.get_vocab()
+    if byte_tokens:
+        for byte in range(256):
+            vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    return cls(vocab=vocab, merges=_merges(bpe), model_max_length=MAX_POSITIONS, **tokens)
 
 
-def _llama_tokenizer() -> LlamaTokenizer:
-    return _sentencepiece_bpe(LlamaTokenizer, ["<unk>", "<s>", "</s>", "<pad>"], pad_token="<pad>", add_bos_token=True)
+def _llama_tokenizer(byte_tokens: bool = True) -> LlamaTokenizer:
+    return _sentencepiece_bpe(
+        LlamaTokenizer, ["<unk>", "<s>", "</s>", "<pad>"], byte_tokens, pad_token="<pad>", add_bos_token=True
+    )
 
 
 def build_llama(folder, num_labels: int = 2, seed: int = 0, initializer_range: float = 0.02) -> str:

@@ -295,6 +295,17 @@ def test_decoder_scores_are_the_same_alone_and_left_or_right_padded(folders, arc
                 np.testing.assert_allclose(text_scores, own, rtol=1e-3, atol=1e-5, err_msg=f"{name} {side}")
 
 
+def test_an_in_memory_decoder_is_padded_on_the_right_as_a_loaded_one(folders):
+    """A notebook's GPT-2 tokenizer set to pad on the left would shift the learned positions of
+    every shorter text in a batch; ``from_parts`` pads on the right as ``load`` does."""
+    loaded = load(folders["gpt2"])
+    loaded.tokenizer.padding_side = "left"
+    wrapped = Classifier.from_parts(loaded.model, loaded.tokenizer, max_length=32)
+    single = [_scores(wrapped, "saliency", [text])[0] for text in TEXTS]
+    for text_scores, own in zip(_scores(wrapped, "saliency", TEXTS), single, strict=True):
+        np.testing.assert_allclose(text_scores, own, rtol=1e-3, atol=1e-5)
+
+
 def test_perturbed_decoder_texts_are_read_at_their_last_position(folders):
     """GPT-2 has no mask token, so a removed word becomes the pad (= eos) token, which the head
     would skip on input ids; perturbations must still be read at the text's last position."""

@@ -46,3 +46,38 @@ def test_word_offsets_survive_unknown_characters(tiny_classifier):
     words = batch.token_word[0][batch.token_word[0] >= 0].tolist()
     assert words[0] == 0 and words[-1] == 2
     assert np.array_equal(batch.word_scored[0], [True, True, True])
+
+
+def _pieces_of_each_word(tokenizer, words):
+    batch = encode_words(tokenizer, [words], 64)
+    tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[0])
+    owners = batch.token_word[0].tolist()
+    pieces = [[t for t, o in zip(tokens, owners, strict=True) if o == w] for w in range(len(words))]
+    return [tokenizer.convert_tokens_to_string(p).lstrip() for p in pieces]
+
+
+@pytest.mark.parametrize("make_tokenizer", ["gpt2", "deberta_v2"])
+def test_a_bare_space_piece_belongs_to_the_word_it_starts(make_tokenizer):
+    # Byte-level BPE and SentencePiece emit a lone "Ġ" / "▁" before a word they have no merged
+    # piece for; its offset sits on the space, which once gave it to the word before.
+    from transformers import GPT2Tokenizer
+
+    from architectures import _byte_level, deberta_tokenizer
+
+    tokenizer = _byte_level(GPT2Tokenizer) if make_tokenizer == "gpt2" else deberta_tokenizer()
+    words = "unbelievable ! you love this movie".split()
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(" ".join(words))["input_ids"])
+    assert {"Ġ", "▁"} & set(tokens)  # the case under test occurs
+    assert _pieces_of_each_word(tokenizer, words) == words
+
+
+def test_offsets_that_miss_the_words_are_refused():
+    # A Llama vocabulary without its byte tokens: the backend drops "é" and shifts the offsets of
+    # every later piece, which would hand "good"'s piece to "café".
+    from architectures import _llama_tokenizer
+
+    with pytest.raises(ExpnetError, match="offsets that do not match"):
+        encode_words(_llama_tokenizer(byte_tokens=False), [["café", "good", "film"]], 32)
+    assert _pieces_of_each_word(_llama_tokenizer(byte_tokens=False), ["good", "film"]) == ["good", "film"]
+    # With them, as in real Llama vocabularies, every piece lands in its word.
+    assert _pieces_of_each_word(_llama_tokenizer(), ["café", "good", "film"]) == ["café", "good", "film"]

@@ -95,6 +95,21 @@ def _word_starts(words: Sequence[str]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)[:-1]])
 
 
+def _check_offsets(tokenizer, words, starts: np.ndarray, owners: np.ndarray, ends: np.ndarray) -> None:
+    """Refuse a tokenizer whose offsets do not fall inside the words: a piece reaching into the
+    next word means the offsets are shifted (a vocabulary that drops characters it cannot
+    encode does this), and every word score would silently go to the wrong word."""
+    word_ends = starts + np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    bad = (owners < 0) | (ends > word_ends[owners.clip(min=0)])
+    if bad.any():
+        raise ExpnetError(
+            f"the tokenizer of this classifier ({type(tokenizer).__name__}) gives character offsets "
+            "that do not match the text, so its pieces cannot be mapped to words; this happens "
+            "when its vocabulary lacks byte tokens for characters it cannot encode: remove them "
+            "from the text or use a tokenizer with byte fallback tokens"
+        )
+
+
 def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: int) -> EncodedBatch:
     """Tokenise whole texts once and map every subword token to its word by character offset."""
     word_lists = [list(words) for words in batch_words]
@@ -120,13 +135,16 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
         starts = _word_starts(words)
         real = mask[row] & ~special[row] & (offsets[row, :, 1] > offsets[row, :, 0])
         token_starts = offsets[row, real, 0].copy()
-        # Byte-level BPEs that keep the space in their offsets (RoBERTa or GPT-2 style with
-        # trim_offsets=False) start "Ġword" on the space before its word: skip that space.
+        # A piece that starts on the space between two words belongs to the word after it: both
+        # "Ġword" of a byte-level BPE that keeps the space in its offsets (GPT-2 or RoBERTa style
+        # with trim_offsets=False) and a bare "Ġ" or "▁" piece, which these tokenizers emit
+        # before a word they have no merged piece for (rare words, digits, emoji, accents).
         text = texts[row]
         on_space = np.fromiter((text[i] == " " for i in token_starts), dtype=bool, count=len(token_starts))
-        token_starts[on_space & (token_starts + 1 < offsets[row, real, 1])] += 1
+        token_starts[on_space] += 1
         # The word a token belongs to is the last word starting at or before the token's start.
         token_word[row, real] = np.searchsorted(starts, token_starts, side="right") - 1
+        _check_offsets(tokenizer, words, starts, token_word[row, real], offsets[row, real, 1])
         scored = np.zeros(len(words), dtype=bool)
         scored[token_word[row, real]] = True
         word_scored.append(scored)

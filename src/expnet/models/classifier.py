@@ -121,6 +121,15 @@ def _is_custom_code_refusal(error: Exception) -> bool:
     return isinstance(error, ValueError) and "trust_remote_code" in str(error)
 
 
+def _prepare_tokenizer(model: PreTrainedModel, tokenizer, name: str) -> None:
+    align_padding(model, tokenizer)  # decoders: the pad token their batched head needs
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExpnetError(
+            f"{name} has no fast tokenizer; expnet needs offset mappings "
+            "(tokenizer.json) to align words with subwords"
+        )
+
+
 def load_config(name_or_path: str | Path, trust_remote_code: bool = False):
     """The model's config, or one clear error if there is no model at all.
 
@@ -247,12 +256,7 @@ class Classifier:
             if _is_custom_code_refusal(error):
                 raise custom_code_error(name_or_path) from None
             raise ExpnetError(f"cannot load the classifier at {name_or_path}: {_first_line(error)}") from None
-        align_padding(model, tokenizer)  # decoders: the pad token their batched head needs
-        if not getattr(tokenizer, "is_fast", False):
-            raise ExpnetError(
-                f"{name_or_path} has no fast tokenizer; expnet needs offset mappings "
-                "(tokenizer.json) to align words with subwords"
-            )
+        _prepare_tokenizer(model, tokenizer, str(name_or_path))
         limit = min(
             usable_positions(model.config),
             tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512,
@@ -266,7 +270,10 @@ class Classifier:
 
     @classmethod
     def from_parts(cls, model: PreTrainedModel, tokenizer, max_length: int = 128) -> Classifier:
-        """Wrap an in-memory model (tests, notebooks); it is put in eval mode."""
+        """Wrap an in-memory model (tests, notebooks); it is put in eval mode, and a decoder's
+        tokenizer is set to pad on the right, as ``load`` does (left padding would shift GPT-2's
+        learned positions, so a text's scores would depend on its batch)."""
+        _prepare_tokenizer(model, tokenizer, "the in-memory classifier")
         model.eval()
         return cls(model, tokenizer, "<in-memory>", max_length)
 
