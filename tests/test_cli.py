@@ -207,6 +207,11 @@ def test_bad_inputs_get_one_line(capsys, tiny_classifier_dir, tiny_classifier_3h
     assert_one_line_error(code, err, "TASK=CLASSIFIER_DIR")
     code, _, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "w", "--word-properties", "stopword,capitals")
     assert_one_line_error(code, err, "unknown property 'capitals'")
+    for layers in ("", " , ", "4,x"):  # an empty list once meant "last", silently
+        code, _, err = run_cli(
+            capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "w", "--layers", layers
+        )
+        assert_one_line_error(code, err, "comma-separated 0-based layer indices")
     assert not (tmp_path / "w").exists()
 
 

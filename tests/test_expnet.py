@@ -131,6 +131,43 @@ def test_corrupt_folder_is_refused_and_failed_save_keeps_old(trained, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def _edit(config: dict, path: str, value) -> dict:
+    """``config`` with the key at a dotted ``path`` set to ``value`` (deleted when None)."""
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "path, value, fragment",
+    [
+        ("format_version", 99, "newer than this expnet reads"),
+        ("format_version", "1", "format_version must be a whole number"),
+        ("bogus_key", 1, r"unknown key\(s\) \['bogus_key'\]"),
+        ("features.bogus", 1, "unknown feature setting"),
+        ("features.head_pooling", "loudest", "unknown head pooling"),
+        ("feature_names", None, "corrupt or incompatible"),
+        ("feature_names", ["a"], "feature_names do not match"),
+        ("threshold", "high", "threshold must be a number from 0 to 1"),
+        ("training.bogus", 1, "unknown training setting"),
+        ("training.dropout", 2.0, "dropout"),
+    ],
+)
+def test_a_tampered_config_is_refused_in_one_line(trained, tmp_path, path, value, fragment):
+    _, _, expnet = trained
+    folder = expnet.save_pretrained(tmp_path / "e")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(_edit(config, path, value)))
+    with pytest.raises(ExpnetError, match=fragment):
+        get_explainer(str(folder))
+
+
 def test_training_is_deterministic(tiny_classifier):
     examples = planted_examples(tiny_classifier, n=30)
     settings = ExpNetSettings(max_epochs=5)

@@ -88,6 +88,22 @@ def test_layout_free_expnet_explains_another_layout(tiny_classifier, tiny_classi
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
 
 
+def test_an_every_layer_expnet_refuses_another_depth_but_reads_other_heads(
+    tiny_classifier, tiny_classifier_3heads_dir, tmp_path
+):
+    # One block of head statistics per layer: 2 layers give 24 features, 3 layers would give 36.
+    examples = planted_examples(tiny_classifier, n=30)
+    settings = ExpNetSettings(
+        layers="all", directions=("cls_to_token",), head_pooling="quantiles", views=("zscore", "rank"), max_epochs=2
+    )
+    expnet = ExpNetExplainer.train([(tiny_classifier, examples)], settings, seed=0, progress=False)
+    assert expnet.spec.dim == 24
+    deeper = Classifier.load(tiny_classifier_3heads_dir)  # 3 layers x 4 heads
+    with pytest.raises(ExpnetError, match="2 layers x 2 heads, but this classifier has 3 x 4"):
+        expnet.explain(deeper, random_texts(2, seed=1))
+    assert expnet.spec.reads_layout(2, 5) and not expnet.spec.reads_layout(3, 2)
+
+
 def test_listwise_and_anchored_expnet_learn_a_planted_rationale(tiny_classifier):
     from expnet.metrics.plausibility import plausibility
 

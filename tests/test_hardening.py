@@ -900,3 +900,29 @@ def test_evaluating_examples_without_rationales_is_an_error(tiny_classifier):
     examples = [RationaleExample(str(i), "toy", ["good", "movie"], 0, ("a", "b")) for i in range(3)]
     with pytest.raises(ExpnetError, match="none of the 3 examples has a human rationale"):
         evaluate(tiny_classifier, examples, {"random": get_explainer("random")}, rationale_rate=0.3)
+
+
+@pytest.mark.parametrize(
+    "settings, values, fragment",
+    [
+        ("expnet", {"dropout": 1.0}, r"dropout must be a number in \[0, 1\)"),
+        ("expnet", {"hidden_size": 0}, "hidden_size must be a whole number >= 1"),
+        ("expnet", {"learning_rate": float("nan")}, "learning_rate"),
+        ("expnet", {"validation_fraction": 1}, "validation_fraction"),
+        ("expnet", {"max_epochs": True}, "max_epochs"),
+        ("expnet", {"layers": []}, "layers must be"),
+        ("finetune", {"warmup_ratio": 1.5}, "warmup_ratio"),
+        ("finetune", {"max_examples": 0}, "max_examples"),
+        ("diagnostics", {"permutations": 0}, "permutations"),
+    ],
+)
+def test_settings_refuse_numbers_out_of_range(settings, values, fragment):
+    # Library users reach these constructors without the CLI's argument checks.
+    from expnet.diagnostics.suite import DiagnosticsSettings
+    from expnet.models.finetune import FinetuneSettings
+    from expnet.network.training import ExpNetSettings
+
+    cls = {"expnet": ExpNetSettings, "finetune": FinetuneSettings, "diagnostics": DiagnosticsSettings}[settings]
+    cls()  # the defaults pass
+    with pytest.raises(ExpnetError, match=fragment):
+        cls(**values)

@@ -71,6 +71,18 @@ def test_benchmark_fine_tunes_a_jsonl_task_on_its_training_part(tmp_path, tiny_c
     assert provide_classifier(task, tmp_path / "out", "backbone", 0, device="cpu", progress=False).note == "cached"
 
 
+def test_check_labels_refuses_another_tasks_classes(tmp_path, tiny_classifier):
+    [example] = load_examples(write_task(tmp_path / "alpha.jsonl", 1, 1))
+    mine = tiny_classifier.label_names
+    check_labels(
+        tiny_classifier, [replace(example, label_names=tuple(n.upper() for n in mine))]
+    )  # case aside, the same
+    check_labels(tiny_classifier, [replace(example, label_names=("0", "1")[: len(mine)])])  # unnamed: labels only
+    for names in (("hate", "normal", "offensive"), tuple(reversed(mine))):
+        with pytest.raises(ExpnetError, match="are not this classifier's"):
+            check_labels(tiny_classifier, [replace(example, label_names=names)])
+
+
 def test_check_labels_refuses_a_label_the_classifier_lacks(tmp_path, tiny_classifier):
     [example] = load_examples(write_task(tmp_path / "alpha.jsonl", 1, 1))
     check_labels(tiny_classifier, [example])

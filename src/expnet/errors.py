@@ -1,5 +1,6 @@
 """The error type for mistakes a user can fix (the CLI prints these as one line, no traceback), and
-the warning for results nobody has measured."""
+the warning for results nobody has measured; and the checks of numeric settings that raise the
+error, so that every constructor refuses a bad number in the same words."""
 
 
 class ExpnetError(Exception):
@@ -9,3 +10,23 @@ class ExpnetError(Exception):
 class UnmeasuredWarning(UserWarning):
     """A result nobody has measured (e.g. a trained ExpNet on a classifier unlike the ones it was
     trained on): printed by the CLI as one warning line, never an error."""
+
+
+def require_whole(name: str, value: object, minimum: int = 1) -> None:
+    """Refuse a setting that is not a whole number >= ``minimum`` (True is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ExpnetError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+
+
+def require_number(
+    name: str, value: object, low: float, high: float = float("inf"), *, open_low: bool = False, open_high: bool = False
+) -> None:
+    """Refuse a setting that is not a finite number in [low, high] (an open end excludes it)."""
+    ok = (
+        not isinstance(value, bool) and isinstance(value, int | float) and value == value and abs(value) != float("inf")
+    )
+    if ok:
+        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+    if not ok:
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high or high == float('inf') else ']'}"
+        raise ExpnetError(f"{name} must be a number in {interval}, got {value!r}")

@@ -123,6 +123,18 @@ def positive_float(text: str) -> float:
     return float(value)
 
 
+def parse_layers(text: str, words: tuple[str, ...]) -> str | list[int]:
+    """A ``--layers`` value: one of ``words`` (like "all") or comma-separated 0-based indices."""
+    if text.strip() in words:
+        return text.strip()
+    layers = [_number(part, int) for part in text.split(",") if part.strip()]
+    if not layers or None in layers:
+        raise ExpnetError(
+            f"--layers {text!r}: use {' or '.join(map(repr, words))}, or comma-separated 0-based layer indices like 2,5"
+        )
+    return layers  # type: ignore[return-value]  # no None left
+
+
 def start(args: argparse.Namespace) -> None:
     """Seed every generator before a command does any work."""
     seed_everything(getattr(args, "seed", 0))

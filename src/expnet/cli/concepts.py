@@ -72,18 +72,6 @@ def parse_concepts(specs: list[str]) -> dict[str, list[list[str]]]:
     return concepts
 
 
-def parse_layers(text: str) -> list[int] | None:
-    if text.strip() == "all":
-        return None
-    try:
-        layers = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ExpnetError(f"--layers {text!r}: use 'all' or comma-separated 0-based layer indices like 2,5") from None
-    if not layers:
-        raise ExpnetError(f"--layers {text!r}: use 'all' or comma-separated 0-based layer indices like 2,5")
-    return layers
-
-
 def target_inputs(args, target: int) -> list[list[str]]:
     """The texts to score: --inputs, or a seeded sample of --data examples whose gold label is the target."""
     if (args.inputs is None) == (args.data is None):
@@ -127,7 +115,8 @@ def run(args) -> int:
     random_texts = read_texts(args.random, "random")
     if len(random_texts) < 4:
         raise ExpnetError(f"the random file has {len(random_texts)} texts; give at least 4 (a few hundred is better)")
-    layers = parse_layers(args.layers)
+    chosen = common.parse_layers(args.layers, ("all",))
+    layers = None if isinstance(chosen, str) else chosen  # "all"
     classifier = common.load_classifier(args.classifier, args)
     target = classifier.label_id(args.target)
     inputs = target_inputs(args, target)

@@ -41,15 +41,6 @@ def unlabelled_texts(source: str, data_dir) -> list[list[str]]:
     raise ExpnetError(f"--unlabelled {source}: no usable text in it (one text per line, or a 'text' field)")
 
 
-def parse_layers(text: str) -> str | list[int]:
-    if text in ("last", "all"):
-        return text
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ExpnetError(f"--layers {text!r}: use 'last', 'all' or comma-separated layer indices like 4,5") from None
-
-
 def register(subparsers) -> None:
     parser = common.add_command(subparsers, "train", run, "train an ExpNet on human rationales")
     parser.add_argument(
@@ -101,7 +92,7 @@ def run(args) -> int:
     extra = parse_task_pairs(args.unlabelled, "--unlabelled")
     inputs = [path for task, clf in pairs for path in (common.data_file(task), clf)] + [p for texts, clf in extra for p in (common.data_file(texts), clf)]
     out = common.check_out_folder(args, [args.data_dir, *inputs])
-    chosen = {"layers": parse_layers(args.layers)} if args.layers else {}
+    chosen = {"layers": common.parse_layers(args.layers, ("last", "all"))} if args.layers is not None else {}
     if args.in_text:
         chosen["in_text"] = True
     if args.word_properties:

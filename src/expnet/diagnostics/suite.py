@@ -19,7 +19,7 @@ from expnet.data import RationaleExample
 from expnet.diagnostics import adversarial, correlation, permutation, uniform
 from expnet.diagnostics.intervention import check_supported, resolve_layer
 from expnet.diagnostics.report import html_page, interpret, make_plots
-from expnet.errors import ExpnetError
+from expnet.errors import ExpnetError, require_whole
 from expnet.io import atomic_directory, atomic_write_json, atomic_write_text
 from expnet.models.classifier import Classifier
 
@@ -45,6 +45,8 @@ class DiagnosticsSettings:
         unknown = [name for name in self.diagnostics if name not in DIAGNOSTICS]
         if unknown or not self.diagnostics:
             raise ExpnetError(f"--diagnostics {','.join(self.diagnostics)!r}: choose from {', '.join(DIAGNOSTICS)}")
+        for name in ("permutations", "adversarial_steps", "batch_size"):
+            require_whole(name, getattr(self, name))
         if self.expnet and not Path(self.expnet).is_dir():
             raise ExpnetError(f"--expnet {self.expnet} is not a folder; give a folder made by 'expnet train'")
         # The canonical order, so that the same choice in another order is the same setting.

@@ -45,6 +45,40 @@ def rationale_rule(loss: str) -> str:
     return "perplexity" if "listwise" in loss else "threshold"
 
 
+# Every key ``save_pretrained`` writes; "training" and "history" are provenance.
+CONFIG_KEYS = (
+    "format",
+    "format_version",
+    "features",
+    "feature_names",
+    "hidden_size",
+    "dropout",
+    "anchor",
+    "threshold",
+    "training",
+    "history",
+)
+
+
+def _check_config_keys(folder: Path, config: dict) -> None:
+    """Refuse a config.json from a newer expnet, or one with keys no expnet writes (a hand edit
+    or another tool): loading it anyway could mean something it does not say."""
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExpnetError(
+            f"{folder}/{CONFIG_NAME}: format_version must be a whole number >= 1 (got {version!r}); retrain it with 'expnet train'"
+        )
+    if version > FORMAT_VERSION:
+        raise ExpnetError(
+            f"{folder} is an ExpNet of format_version {version}, newer than this expnet reads ({FORMAT_VERSION}); upgrade expnet"
+        )
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ExpnetError(
+            f"{folder}/{CONFIG_NAME}: unknown key(s) {unknown}; only {', '.join(CONFIG_KEYS)} belong there"
+        )
+
+
 class ExpNetExplainer(Explainer):
     """A trained ExpNet. Scores are the sigmoid of each word's logit, in [0, 1]: P(word is
     important) for the focal loss; for the listwise loss, a ranking within the text (not a
@@ -208,8 +242,11 @@ class ExpNetExplainer(Explainer):
         if not isinstance(config, dict) or config.get("format") != "expnet":
             kind = f"a {config['model_type']} model's" if isinstance(config, dict) and "model_type" in config else "not an ExpNet's"
             raise ExpnetError(f"{folder} is not an ExpNet folder (its {CONFIG_NAME} is {kind}); give a folder made by 'expnet train' or an explainer name from 'expnet explainers'")
+        _check_config_keys(folder, config)
         try:
             spec = FeatureSpec.from_dict(config["features"])
+            if config["feature_names"] != spec.names():
+                raise ValueError("feature_names do not match the features it says it reads")
             model = ExpNetModel(spec.dim, int(config["hidden_size"]), float(config["dropout"]), config.get("anchor"))
             weights = load_file(str(weights_path))
             broken = [name for name, tensor in weights.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
@@ -220,9 +257,19 @@ class ExpNetExplainer(Explainer):
             raise ExpnetError(f"{folder} holds a corrupt or incompatible ExpNet ({type(error).__name__}: {str(error).splitlines()[0][:160]}); retrain it with 'expnet train'") from None
         model.eval()
         training = config.get("training", {})
-        known = {k: v for k, v in training.items() if k in ExpNetSettings.__dataclass_fields__}
-        settings = ExpNetSettings(**known)
+        unknown = (
+            sorted(set(training) - set(ExpNetSettings.__dataclass_fields__))
+            if isinstance(training, dict)
+            else ["(not a mapping)"]
+        )
+        if unknown:
+            raise ExpnetError(
+                f"{folder}/{CONFIG_NAME}: unknown training setting(s) {unknown}; retrain it with 'expnet train'"
+            )
+        settings = ExpNetSettings(**training)
         threshold = overrides.pop("threshold", config.get("threshold", 0.5))
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+            raise ExpnetError(f"threshold must be a number from 0 to 1, got {threshold!r}")
         history = config.get("history", {})
         window = history.get("perplexity_window")
         if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):

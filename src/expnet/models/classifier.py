@@ -366,8 +366,20 @@ def read_metrics(folder: str | Path) -> dict:
 
 
 def check_labels(classifier: Classifier, examples: Iterable[RationaleExample]) -> None:
-    """Refuse examples whose gold label this classifier cannot predict (else they are silently
-    skipped, or trained on)."""
+    """Refuse examples whose classes are not this classifier's (else "correctly classified"
+    compares one task's label ids with another's classes, silently): a gold label it cannot
+    predict, another number of named classes, or the same names in another order. Data without
+    class names (a JSONL file's labels are then named "0", "1", ...) is checked by label only."""
+    examples = list(examples)
+    names = examples[0].label_names if examples else ()
+    if names and not all(name.isdigit() for name in names):
+        mine = tuple(name.lower() for name in classifier.label_names)
+        theirs = tuple(name.lower() for name in names)
+        if len(theirs) != len(mine) or (sorted(theirs) == sorted(mine) and theirs != mine):
+            raise ExpnetError(
+                f"the data's classes ({', '.join(names)}) are not this classifier's "
+                f"({', '.join(classifier.label_names)}); use a classifier fine-tuned on this task"
+            )
     for example in examples:
         if not 0 <= example.label < classifier.num_labels:
             raise ExpnetError(

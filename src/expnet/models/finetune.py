@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from expnet.data.records import RationaleExample
-from expnet.errors import ExpnetError
+from expnet.errors import ExpnetError, require_number, require_whole
 from expnet.io import atomic_directory, atomic_write_json
 from expnet.models.classifier import (
     Classifier,
@@ -45,6 +45,15 @@ class FinetuneSettings:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_examples: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "max_length", "batch_size"):
+            require_whole(name, getattr(self, name))
+        if self.max_examples is not None:
+            require_whole("max_examples", self.max_examples)
+        require_number("learning_rate", self.learning_rate, 0, open_low=True)
+        require_number("weight_decay", self.weight_decay, 0)
+        require_number("warmup_ratio", self.warmup_ratio, 0, 1)
 
 
 @torch.no_grad()

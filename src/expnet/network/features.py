@@ -185,11 +185,15 @@ class FeatureSpec:
         wanted |= {_DECOMPOSED[signal] for signal in self.signals}
         return tuple(sorted(wanted))
 
-    @property
-    def head_layout_free(self) -> bool:
-        """True when the features mean the same for any number of heads (and, with a relative
-        layer rule, of layers): such an ExpNet may explain classifiers of another layout."""
-        return self.head_pooling != "none" and self.layer_rule in ("last", "all")
+    def reads_layout(self, num_layers: int, num_heads: int) -> bool:
+        """True when the features mean the same on a classifier of this layout: the trained one,
+        or, with statistics over heads, any number of heads; the last layer of any depth, but
+        every layer only at the trained depth (one block of features per layer)."""
+        if (num_layers, num_heads) == (self.num_layers, self.num_heads):
+            return True
+        if self.head_pooling == "none":
+            return False
+        return self.layer_rule == "last" or (self.layer_rule == "all" and num_layers == self.num_layers)
 
     def transform(self, raw: torch.Tensor, raw_names: Sequence[str], valid: torch.Tensor) -> torch.Tensor:
         """Features [B, W, dim] from raw columns [B, W, len(raw_names)] (any superset of this
@@ -237,7 +241,7 @@ class FeatureSpec:
     # --- layouts ------------------------------------------------------------------------------
     def check_model(self, num_layers: int, num_heads: int) -> None:
         """Refuse a classifier whose attention layout differs from the one trained on."""
-        if (num_layers, num_heads) != (self.num_layers, self.num_heads) and not self.head_layout_free:
+        if not self.reads_layout(num_layers, num_heads):
             raise ExpnetError(
                 f"this ExpNet was trained on a classifier with {self.num_layers} layers x "
                 f"{self.num_heads} heads, but this classifier has {num_layers} x {num_heads}; "
@@ -257,7 +261,16 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> FeatureSpec:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__) - {"in_text"})  # in_text: older folders
+        if unknown:
+            raise ExpnetError(f"unknown feature setting(s) {unknown}")
         views = data.get("views") or (("absolute", "zscore") if data.get("in_text") else ("absolute",))
+        _check_choice("attention direction", data["directions"], DIRECTIONS, allow_empty=True)
+        _check_choice("feature value", data.get("values", ()), VALUES, allow_empty=True)
+        _check_choice("signal", data.get("signals", ()), SIGNALS, allow_empty=True)
+        _check_choice("head pooling", [data.get("head_pooling", "none")], HEAD_POOLINGS)
+        _check_choice("feature view", views, VIEWS)
+        _check_choice("layer rule", [data.get("layer_rule", "listed")], ("listed", "last", "all"))
         layers, num_layers = [int(i) for i in data["layers"]], int(data["num_layers"])
         if not layers or min(layers) < 0 or max(layers) >= num_layers:
             raise ExpnetError(f"layers {layers} do not exist in a model of {num_layers} layers")

@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from expnet.data.records import GoldRule, RationaleExample
-from expnet.errors import ExpnetError
+from expnet.errors import ExpnetError, require_number, require_whole
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec
 from expnet.network.gradient_features import batch_features
@@ -71,6 +71,23 @@ class ExpNetSettings:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ExpnetError(f"unknown ExpNet loss {self.loss!r}: use one of {', '.join(LOSSES)}")
+        for name in ("hidden_size", "max_epochs", "patience", "batch_words", "feature_batch_size"):
+            require_whole(name, getattr(self, name))
+        require_number("dropout", self.dropout, 0, 1, open_high=True)
+        require_number("learning_rate", self.learning_rate, 0, open_low=True)
+        require_number("weight_decay", self.weight_decay, 0)
+        require_number("validation_fraction", self.validation_fraction, 0, 1, open_low=True, open_high=True)
+        require_number("focal_alpha", self.focal_alpha, 0, 1)
+        require_number("focal_gamma", self.focal_gamma, 0)
+        if not (
+            self.layers in ("last", "all")
+            or (
+                isinstance(self.layers, list | tuple)
+                and self.layers
+                and all(isinstance(i, int) and not isinstance(i, bool) for i in self.layers)
+            )
+        ):
+            raise ExpnetError(f"layers must be 'last', 'all' or a list of layer numbers, got {self.layers!r}")
 
     def to_dict(self) -> dict:
         data = asdict(self)
