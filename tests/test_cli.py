@@ -5,6 +5,7 @@ import json
 import pytest
 from transformers import BertConfig, BertModel
 
+from cli_helpers import assert_one_line_error, run_cli
 from expnet.cli.main import main
 from expnet.data import load_examples
 from expnet.explainers import get_explainer, list_explainers
@@ -12,18 +13,25 @@ from expnet.metrics.plausibility import plausibility, top_k_mask
 from expnet.models.classifier import Classifier
 
 
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def test_a_usage_mistake_is_one_line_pointing_at_help(capsys):
+    code, _, err = run_cli(capsys, "explain", "good")
+    assert_one_line_error(code, err, "expnet explain: error: the following arguments are required: --classifier")
+    code, _, err = run_cli(capsys, "explainers", "--bogus")
+    assert_one_line_error(code, err, "expnet: error: unrecognized arguments: --bogus (see 'expnet --help')")
+    code, _, err = run_cli(capsys, "nonsense")
+    assert_one_line_error(code, err, "invalid choice: 'nonsense'")
 
 
-def assert_one_line_error(code, err, fragment):
-    assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert fragment in lines[0], lines[0]
+def test_training_or_scoring_on_data_without_rationales_names_where_they_are(capsys, tiny_classifier_dir, tmp_path):
+    # Once this trained on nothing ("no examples") or scored an empty table.
+    bare = write_jsonl(tmp_path / "bare.jsonl", [{k: v for k, v in row.items() if k not in ("rationale", "rationales")} for row in TWELVE_ROWS])
+    code, _, err = run_cli(capsys, "train", "--task", f"{bare}={tiny_classifier_dir}", "--out", tmp_path / "e", "--include-wrong")
+    assert_one_line_error(code, err, "has no word rationales; give a file whose lines carry 'rationale'")
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", bare, "--explainers", "random", "--out", tmp_path / "r.json")
+    assert_one_line_error(code, err, "has no word rationales")
+    code, _, err = run_cli(capsys, "train", "--task", f"hatexplain={tiny_classifier_dir}", "--split", "train", "--out", tmp_path / "e")
+    assert_one_line_error(code, err, "hatexplain split 'train' carries no word rationales; use --split validation or test")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "r.json").exists()
 
 
 def write_jsonl(path, rows):

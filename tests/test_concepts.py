@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
+from cli_helpers import run_cli
 from conftest import VOCAB
-from expnet.cli.main import main
 from expnet.concepts import (
     directional_derivatives,
     read_texts,
@@ -190,12 +190,6 @@ def test_shipped_sets():
         assert 100 <= len(lines) <= 300 and all(line.strip() for line in lines)
         assert f"`{name}" in readme
     assert any("not" in text or "n't" in text for text in read_texts("negation"))
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def write_lines(path, texts):

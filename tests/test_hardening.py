@@ -6,27 +6,15 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cli_helpers import assert_one_line_error, run_cli
 from expnet.cli.main import main
 from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, fragment):
-    assert code == 2, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert fragment in lines[0], lines[0]
 
 
 def copy_classifier(source, folder):
@@ -486,6 +474,22 @@ def test_stdin_that_is_not_utf8_gets_one_line(capsys, monkeypatch, tiny_classifi
     assert_one_line_error(code, err, "not UTF-8")
 
 
+def test_stdin_read_as_a_terminal_reads_it_not_utf8_gets_one_line(capsys, monkeypatch, tiny_classifier_dir):
+    # Python's own stdin under a C or UTF-8 locale turns bad bytes into lone surrogates; the
+    # tokenizer then raised a TypeError traceback.
+    stdin = io.TextIOWrapper(io.BytesIO(b"good movie\ngood \xff movie\n"), encoding="utf-8", errors="surrogateescape")
+    monkeypatch.setattr("sys.stdin", stdin)
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random")
+    assert_one_line_error(code, err, "text 2 is not UTF-8 text (character 6)")
+
+
+def test_stdin_lines_drop_a_byte_order_mark_and_blank_lines(capsys, monkeypatch, tiny_classifier_dir):
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeffgood movie\n\n  \nbad\n"))
+    code, out, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "json")
+    assert code == 0, err
+    assert [e["words"] for e in json.loads(out)["explanations"]] == [["good", "movie"], ["bad"]]
+
+
 def test_a_data_file_that_cannot_be_opened_gets_one_line(capsys, monkeypatch, tiny_classifier_dir, tmp_path):
     import builtins
 
@@ -533,12 +537,8 @@ def test_a_broken_classifier_folder_gets_one_line(capsys, tiny_classifier_dir, t
 )
 def test_out_of_range_values_get_one_line(capsys, tiny_classifier_dir, toy_data, tmp_path, extra, fragment):
     argv = ["finetune", "--task", toy_data, "--backbone", tiny_classifier_dir, "--out", tmp_path / "clf", *extra]
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as refused:  # argparse's own "usage + error" for a value its type refuses
-        code = refused.code
-    err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err and fragment in err, err
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, fragment)  # argparse's refusals too: no usage block above
     assert not (tmp_path / "clf").exists()
 
 
@@ -926,3 +926,22 @@ def test_settings_refuse_numbers_out_of_range(settings, values, fragment):
     cls()  # the defaults pass
     with pytest.raises(ExpnetError, match=fragment):
         cls(**values)
+
+
+def test_an_output_whose_temporary_cannot_be_made_is_named_not_its_temporary(monkeypatch, tmp_path):
+    # A virtual or read-only folder (root passes os.access, then mkdtemp fails): the line names
+    # the path the user chose, never the hidden staging sibling.
+    from expnet.io import atomic_directory, atomic_write_text
+
+    def refuse(prefix, dir):
+        raise PermissionError(1, "Operation not permitted", str(Path(dir) / f"{prefix}abc"))
+
+    monkeypatch.setattr("expnet.io.tempfile.mkdtemp", refuse)
+    monkeypatch.setattr("expnet.io.tempfile.mkstemp", refuse)
+    with pytest.raises(ExpnetError, match=r"^cannot write .*/out: Operation not permitted; choose a folder") as refused:
+        with atomic_directory(tmp_path / "out"):
+            pytest.fail("no staging folder was made")
+    assert "staging" not in str(refused.value)
+    with pytest.raises(ExpnetError, match=r"^cannot write .*/r.json: Operation not permitted") as refused:
+        atomic_write_text(tmp_path / "r.json", "{}")
+    assert ".tmp-" not in str(refused.value)

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -37,15 +37,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to a temporary sibling ``.NAME.tmp-PID-*``, then rename it over ``path`` in
     one step; temporaries that killed writers left beside ``path`` are removed first."""
     path = write_target(Path(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for kind, pid, leftover in _leftovers(path):
-        if kind == "tmp" and not _running(pid):
-            leftover.unlink(missing_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for kind, pid, leftover in _leftovers(path):
+            if kind == "tmp" and not _running(pid):
+                leftover.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
-    except OSError as error:  # no room even for an empty file (blocks or inodes)
-        _refuse_full_disk(error, path)
-        raise
+    except OSError as error:
+        _refuse_uncreatable(error, path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -63,6 +62,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def _refuse_full_disk(error: BaseException, path: Path) -> None:
     if isinstance(error, OSError) and error.errno in _FULL:
         raise ExpnetError(f"no space left on device writing {path}; free space or choose another --out") from error
+
+
+def _refuse_uncreatable(error: OSError, path: Path) -> NoReturn:
+    """The one line for a temporary sibling of ``path`` that cannot be made: it names ``path``,
+    the user's choice, never the hidden temporary (a full disk, a read-only or virtual folder)."""
+    _refuse_full_disk(error, path)
+    raise ExpnetError(f"cannot write {path}: {error.strerror or error}; choose a folder you can write to") from error
 
 
 def write_target(path: Path) -> Path:
@@ -115,13 +121,12 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     (after a kill between two renames) a hidden sibling that ``recover_directory`` puts back.
     """
     target = write_target(Path(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    recover_directory(target)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover_directory(target)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-{os.getpid()}-", dir=target.parent))
     except OSError as error:
-        _refuse_full_disk(error, target)
-        raise
+        _refuse_uncreatable(error, target)
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; saved models are shared
     try:
         yield staging

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import expnet.data
 from expnet.data import RationaleExample, load_examples, task_name
+from expnet.data.registry import or_list
 from expnet.errors import ExpnetError
 from expnet.io import recover_directory, write_target
 from expnet.models.classifier import DTYPES, Classifier, check_labels
@@ -147,10 +148,23 @@ def load_limited(task: str, split: str | None, data_dir, purpose: str, max_examp
     return examples[:max_examples] if max_examples else examples
 
 
-def evaluation_examples(args: argparse.Namespace, classifier: Classifier) -> list[RationaleExample]:
+def require_rationales(examples: list[RationaleExample], task: str, split: str | None) -> None:
+    """Refuse data in which no example carries a word rationale (training or scoring on it
+    would have nothing to learn from or compare with), naming where the rationales are."""
+    if any(example.has_rationale for example in examples):
+        return
+    if data_file(task) is not None:
+        raise ExpnetError(f"{task} has no word rationales; give a file whose lines carry 'rationale' or 'rationales'")
+    with_rationales = expnet.data.get_task_spec(task).rationale_splits
+    raise ExpnetError(f"{task} split {split!r} carries no word rationales; use --split {or_list(with_rationales)}")
+
+
+def evaluation_examples(args: argparse.Namespace, classifier: Classifier, need_rationales: bool) -> list[RationaleExample]:
     """The first --max-examples of --data's --split (default: its evaluation split), checked
-    against the classifier's labels."""
+    against the classifier's labels (and to carry rationales, where the command scores them)."""
     examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
+    if need_rationales:
+        require_rationales(examples, args.data, args.split)
     check_labels(classifier, examples)
     return examples
 

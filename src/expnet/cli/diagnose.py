@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     out = common.check_out_folder(args, [args.classifier, common.data_file(args.data), args.expnet, args.data_dir])
     classifier = common.load_classifier(args.classifier, args)
-    examples = common.evaluation_examples(args, classifier)
+    examples = common.evaluation_examples(args, classifier, need_rationales=False)
     data, split = common.data_description(args)
     result = run_diagnostics(
         classifier, examples, out, settings, seed=args.seed, data=data, split=split, progress=True,

@@ -102,7 +102,7 @@ def run(args) -> int:
         raise ExpnetError(f"--html {args.html} is the --out file; give the page its own path")
     classifier = common.load_classifier(args.classifier, args)
     explainers, sources = build_explainers(args.explainers, args.batch_size, args.seed)
-    examples = common.evaluation_examples(args, classifier)
+    examples = common.evaluation_examples(args, classifier, need_rationales=True)
     if args.rationale_rate is not None:
         if not 0 < args.rationale_rate <= 1:
             raise ExpnetError(f"--rationale-rate {args.rationale_rate} must be in (0, 1]")

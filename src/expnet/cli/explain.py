@@ -45,14 +45,27 @@ def register(subparsers) -> None:
     common.add_model_options(parser)
 
 
+def stdin_texts() -> list[str]:
+    """stdin's lines as texts: a byte-order mark is not part of the first word, and blank lines
+    (a trailing one, gaps between paragraphs) are no texts, as corpus mode skips them."""
+    lines = [line.rstrip("\r\n") for line in sys.stdin]
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
+    return [line for line in lines if line.strip()]
+
+
 def read_texts(args) -> list[list[str]]:
-    texts = args.texts if args.texts else [line.rstrip("\n") for line in sys.stdin]
+    texts = args.texts if args.texts else stdin_texts()
     if not texts:
         raise ExpnetError("no text to explain: give TEXT arguments or lines on stdin")
     words = []
     for number, text in enumerate(texts, 1):
         if not text.strip():
             raise ExpnetError(f"text {number} is empty or blank: give at least one word to explain")
+        try:  # Python reads bytes that are not UTF-8 (stdin, arguments) as lone surrogates
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ExpnetError(f"text {number} is not UTF-8 text (character {error.start + 1}); save it as UTF-8") from None
         words.append(split_text(text))
     return words
 

@@ -17,10 +17,18 @@ from expnet.errors import ExpnetError, UnmeasuredWarning
 SUBCOMMANDS = ("finetune", "train", "explain", "evaluate", "explainers", "demo", "diagnose", "concepts", "benchmark")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming the fix, as every other mistake is (the
+    stock parser prints its whole usage block first, burying the error)."""
+
+    def error(self, message: str):  # type: ignore[override]  # never returns
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="expnet",
         description="Learned word-level explanations for transformer text classifiers.",
     )
