@@ -34,6 +34,19 @@ def test_training_or_scoring_on_data_without_rationales_names_where_they_are(cap
     assert not (tmp_path / "e").exists() and not (tmp_path / "r.json").exists()
 
 
+def test_options_that_would_be_recorded_but_unused_are_refused(capsys, tiny_classifier_dir, tmp_path):
+    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
+    evaluate = ["evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--out", tmp_path / "r.json"]
+    code, _, err = run_cli(capsys, *evaluate, "--top-k", "2", "--rationale-rate", "0.3")
+    assert_one_line_error(code, err, "not allowed with argument")
+    # Attention does not change with the class asked for: the scores would be labelled "explaining class0", falsely.
+    explain = ["explain", "--classifier", tiny_classifier_dir, "--target", "0", "good movie", "--explainer"]
+    code, _, err = run_cli(capsys, *explain, "raw_attention")
+    assert_one_line_error(code, err, "raw_attention's scores are the same for every class (it explains the attention)")
+    code, out, err = run_cli(capsys, *explain, "saliency")
+    assert code == 0 and "explaining class0" in out, err
+
+
 def write_jsonl(path, rows):
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
     return path

@@ -169,6 +169,17 @@ def test_unknown_formats_and_missing_columns_are_one_line_errors(tiny_classifier
         explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", text_field="body"))
 
 
+def test_a_damaged_parquet_input_is_one_line(tiny_classifier_dir, tmp_path):
+    whole = write_input(tmp_path, "parquet", corpus()).read_bytes()
+    cut, scrambled = tmp_path / "cut.parquet", tmp_path / "scrambled.parquet"
+    cut.write_bytes(whole[: len(whole) // 2])  # no footer: fails on opening
+    scrambled.write_bytes(whole[:4] + bytes(len(whole) // 2 - 4) + whole[len(whole) // 2 :])  # footer intact, pages not
+    for source in (cut, scrambled):
+        with pytest.raises(ExpnetError, match=f"--input {source} is not a readable Parquet file"):
+            explain_corpus(job(tiny_classifier_dir, source, tmp_path / f"{source.stem}.jsonl"))
+    assert not (tmp_path / ".cut.jsonl.parts").exists()  # refused before any work
+
+
 def test_resume_refuses_a_parts_folder_with_other_settings(tiny_classifier_dir, tmp_path):
     source = write_input(tmp_path, "jsonl", corpus())
     PartStore(tmp_path / "out.jsonl", {"batch_size": 8}).open()
@@ -197,6 +208,12 @@ def test_cli_corpus_mode(tiny_classifier_dir, tmp_path, capsys):
     assert main([*argv, "--output", str(out), "the movie"]) == 2
     assert main([*argv]) == 2
     assert "both --input FILE and --output FILE" in capsys.readouterr().err
+    # Options one mode reads are refused in the other, not ignored.
+    text_mode = ["explain", "--classifier", tiny_classifier_dir, "--explainer", "raw_attention", "the movie"]
+    assert main([*text_mode, "--engine", "ray", "--max-examples", "3"]) == 2
+    assert "--max-examples, --engine belong to corpus mode" in capsys.readouterr().err
+    assert main([*argv, "--output", str(tmp_path / "o.jsonl"), "--num-workers", "4"]) == 2
+    assert "--num-workers set up Ray workers; add --engine ray" in capsys.readouterr().err
 
 
 def test_ray_engine_without_ray_says_how_to_install_it(tiny_classifier_dir, tmp_path, monkeypatch):

@@ -723,10 +723,14 @@ def explain_args(classifier, out):
     return ["explain", "--classifier", classifier, "--explainer", "random", "--out", out, "good"]
 
 
+# What an earlier 'expnet explain --out' wrote: a later run may replace it without --overwrite.
+EARLIER_EXPLANATION = "[random] predicted class1 (p=0.500), explaining class1\n  old(0.100)\n"
+
+
 def test_a_symlinked_out_file_is_written_through_and_the_link_kept(capsys, tiny_classifier_dir, tmp_path):
     real = tmp_path / "real"
     real.mkdir()
-    (real / "out.txt").write_text("old")
+    (real / "out.txt").write_text(EARLIER_EXPLANATION)
     link = tmp_path / "link.txt"
     link.symlink_to(real / "out.txt")
     code, _, err = run_cli(capsys, *explain_args(tiny_classifier_dir, link))
@@ -767,7 +771,7 @@ def test_a_full_disk_gets_one_line_and_keeps_the_old_output(capsys, monkeypatch,
     import os
 
     out = tmp_path / "out.txt"
-    out.write_text("old")
+    out.write_text(EARLIER_EXPLANATION)
     real_fdopen = os.fdopen
 
     class FullDisk:
@@ -786,7 +790,7 @@ def test_a_full_disk_gets_one_line_and_keeps_the_old_output(capsys, monkeypatch,
     monkeypatch.setattr("expnet.io.os.fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
     code, _, err = run_cli(capsys, *explain_args(tiny_classifier_dir, out))
     assert_one_line_error(code, err, f"no space left on device writing {out}; free space or choose another --out")
-    assert out.read_text() == "old"
+    assert out.read_text() == EARLIER_EXPLANATION
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out.txt"]
 
 
@@ -945,3 +949,35 @@ def test_an_output_whose_temporary_cannot_be_made_is_named_not_its_temporary(mon
     with pytest.raises(ExpnetError, match=r"^cannot write .*/r.json: Operation not permitted") as refused:
         atomic_write_text(tmp_path / "r.json", "{}")
     assert ".tmp-" not in str(refused.value)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "html"])
+def test_an_output_file_replaces_an_earlier_output_but_not_someone_elses_file(capsys, tiny_classifier_dir, toy_data, tmp_path, fmt):
+    out = tmp_path / f"out.{'txt' if fmt == 'text' else fmt}"
+    out.write_text("my notes\n")
+    argv = [*explain_args(tiny_classifier_dir, out), "--format", fmt]
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, "is a file expnet did not write; give a new path, or pass --overwrite")
+    assert out.read_text() == "my notes\n"
+    for extra in (["--overwrite"], []):  # then its own output is replaced without asking
+        code, _, err = run_cli(capsys, *argv, *extra)
+        assert code == 0 and out.read_text() != "my notes\n", err
+    results = tmp_path / "r.json"
+    results.write_text('{"mine": 1}')
+    code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, results))
+    assert_one_line_error(code, err, "is a file expnet did not write")
+    assert run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, results), "--overwrite")[0] == 0
+    assert run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, results))[0] == 0
+
+
+def test_corpus_mode_never_replaces_a_file_beside_its_output(capsys, tiny_classifier_dir, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("good movie\nbad film\n")
+    output = tmp_path / "out.jsonl"
+    (tmp_path / "out.jsonl.meta.json").write_text('{"mine": 1}')
+    argv = ["explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--input", source, "--output", output]
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, "out.jsonl.meta.json is a file expnet did not write")
+    assert not output.exists()
+    assert run_cli(capsys, *argv, "--overwrite")[0] == 0
+    assert run_cli(capsys, *argv)[0] == 0  # its own output and sidecars: replaced

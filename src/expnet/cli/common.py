@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -236,9 +237,18 @@ def data_file(task: str | None) -> str | None:
     return None if task in expnet.data.TASKS else task
 
 
-def check_out_file(path: str | None, flag: str, inputs: Iterable[str | Path | None] = ()) -> Path | None:
+def add_overwrite_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace output files even if expnet did not write them (never an input)"
+    )
+
+
+def check_out_file(
+    path: str | Path | None, flag: str, inputs: Iterable[str | Path | None] = (), overwrite: bool = False
+) -> Path | None:
     """A file output (None when not asked for), refused before any work starts if it is a folder,
-    sits under a file, is one of the inputs or cannot be written."""
+    sits under a file, is one of the inputs, cannot be written, or is a file expnet did not write
+    (unless ``overwrite``): an explanation never replaces someone's notes."""
     if path is None:
         return None
     out, label = Path(path), f"{flag} {path}"
@@ -247,7 +257,39 @@ def check_out_file(path: str | None, flag: str, inputs: Iterable[str | Path | No
     write_target(out)  # a symbolic link to nothing is refused now, not after the work
     _refuse_inputs(out, label, inputs, nested=False)
     _require_writable(out, label)
+    if out.is_file() and not overwrite and not _is_expnet_file(out):
+        raise ExpnetError(f"{label} is a file expnet did not write; give a new path, or pass --overwrite to replace it")
     return out
+
+
+# The first line of a text explanation, and the keys of the first row of each JSON Lines output.
+_TEXT_OUTPUT = re.compile(r"\[[^\]\n]+\] predicted ")
+_JSONL_KEYS = ({"id", "words", "scores", "explainer"}, {"line", "id", "reason"})
+
+
+def _is_expnet_file(path: Path) -> bool:
+    """Whether ``path`` looks like an output of an expnet command (explanations as text, JSON,
+    HTML, Parquet or JSON Lines; evaluation results; corpus sidecars), so it may be replaced."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return b"expnet" in (pq.read_schema(path).metadata or {})
+        if path.stat().st_size == 0:
+            return True  # nothing to lose
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            head = handle.read(1 << 16)
+        if head.startswith("<!DOCTYPE html>"):
+            return '<meta name="generator" content="expnet">' in head
+        if _TEXT_OUTPUT.match(head):
+            return True
+        if path.suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(data, dict) and ("expnet_version" in data or {"explainers", "settings", "comparisons"} <= set(data))
+        first = json.loads(head.split("\n", 1)[0])
+        return isinstance(first, dict) and any(keys <= set(first) for keys in _JSONL_KEYS)
+    except Exception:  # noqa: BLE001 (unreadable or not ours in any way: not expnet's)
+        return False
 
 
 def _local_paths(inputs: Iterable[str | Path | None]) -> Iterator[tuple[str | Path, Path]]:

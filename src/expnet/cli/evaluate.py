@@ -26,13 +26,14 @@ def register(subparsers) -> None:
     parser.add_argument("--max-examples", type=common.positive_int, default=None)
     parser.add_argument("--batch-size", type=common.positive_int, default=16)
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority")
-    parser.add_argument(
+    selection = parser.add_mutually_exclusive_group()  # both given, one would be recorded but unused
+    selection.add_argument(
         "--rationale-rate",
         type=float,
         default=None,
         help="share of words the top-k binarisation selects (default: the rationale rate of the task's explainer-training split)",
     )
-    parser.add_argument(
+    selection.add_argument(
         "--top-k",
         type=common.positive_int,
         default=None,
@@ -46,6 +47,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--html", default=None, help="also write an HTML page with highlighted examples here")
     parser.add_argument("--html-examples", type=common.positive_int, default=8, help="examples shown in the HTML page (default 8)")
+    common.add_overwrite_file(parser)
     common.add_model_options(parser)
 
 
@@ -96,8 +98,8 @@ def build_explainers(spec: str, batch_size: int, seed: int) -> tuple[dict, dict[
 def run(args) -> int:
     common.start(args)
     inputs = [args.classifier, common.data_file(args.data), args.data_dir, *args.explainers.split(",")]
-    out = common.check_out_file(args.out, "--out", inputs)
-    page = common.check_out_file(args.html, "--html", inputs)
+    out = common.check_out_file(args.out, "--out", inputs, args.overwrite)
+    page = common.check_out_file(args.html, "--html", inputs, args.overwrite)
     if page is not None and page.resolve() == out.resolve():
         raise ExpnetError(f"--html {args.html} is the --out file; give the page its own path")
     classifier = common.load_classifier(args.classifier, args)

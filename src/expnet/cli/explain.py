@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from expnet.cli import common
 from expnet.corpus import CorpusJob, explain_corpus
 from expnet.corpus.runner import ENGINES
+from expnet.corpus.writers import sidecars
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.base import Explainer, Explanation
@@ -42,6 +44,7 @@ def register(subparsers) -> None:
     corpus.add_argument("--num-workers", type=common.positive_int, default=1, help="Ray actors, each with its own model copy")
     corpus.add_argument("--address", default=None, help="join this Ray cluster (default: start a local Ray)")
     corpus.add_argument("--gpus-per-worker", type=common.positive_float, default=None, help="GPUs each Ray actor reserves")
+    common.add_overwrite_file(parser)
     common.add_model_options(parser)
 
 
@@ -118,15 +121,36 @@ def warn_unscored(explanations: list[Explanation], max_length: int) -> None:
             )
 
 
+# Corpus-mode options and their defaults: given without --input they would be ignored, silently.
+CORPUS_OPTIONS = {"text_field": "text", "id_field": "id", "max_examples": None, "engine": "local"}
+RAY_OPTIONS = {"num_workers": 1, "address": None, "gpus_per_worker": None}
+
+
+# What a class-agnostic explainer's scores describe, for its refusal of --target.
+EXPLAINED = {"attention": "the attention", "readout state": "the readout state", "nothing": "nothing: its scores are random"}
+
+
+def _given(args, defaults: dict) -> list[str]:
+    return ["--" + name.replace("_", "-") for name, default in defaults.items() if getattr(args, name) != default]
+
+
 def run(args) -> int:
     common.start(args)
     if args.input or args.output:
         return run_corpus(args)
-    out = common.check_out_file(args.out, "--out", [args.classifier, args.explainer])
+    ignored = _given(args, CORPUS_OPTIONS | RAY_OPTIONS)
+    if ignored:
+        raise ExpnetError(f"{', '.join(ignored)} belong to corpus mode; give --input FILE and --output FILE, or leave them out")
+    out = common.check_out_file(args.out, "--out", [args.classifier, args.explainer], args.overwrite)
     words = read_texts(args)
     classifier = common.load_classifier(args.classifier, args)
     explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed)
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
+    if args.target is not None and not explainer.reads_the_target():
+        raise ExpnetError(
+            f"{explainer.name}'s scores are the same for every class (it explains {EXPLAINED.get(explainer.explains, explainer.explains)}): "
+            "--target would change only the label; leave it out, or pick an explainer of a logit or probability ('expnet explainers')"
+        )
     explanations = explainer.explain(classifier, words, targets, progress=args.progress or sys.stderr.isatty())
     warn_unscored(explanations, classifier.max_length)
     output = render(explanations, args.format, explainer, args.classifier)
@@ -142,7 +166,13 @@ def run_corpus(args) -> int:
         raise ExpnetError("corpus mode needs both --input FILE and --output FILE")
     if args.texts or args.out or args.target is not None or args.format != "text":
         raise ExpnetError("TEXT, --out, --target and --format are for texts on the command line; with --input, use --output")
-    output = common.check_out_file(args.output, "--output", [args.classifier, args.explainer, args.input])
+    ignored = _given(args, RAY_OPTIONS)
+    if ignored and args.engine != "ray":
+        raise ExpnetError(f"{', '.join(ignored)} set up Ray workers; add --engine ray, or leave them out")
+    inputs = [args.classifier, args.explainer, args.input]
+    output = common.check_out_file(args.output, "--output", inputs, args.overwrite)
+    for sidecar in sidecars(Path(args.output)):  # replaced at the end of the job: refused before its start
+        common.check_out_file(sidecar, "--output's companion file", inputs, args.overwrite)
     # The options are named after the job's fields; those without an option keep their defaults.
     options = {f.name: getattr(args, f.name) for f in fields(CorpusJob) if f.name != "output" and hasattr(args, f.name)}
     job = CorpusJob(**options, output=output)

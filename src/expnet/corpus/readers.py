@@ -89,9 +89,7 @@ def count_rows(path: str | Path) -> int:
     path = Path(path)
     fmt = input_format(path)
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
+        return _parquet_file(path).metadata.num_rows
     lines, last = 0, b"\n"
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):
@@ -160,12 +158,19 @@ def _csv_rows(path: Path, text_field: str, id_field: str):
 
 def _parquet_rows(path: Path, text_field: str, id_field: str):
     """Rows of a parquet file, read in pyarrow batches of the two columns only."""
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
-    file = pq.ParquetFile(path)
+    file = _parquet_file(path)
     _require_columns(file.schema_arrow.names, path, text_field, id_field)
     number = 0
-    for batch in file.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=[id_field, text_field]):
+    batches = file.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=[id_field, text_field])
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as error:  # a damaged page past the footer
+            raise _unreadable_parquet(path, error) from None
+        if batch is None:
+            return
         for row_id, text in zip(batch.column(id_field).to_pylist(), batch.column(text_field).to_pylist(), strict=True):
             number += 1
             row_id = _id(row_id)
@@ -174,6 +179,22 @@ def _parquet_rows(path: Path, text_field: str, id_field: str):
                 yield number, row_id, BadRow(number, row_id, f"missing field {field!r}")
             else:
                 yield number, row_id, text
+
+
+def _parquet_file(path: Path):
+    """``path`` opened as Parquet, or one line saying it is not (damaged, cut short, another format)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise _unreadable_parquet(path, error) from None
+
+
+def _unreadable_parquet(path: Path, error: Exception) -> ExpnetError:
+    reason = (str(error).splitlines() or [type(error).__name__])[0][:160]
+    return ExpnetError(f"--input {path} is not a readable Parquet file ({reason}); check the file, or rewrite it")
 
 
 def _require_columns(columns: list[str], path: Path, text_field: str, id_field: str) -> None:

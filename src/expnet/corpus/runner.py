@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from expnet.corpus.job import CorpusJob
-from expnet.corpus.readers import BadRow, Chunk, chunked, count_rows, input_format, read_rows
+from expnet.corpus.readers import BadRow, Chunk, chunked, count_rows, read_rows
 from expnet.corpus.writers import PartStore, output_format
 from expnet.errors import ExpnetError
 
@@ -40,7 +40,7 @@ def explain_corpus(
     started = time.perf_counter()
     if engine not in ENGINES:
         raise ExpnetError(f"unknown engine {engine!r}: give one of {', '.join(ENGINES)}")
-    input_format(job.input)
+    total = count_rows(job.input)  # reads a Parquet footer: a damaged file is refused before any work
     output_format(job.output)
     if engine == "ray":
         from expnet.corpus.ray_engine import import_ray
@@ -50,7 +50,6 @@ def explain_corpus(
     classifier, explainer = job.load()
     store = PartStore(job.output, job.settings(explainer))
     done, done_rows = store.open()
-    total = count_rows(job.input)
     total = min(total, job.max_examples) if job.max_examples else total
     counts = {"bad": 0, "new": 0}
     with store.errors_file() as errors, tqdm(

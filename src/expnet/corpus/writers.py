@@ -88,6 +88,11 @@ def table_from_bytes(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
+def sidecars(output: Path) -> tuple[Path, Path]:
+    """The files written beside ``output``: its bad rows, and (for JSONL) its settings."""
+    return output.with_name(f"{output.name}.errors.jsonl"), output.with_name(f"{output.name}.meta.json")
+
+
 class PartStore:
     """The parts folder of one output: resume state, parts, bad rows, and the final join."""
 
@@ -96,7 +101,7 @@ class PartStore:
         self.format = output_format(self.output)
         self.settings = strict_json(settings)
         self.folder = self.output.with_name(f".{self.output.name}.parts")
-        self.errors_path = self.output.with_name(f"{self.output.name}.errors.jsonl")
+        self.errors_path, self.meta_path = sidecars(self.output)
 
     def open(self) -> tuple[set[int], int]:
         """Start or resume: the chunks already written, and their rows. A folder left by a job with
@@ -143,7 +148,7 @@ class PartStore:
                 for part in self._parts():
                     for batch in pq.ParquetFile(part).iter_batches():
                         handle.writelines(json.dumps(strict_json(row), allow_nan=False) + "\n" for row in batch.to_pylist())
-            atomic_write_json(self.output.with_name(f"{self.output.name}.meta.json"), self.settings)
+            atomic_write_json(self.meta_path, self.settings)
         os.replace(tmp, self.output)
         os.replace(self.folder / "errors.jsonl", self.errors_path)
         shutil.rmtree(self.folder)

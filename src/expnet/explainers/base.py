@@ -173,6 +173,12 @@ class Explainer(ABC):
         self.seed = seed
 
     @classmethod
+    def reads_the_target(cls) -> bool:
+        """Whether the scores depend on the class explained: attention, a readout state or
+        nothing is the same whichever class is asked for."""
+        return cls.explains in ("logit", "probability")
+
+    @classmethod
     def info(cls) -> ExplainerInfo:
         defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
         return ExplainerInfo(cls.name, cls.family, cls.cost, cls.signed, cls.explains, cls.default_budget.format(**defaults))

@@ -88,7 +88,7 @@ def page(title: str, body: str) -> str:
         "<span><u>underlined</u>: human rationale</span></p>"
     )
     return (
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="generator" content="expnet"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{legend}{body}</body></html>\n"
     )
 
