@@ -47,6 +47,15 @@ def test_options_that_would_be_recorded_but_unused_are_refused(capsys, tiny_clas
     assert code == 0 and "explaining class0" in out, err
 
 
+def test_evaluate_shows_progress_on_a_terminal_or_when_asked(capsys, tiny_classifier_dir, tmp_path):
+    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
+    evaluate = ["evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--batch-size", "1"]
+    code, _, err = run_cli(capsys, *evaluate, "--out", tmp_path / "a.json")  # stderr is a pipe here
+    assert code == 0 and "it/s" not in err, err
+    code, _, err = run_cli(capsys, *evaluate, "--out", tmp_path / "b.json", "--progress")
+    assert code == 0 and "random:" in err and "/12" in err, err
+
+
 def write_jsonl(path, rows):
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
     return path

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -235,6 +236,19 @@ def check_out_folder(args: argparse.Namespace, inputs: Iterable[str | Path | Non
 def data_file(task: str | None) -> str | None:
     """The path a --task/--data value reads, or None for a built-in task (a name, not a path)."""
     return None if task in expnet.data.TASKS else task
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show a progress bar on stderr even when it is not a terminal (default: only on a terminal; never for one batch)",
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """A bar on a terminal, or when asked: a log file or pipe would fill with carriage returns."""
+    return args.progress or sys.stderr.isatty()
 
 
 def add_overwrite_file(parser: argparse.ArgumentParser) -> None:

@@ -48,6 +48,7 @@ def register(subparsers) -> None:
     parser.add_argument("--html", default=None, help="also write an HTML page with highlighted examples here")
     parser.add_argument("--html-examples", type=common.positive_int, default=8, help="examples shown in the HTML page (default 8)")
     common.add_overwrite_file(parser)
+    common.add_progress(parser)
     common.add_model_options(parser)
 
 
@@ -111,7 +112,7 @@ def run(args) -> int:
         rate, source = args.rationale_rate, "--rationale-rate"
     else:
         rate, source = default_rate(args.data, args.data_dir, args.gold_rule, examples)
-    result = evaluate(classifier, examples, explainers, rate, args.gold_rule, args.batch_size, progress=True, top_k=args.top_k, unit=args.unit)
+    result = evaluate(classifier, examples, explainers, rate, args.gold_rule, args.batch_size, progress=common.show_progress(args), top_k=args.top_k, unit=args.unit)
     data, split = common.data_description(args)
     result.settings = {
         "classifier": str(args.classifier),

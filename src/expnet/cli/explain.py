@@ -28,11 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="write here instead of stdout (written atomically)")
     parser.add_argument("--target", default=None, help="class to explain, index or name (default: the predicted class)")
     parser.add_argument("--batch-size", type=common.positive_int, default=16)
-    parser.add_argument(
-        "--progress",
-        action="store_true",
-        help="show a progress bar on stderr even when it is not a terminal (default: only on a terminal; never for one batch)",
-    )
+    common.add_progress(parser)
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to explain; none: read one per line from stdin")
     corpus = parser.add_argument_group("corpus mode (--input and --output: a whole file, streamed and resumable)")
     corpus.add_argument("--input", default=None, help="a .txt (one text a line), .jsonl, .csv or .parquet file")
@@ -151,7 +147,7 @@ def run(args) -> int:
             f"{explainer.name}'s scores are the same for every class (it explains {EXPLAINED.get(explainer.explains, explainer.explains)}): "
             "--target would change only the label; leave it out, or pick an explainer of a logit or probability ('expnet explainers')"
         )
-    explanations = explainer.explain(classifier, words, targets, progress=args.progress or sys.stderr.isatty())
+    explanations = explainer.explain(classifier, words, targets, progress=common.show_progress(args))
     warn_unscored(explanations, classifier.max_length)
     output = render(explanations, args.format, explainer, args.classifier)
     if out:
@@ -176,7 +172,7 @@ def run_corpus(args) -> int:
     # The options are named after the job's fields; those without an option keep their defaults.
     options = {f.name: getattr(args, f.name) for f in fields(CorpusJob) if f.name != "output" and hasattr(args, f.name)}
     job = CorpusJob(**options, output=output)
-    progress = args.progress or sys.stderr.isatty()
+    progress = common.show_progress(args)
     summary = explain_corpus(job, args.engine, args.num_workers, args.address, args.gpus_per_worker, progress=progress)
     resumed = f" ({summary.resumed_rows} from an earlier run)" if summary.resumed_rows else ""
     print(
