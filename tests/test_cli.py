@@ -17,7 +17,7 @@ def test_a_usage_mistake_is_one_line_pointing_at_help(capsys):
     code, _, err = run_cli(capsys, "explain", "good")
     assert_one_line_error(code, err, "expnet explain: error: the following arguments are required: --classifier")
     code, _, err = run_cli(capsys, "explainers", "--bogus")
-    assert_one_line_error(code, err, "expnet: error: unrecognized arguments: --bogus (see 'expnet --help')")
+    assert_one_line_error(code, err, "expnet explainers: error: unrecognized arguments: --bogus (see 'expnet explainers --help')")
     code, _, err = run_cli(capsys, "nonsense")
     assert_one_line_error(code, err, "invalid choice: 'nonsense'")
 

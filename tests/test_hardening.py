@@ -593,10 +593,8 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_staging(capsys, monkeypatch, 
         return 0
 
     previous = signal.getsignal(signal.SIGTERM)
-    parser = cli_main.build_parser()
-    monkeypatch.setattr(cli_main, "build_parser", lambda: parser)
-    args = parser.parse_args(["explainers"])
-    monkeypatch.setattr(parser, "parse_args", lambda argv: args)
+    args = cli_main.parse(["explainers"])
+    monkeypatch.setattr(cli_main, "parse", lambda argv: args)
     monkeypatch.setattr(args, "func", killed_mid_write)
     code, _, err = run_cli(capsys, "explainers")
     assert code == 143 and "terminated" in err

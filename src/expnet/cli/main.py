@@ -39,6 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; an unknown option is reported by its subcommand's parser, so the line
+    points at that command's --help (argparse would name the top-level one)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a plain ``kill``, a job scheduler's stop), unwound like Ctrl-C."""
 
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
         warnings.filterwarnings("ignore", category=FutureWarning)
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
         name = f"expnet {args.command}"
         with sigterm_unwinds(), warnings.catch_warnings():
             warnings.simplefilter("default", UnmeasuredWarning)  # shown once, whatever filters the caller set
