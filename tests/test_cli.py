@@ -40,20 +40,16 @@ def test_options_that_would_be_recorded_but_unused_are_refused(capsys, tiny_clas
     code, _, err = run_cli(capsys, *evaluate, "--top-k", "2", "--rationale-rate", "0.3")
     assert_one_line_error(code, err, "not allowed with argument")
     # Attention does not change with the class asked for: the scores would be labelled "explaining class0", falsely.
-    explain = ["explain", "--classifier", tiny_classifier_dir, "--target", "0", "good movie", "--explainer"]
-    code, _, err = run_cli(capsys, *explain, "raw_attention")
-    assert_one_line_error(code, err, "raw_attention's scores are the same for every class (it explains the attention)")
-    code, out, err = run_cli(capsys, *explain, "saliency")
-    assert code == 0 and "explaining class0" in out, err
-
-
-def test_evaluate_shows_progress_on_a_terminal_or_when_asked(capsys, tiny_classifier_dir, tmp_path):
-    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
-    evaluate = ["evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--batch-size", "1"]
-    code, _, err = run_cli(capsys, *evaluate, "--out", tmp_path / "a.json")  # stderr is a pipe here
-    assert code == 0 and "it/s" not in err, err
-    code, _, err = run_cli(capsys, *evaluate, "--out", tmp_path / "b.json", "--progress")
-    assert code == 0 and "random:" in err and "/12" in err, err
+    explain = ["explain", "--classifier", tiny_classifier_dir, "good movie", "--explainer"]
+    code, out, err = run_cli(capsys, *explain, "raw_attention")
+    predicted = out.split("predicted ")[1].split(" ")[0]
+    other = next(name for name in ("class0", "class1") if name != predicted)
+    code, _, err = run_cli(capsys, *explain, "raw_attention", "--target", other)
+    assert_one_line_error(code, err, f"raw_attention's scores are the same for every class (it explains the attention), so they cannot explain {other}")
+    code, out, err = run_cli(capsys, *explain, "raw_attention", "--target", predicted)  # the prediction: honest
+    assert code == 0 and f"explaining {predicted}" in out, err
+    code, out, err = run_cli(capsys, *explain, "saliency", "--target", other)
+    assert code == 0 and f"explaining {other}" in out, err
 
 
 def write_jsonl(path, rows):

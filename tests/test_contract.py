@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from architectures import budgets_for
+from expnet.errors import ExpnetError
 from expnet.explainers import explainer_names, get_explainer
 from expnet.explainers.registry import PRETRAINED, pretrained_folder
 from expnet.models.classifier import Classifier
@@ -69,6 +70,12 @@ def test_same_seed_same_scores_whatever_the_batch(name, classifier):
 @pytest.mark.parametrize("name", NAMES)
 def test_explicit_targets(name, classifier):
     explainer = make(name)
+    if not explainer.reads_the_target():  # the same scores for every class: only the prediction's
+        predictions = [e.prediction for e in explainer.explain(classifier, TEXTS)]
+        assert [e.target for e in explainer.explain(classifier, TEXTS, targets=predictions)] == predictions
+        with pytest.raises(ExpnetError, match="scores are the same for every class"):
+            explainer.explain(classifier, TEXTS, targets=[1 - p for p in predictions])
+        return
     by_target = {t: explainer.explain(classifier, TEXTS, targets=[t] * len(TEXTS)) for t in (0, 1)}
     for target, explanations in by_target.items():
         assert [e.target for e in explanations] == [target] * len(TEXTS)

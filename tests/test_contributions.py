@@ -336,7 +336,12 @@ def test_unsupported_architecture_gets_one_line(tmp_path):
 @pytest.mark.parametrize("name", CONTRIBUTION)
 def test_only_logit_explainers_depend_on_the_target(deep_bert, name):
     explainer = get_explainer(name)
-    zero = explainer.explain(deep_bert, TEXTS, targets=[0, 0, 0])
-    one = explainer.explain(deep_bert, TEXTS, targets=[1, 1, 1])
-    same = all(np.allclose(a.scores, b.scores) for a, b in zip(zero, one, strict=True))
-    assert same == (explainer.info().explains != "logit")
+    predictions = [e.prediction for e in explainer.explain(deep_bert, TEXTS)]
+    others = [1 - p for p in predictions]
+    if explainer.info().explains != "logit":  # a readout state: the same for every class
+        with pytest.raises(ExpnetError, match="scores are the same for every class"):
+            explainer.explain(deep_bert, TEXTS, targets=others)
+        return
+    asked = explainer.explain(deep_bert, TEXTS, targets=predictions)
+    other = explainer.explain(deep_bert, TEXTS, targets=others)
+    assert not all(np.allclose(a.scores, b.scores) for a, b in zip(asked, other, strict=True))

@@ -173,13 +173,20 @@ def test_rollout_word_scores_leave_out_special_tokens(tiny_classifier):
 
 
 @pytest.mark.parametrize("name", EXPLAINERS)
-def test_explicit_target_changes_gradient_methods_only(tiny_classifier, name):
+def test_explicit_target_changes_gradient_methods_and_is_refused_by_the_others(tiny_classifier, name):
+    # Attention is the same whichever class is asked for: such an explainer explains the
+    # prediction or refuses, never labels its scores as another class's.
     explainer = get_explainer(name)
-    zero = explainer.explain(tiny_classifier, TEXTS[:2], targets=[0, 0])
-    one = explainer.explain(tiny_classifier, TEXTS[:2], targets=[1, 1])
-    assert [e.target for e in one] == [1, 1]
-    same = all(np.allclose(a.scores, b.scores) for a, b in zip(zero, one, strict=True))
-    assert same == (explainer.explains == "attention")
+    predictions = [e.prediction for e in explainer.explain(tiny_classifier, TEXTS[:2])]
+    others = [1 - p for p in predictions]
+    if explainer.explains == "attention":
+        with pytest.raises(ExpnetError, match="scores are the same for every class"):
+            explainer.explain(tiny_classifier, TEXTS[:2], targets=others)
+        return
+    asked = explainer.explain(tiny_classifier, TEXTS[:2], targets=predictions)
+    other = explainer.explain(tiny_classifier, TEXTS[:2], targets=others)
+    assert [e.target for e in other] == others
+    assert not all(np.allclose(a.scores, b.scores) for a, b in zip(asked, other, strict=True))
 
 
 # --- models without attention ------------------------------------------------------------------
@@ -277,3 +284,15 @@ def test_attnlrp_uniform_rule_on_attention_projections(tiny_classifier):
             assert torch.equal(out, nn.functional.linear(x, projection.weight, projection.bias))
             (grad,) = torch.autograd.grad(out.sum(), x)
             assert torch.allclose(grad, factor * projection.weight.sum(0).expand_as(x))
+
+
+def test_a_class_agnostic_explainer_refuses_a_target_other_than_the_prediction(tiny_classifier):
+    # Library callers too: the same scores labelled as another class's would be silently wrong.
+    texts = [["good", "movie"], ["bad", "film", "indeed"]]
+    [first, second] = get_explainer("raw_attention").explain(tiny_classifier, texts)
+    predictions = [first.prediction, second.prediction]
+    again = get_explainer("raw_attention").explain(tiny_classifier, texts, targets=predictions)
+    np.testing.assert_allclose(again[0].scores, first.scores)
+    with pytest.raises(ExpnetError, match="raw_attention's scores are the same for every class"):
+        get_explainer("raw_attention").explain(tiny_classifier, texts, targets=[predictions[0], 1 - predictions[1]])
+    get_explainer("saliency").explain(tiny_classifier, texts, targets=[1 - p for p in predictions])  # reads the class

@@ -154,7 +154,7 @@ def _edit(config: dict, path: str, value) -> dict:
         ("features.head_pooling", "loudest", "unknown head pooling"),
         ("feature_names", None, "corrupt or incompatible"),
         ("feature_names", ["a"], "feature_names do not match"),
-        ("threshold", "high", "threshold must be a number from 0 to 1"),
+        ("threshold", "high", r"threshold must be a number in \[0, 1\]"),
         ("training.bogus", 1, "unknown training setting"),
         ("training.dropout", 2.0, "dropout"),
     ],

@@ -221,7 +221,7 @@ def test_a_broken_perplexity_window_is_refused(tiny_classifier, tmp_path):
     for broken in (0, -3, 2.5, "ten", True):
         config["history"]["perplexity_window"] = broken
         (folder / "config.json").write_text(json.dumps(config))
-        with pytest.raises(ExpnetError, match="perplexity_window must be a whole number"):
+        with pytest.raises(ExpnetError, match=r"perplexity_window \(words, or null\) must be a whole number"):
             get_explainer(str(folder))
     config["history"]["perplexity_window"] = None  # no window: texts counted whole
     (folder / "config.json").write_text(json.dumps(config))

@@ -2,6 +2,8 @@
 the warning for results nobody has measured; and the checks of numeric settings that raise the
 error, so that every constructor refuses a bad number in the same words."""
 
+import math
+
 
 class ExpnetError(Exception):
     """Bad input or state, with a message that says what is wrong and how to fix it."""
@@ -12,21 +14,18 @@ class UnmeasuredWarning(UserWarning):
     trained on): printed by the CLI as one warning line, never an error."""
 
 
-def require_whole(name: str, value: object, minimum: int = 1) -> None:
-    """Refuse a setting that is not a whole number >= ``minimum`` (True is not a number here)."""
+def require_whole(name: str, value: object, minimum: int = 1) -> int:
+    """``value``, refused if it is not a whole number >= ``minimum`` (True is not a number here)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ExpnetError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return value
 
 
 def require_number(
     name: str, value: object, low: float, high: float = float("inf"), *, open_low: bool = False, open_high: bool = False
 ) -> None:
     """Refuse a setting that is not a finite number in [low, high] (an open end excludes it)."""
-    ok = (
-        not isinstance(value, bool) and isinstance(value, int | float) and value == value and abs(value) != float("inf")
-    )
-    if ok:
-        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
-    if not ok:
+    number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not (number and (low < value if open_low else low <= value) and (value < high if open_high else value <= high)):  # type: ignore[operator]
         interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high or high == float('inf') else ']'}"
         raise ExpnetError(f"{name} must be a number in {interval}, got {value!r}")

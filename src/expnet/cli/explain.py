@@ -122,10 +122,6 @@ CORPUS_OPTIONS = {"text_field": "text", "id_field": "id", "max_examples": None, 
 RAY_OPTIONS = {"num_workers": 1, "address": None, "gpus_per_worker": None}
 
 
-# What a class-agnostic explainer's scores describe, for its refusal of --target.
-EXPLAINED = {"attention": "the attention", "readout state": "the readout state", "nothing": "nothing: its scores are random"}
-
-
 def _given(args, defaults: dict) -> list[str]:
     return ["--" + name.replace("_", "-") for name, default in defaults.items() if getattr(args, name) != default]
 
@@ -142,11 +138,6 @@ def run(args) -> int:
     classifier = common.load_classifier(args.classifier, args)
     explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed)
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
-    if args.target is not None and not explainer.reads_the_target():
-        raise ExpnetError(
-            f"{explainer.name}'s scores are the same for every class (it explains {EXPLAINED.get(explainer.explains, explainer.explains)}): "
-            "--target would change only the label; leave it out, or pick an explainer of a logit or probability ('expnet explainers')"
-        )
     explanations = explainer.explain(classifier, words, targets, progress=common.show_progress(args))
     warn_unscored(explanations, classifier.max_length)
     output = render(explanations, args.format, explainer, args.classifier)

@@ -208,12 +208,11 @@ class Explainer(ABC):
         progress: bool = False,
     ) -> list[Explanation]:
         """Explain texts (raw strings are split on whitespace) for target classes."""
-        from expnet.errors import ExpnetError  # local: this method's checks are the only user of it here
+        from expnet.errors import ExpnetError, require_whole  # local: this method's checks are their only user here
 
         if isinstance(texts, str):  # iterating it would explain each character as a text
             raise ExpnetError("texts is one string; pass a list of texts, e.g. explain(classifier, [text])")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ExpnetError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        require_whole("batch_size", self.batch_size)
         all_words = [split_text(t) if isinstance(t, str) else list(t) for t in texts]
         if targets is not None and len(targets) != len(all_words):
             raise ValueError(f"{len(targets)} targets for {len(all_words)} texts")
@@ -226,9 +225,30 @@ class Explainer(ABC):
             if targets is not None:
                 chunk_targets = torch.tensor([classifier.label_id(targets[i]) for i in indices], device=classifier.device)
             attribution = self.explain_batch(classifier, batch, chunk_targets)
+            if chunk_targets is not None and not self.reads_the_target():
+                self._refuse_another_class(classifier, attribution.logits.detach().float(), chunk_targets)
             for i, explanation in zip(indices, self._unbatch(classifier, batch, attribution, chunk_targets), strict=True):
                 results[i] = explanation
         return [results[i] for i in range(len(all_words))]
+
+    def _refuse_another_class(self, classifier, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Scores that do not depend on the class explain the prediction at most: labelling them
+        as another class's would be a silently wrong answer. A target within rounding of the top
+        logit counts as the prediction (a near tie can flip between two passes over a text)."""
+        from expnet.errors import ExpnetError
+
+        predictions = logits.argmax(-1)
+        gap = logits.max(-1).values - logits.gather(-1, targets.to(logits.device)[:, None])[:, 0]
+        other = (gap > 1e-4).nonzero()
+        if len(other):
+            i = int(other[0])
+            what = "nothing" if self.explains == "nothing" else f"the {self.explains}"
+            raise ExpnetError(
+                f"{self.name}'s scores are the same for every class (it explains {what}), so they cannot "
+                f"explain {classifier.label_names[int(targets[i])]} where the prediction is "
+                f"{classifier.label_names[int(predictions[i])]}; leave the target out, or use an explainer of a logit "
+                "or probability ('expnet explainers')"
+            )
 
     def _unbatch(self, classifier, batch, attribution, targets) -> list[Explanation]:
         logits = attribution.logits.detach().float().cpu()

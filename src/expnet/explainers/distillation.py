@@ -21,7 +21,7 @@ import torch
 from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
-from expnet.errors import ExpnetError
+from expnet.errors import ExpnetError, require_whole
 from expnet.explainers.base import Explainer
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.explainers.registry import get_explainer
@@ -49,8 +49,7 @@ class TeacherSettings:
             raise ExpnetError("give at least one teacher explainer, e.g. saliency")
         if not self.sharpness > 0:
             raise ExpnetError(f"teacher sharpness must be > 0, got {self.sharpness!r}")
-        if isinstance(self.max_texts, bool) or not isinstance(self.max_texts, int) or self.max_texts < 1:
-            raise ExpnetError(f"max unlabelled texts must be a whole number >= 1, got {self.max_texts!r}")
+        require_whole("max unlabelled texts", self.max_texts)
 
     def to_dict(self) -> dict:
         return {"teachers": list(self.teachers), "sharpness": self.sharpness, "max_texts": self.max_texts}

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from expnet.data.records import RationaleExample
-from expnet.errors import ExpnetError, UnmeasuredWarning
+from expnet.errors import ExpnetError, UnmeasuredWarning, require_number, require_whole
 from expnet.explainers.base import BatchAttribution, Explainer, Explanation, TextLike
 from expnet.io import atomic_directory, recover_directory
 from expnet.models.classifier import Classifier
@@ -63,11 +63,7 @@ CONFIG_KEYS = (
 def _check_config_keys(folder: Path, config: dict) -> None:
     """Refuse a config.json from a newer expnet, or one with keys no expnet writes (a hand edit
     or another tool): loading it anyway could mean something it does not say."""
-    version = config.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ExpnetError(
-            f"{folder}/{CONFIG_NAME}: format_version must be a whole number >= 1 (got {version!r}); retrain it with 'expnet train'"
-        )
+    version = require_whole(f"{folder}/{CONFIG_NAME}: format_version", config.get("format_version"))
     if version > FORMAT_VERSION:
         raise ExpnetError(
             f"{folder} is an ExpNet of format_version {version}, newer than this expnet reads ({FORMAT_VERSION}); upgrade expnet"
@@ -268,12 +264,11 @@ class ExpNetExplainer(Explainer):
             )
         settings = ExpNetSettings(**training)
         threshold = overrides.pop("threshold", config.get("threshold", 0.5))
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
-            raise ExpnetError(f"threshold must be a number from 0 to 1, got {threshold!r}")
+        require_number("threshold", threshold, 0, 1)
         history = config.get("history", {})
         window = history.get("perplexity_window")
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
-            raise ExpnetError(f"{folder}/{CONFIG_NAME}: perplexity_window must be a whole number of words >= 1 or null (got {window!r}); retrain it with 'expnet train'")
+        if window is not None:
+            require_whole(f"{folder}/{CONFIG_NAME}: perplexity_window (words, or null)", window)
         trained_on = history.get("classifiers")
         if trained_on is not None and not (
             isinstance(trained_on, list)

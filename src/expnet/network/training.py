@@ -79,14 +79,8 @@ class ExpNetSettings:
         require_number("validation_fraction", self.validation_fraction, 0, 1, open_low=True, open_high=True)
         require_number("focal_alpha", self.focal_alpha, 0, 1)
         require_number("focal_gamma", self.focal_gamma, 0)
-        if not (
-            self.layers in ("last", "all")
-            or (
-                isinstance(self.layers, list | tuple)
-                and self.layers
-                and all(isinstance(i, int) and not isinstance(i, bool) for i in self.layers)
-            )
-        ):
+        listed = isinstance(self.layers, list | tuple) and all(type(i) is int for i in self.layers)
+        if self.layers not in ("last", "all") and not (listed and self.layers):
             raise ExpnetError(f"layers must be 'last', 'all' or a list of layer numbers, got {self.layers!r}")
 
     def to_dict(self) -> dict:
