@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from expnet.errors import ExpnetError
 from expnet.explainers import explainer_names, get_explainer
 from expnet.models.attention import forward_with_attentions
 from expnet.models.gradients import attention_gradients
@@ -213,9 +214,11 @@ def test_matrices_match_the_definitions(tiny_classifier):
 def test_grad_variants_follow_the_target_and_plain_ones_do_not(tiny_classifier):
     plain = get_explainer("attention_shapley_mutual")
     grad = get_explainer("attention_shapley_mutual_grad")
-    p0, p1 = (plain.explain(tiny_classifier, TEXTS[:2], [t, t]) for t in (0, 1))
-    g0, g1 = (grad.explain(tiny_classifier, TEXTS[:2], [t, t]) for t in (0, 1))
-    np.testing.assert_allclose(p0[0].scores, p1[0].scores)
+    predictions = [e.prediction for e in plain.explain(tiny_classifier, TEXTS[:2])]
+    others = [1 - p for p in predictions]
+    with pytest.raises(ExpnetError, match="scores are the same for every class"):  # plain: no class to follow
+        plain.explain(tiny_classifier, TEXTS[:2], others)
+    g0, g1 = (grad.explain(tiny_classifier, TEXTS[:2], t) for t in (predictions, others))
     assert not np.allclose(g0[0].scores, g1[0].scores)
 
 
