@@ -169,6 +169,25 @@ def test_unknown_formats_and_missing_columns_are_one_line_errors(tiny_classifier
         explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", text_field="body"))
 
 
+def test_a_jsonl_input_without_the_fields_or_an_empty_input_is_refused_before_any_work(tiny_classifier_dir, tmp_path):
+    source = write_input(tmp_path, "jsonl", corpus())
+    with pytest.raises(ExpnetError, match="none of its first 13 rows has 'body' \\(--text-field\\); their fields: id, text"):
+        explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", text_field="body"))
+    with pytest.raises(ExpnetError, match="has 'key' \\(--id-field\\); their fields: id, text"):
+        explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", id_field="key"))
+    assert not (tmp_path / ".out.jsonl.parts").exists()
+    # One row with the field is enough: the others are bad rows, as before.
+    source.write_text('{"id": 1}\n{"id": 2, "text": "good fun"}\n{"id": 3, "text": "not JSON\n')
+    summary = explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl"))
+    assert (summary.rows, summary.bad_rows) == (1, 2)
+    reasons = [e["reason"] for e in read_jsonl(tmp_path / "out.jsonl.errors.jsonl")]
+    assert reasons[0] == "missing field 'text'" and reasons[1].startswith("not JSON: Unterminated string")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ExpnetError, match="empty.csv is empty: give a file with one text per row"):
+        explain_corpus(job(tiny_classifier_dir, empty, tmp_path / "e.jsonl"))
+
+
 def test_a_damaged_parquet_input_is_one_line(tiny_classifier_dir, tmp_path):
     whole = write_input(tmp_path, "parquet", corpus()).read_bytes()
     cut, scrambled = tmp_path / "cut.parquet", tmp_path / "scrambled.parquet"
@@ -185,6 +204,18 @@ def test_resume_refuses_a_parts_folder_with_other_settings(tiny_classifier_dir, 
     PartStore(tmp_path / "out.jsonl", {"batch_size": 8}).open()
     with pytest.raises(ExpnetError, match="other settings \\(batch_size: 8 then, 4 now\\)"):
         explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl"))
+
+
+def test_a_resume_never_mixes_two_models_of_one_folder(tmp_path):
+    import conftest
+
+    conftest.build_tiny_classifier(tmp_path / "clf")
+    source = write_input(tmp_path, "jsonl", corpus(4))
+    first = job(str(tmp_path / "clf"), source, tmp_path / "out.jsonl").settings(get_explainer("raw_attention"))
+    PartStore(tmp_path / "out.jsonl", first).open()  # a half-finished run
+    conftest.build_tiny_classifier(tmp_path / "clf", seed=7)  # the folder rebuilt in place
+    with pytest.raises(ExpnetError, match="other settings \\(classifier_files: "):
+        explain_corpus(job(str(tmp_path / "clf"), source, tmp_path / "out.jsonl"))
 
 
 def test_dtype_reaches_the_classifier_and_a_resume_never_mixes_precisions(tiny_classifier_dir, tmp_path):
@@ -214,6 +245,18 @@ def test_cli_corpus_mode(tiny_classifier_dir, tmp_path, capsys):
     assert "--max-examples, --engine belong to corpus mode" in capsys.readouterr().err
     assert main([*argv, "--output", str(tmp_path / "o.jsonl"), "--num-workers", "4"]) == 2
     assert "--num-workers set up Ray workers; add --engine ray" in capsys.readouterr().err
+
+
+def test_a_ray_job_says_in_its_driver_that_the_shipped_expnet_is_unmeasured(tiny_classifier_dir, tmp_path, monkeypatch):
+    # The actors' warnings never reach the user (log_to_driver=False): the driver must say it.
+    from expnet.corpus import ray_engine
+    from expnet.errors import UnmeasuredWarning
+
+    monkeypatch.setattr(ray_engine, "import_ray", lambda: None)
+    monkeypatch.setattr(ray_engine, "explain_on_ray", lambda *args: iter(()))  # no cluster: nothing explained
+    source = write_input(tmp_path, "jsonl", corpus(4))
+    with pytest.warns(UnmeasuredWarning, match="2-layer x 2-head classifier are unmeasured"):
+        explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", explainer="expnet"), engine="ray")
 
 
 def test_ray_engine_without_ray_says_how_to_install_it(tiny_classifier_dir, tmp_path, monkeypatch):

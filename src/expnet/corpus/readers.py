@@ -99,6 +99,35 @@ def count_rows(path: str | Path) -> int:
     return lines - (fmt == "csv")  # the header
 
 
+def require_fields(path: str | Path, text_field: str, id_field: str, rows_read: int = 100) -> None:
+    """Refuse, before any work, an empty input, or a JSONL file none of whose first objects has the
+    text or id field (a mistyped --text-field would otherwise make every row a bad one). CSV and
+    Parquet inputs are checked against their header or schema as they are read."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ExpnetError(f"--input {path} is empty: give a file with one text per row")
+    if input_format(path) != "jsonl":
+        return
+    seen: set[str] = set()
+    objects = 0
+    for _, line in _lines(path):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            if text_field in row and id_field in row:
+                return
+            seen |= row.keys()
+            objects += 1
+            if objects == rows_read:
+                break
+    if objects:
+        missing = [f"{field!r} ({flag})" for field, flag in ((text_field, "--text-field"), (id_field, "--id-field")) if field not in seen]
+        wanted = " or ".join(missing) if missing else f"both {text_field!r} and {id_field!r}"
+        raise ExpnetError(f"--input {path}: none of its first {objects} rows has {wanted}; their fields: {', '.join(sorted(seen))}")
+
+
 def chunked(records: Iterable[Record], size: int) -> Iterator[Chunk]:
     batch: list[Record] = []
     index = 0
@@ -121,7 +150,7 @@ def _jsonl_rows(path: Path, text_field: str, id_field: str):
         if not line.strip():
             continue  # blank lines (a trailing one above all) hold no row
         try:
-            row = json.loads(line)
+            row = json.loads(line.rstrip("\r\n"))  # a newline inside a cut string would be the reason given
         except ValueError as error:
             yield number, None, BadRow(number, None, f"not JSON: {error}")
             continue

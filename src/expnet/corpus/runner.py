@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from expnet.corpus.job import CorpusJob
-from expnet.corpus.readers import BadRow, Chunk, chunked, count_rows, read_rows
+from expnet.corpus.readers import BadRow, Chunk, chunked, count_rows, read_rows, require_fields
 from expnet.corpus.writers import PartStore, output_format
 from expnet.errors import ExpnetError
 
@@ -41,6 +41,7 @@ def explain_corpus(
     if engine not in ENGINES:
         raise ExpnetError(f"unknown engine {engine!r}: give one of {', '.join(ENGINES)}")
     total = count_rows(job.input)  # reads a Parquet footer: a damaged file is refused before any work
+    require_fields(job.input, job.text_field, job.id_field)
     output_format(job.output)
     if engine == "ray":
         from expnet.corpus.ray_engine import import_ray
@@ -63,6 +64,7 @@ def explain_corpus(
         else:
             from expnet.corpus.ray_engine import explain_on_ray
 
+            explainer.check(classifier)  # its refusal or warning reaches the user from here, not from the actors
             del classifier  # the actors load their own
             results = explain_on_ray(job, pending, store.folder, num_workers, address, gpus_per_worker)
         part_chunks, part_tables, part_rows = [], [], 0

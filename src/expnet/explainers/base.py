@@ -194,6 +194,11 @@ class Explainer(ABC):
         """A CPU generator of its own for this text's random draws."""
         return torch.Generator().manual_seed(self.text_seed(words))
 
+    def check(self, classifier: Classifier) -> None:  # noqa: B027 - a hook: most explainers read any classifier
+        """Refuse a classifier this explainer cannot read, or warn that its scores on it are
+        unmeasured; ``explain`` runs it first, and a Ray corpus job in its driver, where warnings
+        reach the user (the workers' do not)."""
+
     @abstractmethod
     def explain_batch(
         self, classifier: Classifier, batch: EncodedBatch, targets: torch.Tensor | None
@@ -213,6 +218,7 @@ class Explainer(ABC):
         if isinstance(texts, str):  # iterating it would explain each character as a text
             raise ExpnetError("texts is one string; pass a list of texts, e.g. explain(classifier, [text])")
         require_whole("batch_size", self.batch_size)
+        self.check(classifier)
         all_words = [split_text(t) if isinstance(t, str) else list(t) for t in texts]
         if targets is not None and len(targets) != len(all_words):
             raise ValueError(f"{len(targets)} targets for {len(all_words)} texts")

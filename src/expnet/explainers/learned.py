@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError, UnmeasuredWarning, require_number, require_whole
-from expnet.explainers.base import BatchAttribution, Explainer, Explanation, TextLike
+from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.io import atomic_directory, recover_directory
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec, valid_words
@@ -163,14 +163,11 @@ class ExpNetExplainer(Explainer):
             "of your task, or train one for it with 'expnet train'"
         )
 
-    def explain(
-        self, classifier: Classifier, texts: Sequence[TextLike], targets: Sequence[int] | None = None, progress: bool = False
-    ) -> list[Explanation]:
-        self.spec.for_classifier(classifier.num_layers, classifier.num_heads)  # a layout it cannot read: refused first
+    def check(self, classifier: Classifier) -> None:
+        self.spec.for_classifier(classifier.num_layers, classifier.num_heads)  # a layout it cannot read: refused
         reason = self.unmeasured_on(classifier)
         if reason:
-            warnings.warn(reason, UnmeasuredWarning, stacklevel=2)
-        return super().explain(classifier, texts, targets, progress)
+            warnings.warn(reason, UnmeasuredWarning, stacklevel=3)
 
     @torch.no_grad()
     def explain_batch(self, classifier: Classifier, batch: EncodedBatch, targets) -> BatchAttribution:
