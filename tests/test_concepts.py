@@ -147,7 +147,12 @@ def test_directional_derivatives_by_hand():
 
 
 def test_t_tests():
-    assert t_test_half(np.ones(10)) == 0.0 and t_test_half(np.full(10, 0.5)) == 1.0
+    assert t_test_half(np.full(10, 0.5)) == 1.0
+    # Constant scores: the sign test's 2 * 0.5^n (two CAVs that agree prove nothing), and the exact
+    # rank test's 2 / C(na + nb, na) against constant random scores.
+    assert t_test_half(np.ones(2)) == 0.5 and t_test_half(np.zeros(10)) == pytest.approx(2 / 1024)
+    assert t_test_random(np.ones(2), np.zeros(2)) == pytest.approx(2 / 6)
+    assert t_test_random(np.ones(10), np.zeros(10)) == pytest.approx(2 / 184756)
     assert t_test_half(np.array([0.4, 0.6, 0.5, 0.45, 0.55])) > 0.5
     assert t_test_random(np.ones(20), np.array([0.0, 1.0] * 10)) < 0.001
     assert t_test_random(np.array([0.0, 1.0] * 5), np.array([1.0, 0.0] * 5)) == pytest.approx(1.0)
@@ -231,6 +236,9 @@ def test_cli_writes_json_plot_and_escaped_html(capsys, tiny_classifier_dir, conc
     [
         (lambda a, f: a[:4] + [f"awful={f.empty}"] + a[5:], "is empty"),
         (lambda a, f: a[:4] + ["awful=/no/such/file.txt"] + a[5:], "not found"),
+        # A shipped set's name in a missing folder is a wrong path, not the shipped set.
+        (lambda a, f: a[:4] + ["awful=/no/such/negation"] + a[5:], "'/no/such/negation' not found"),
+        (lambda a, f: a[:7] + a[9:] + ["--data", "hatexplain"], "are not this classifier's"),
         (lambda a, f: a[:10] + ["nosuchlabel"] + a[11:], "unknown label"),
         (lambda a, f: a + ["--layers", "7"], "layer 7 does not exist"),
         (lambda a, f: a + ["--layers", "x"], "--layers"),

@@ -330,6 +330,27 @@ def test_diagnose_keeps_finished_diagnostics_and_adds_new_ones(tiny_classifier_d
     assert "permutation" not in fresh and fresh["settings"]["seed"] == 4
 
 
+def test_diagnose_recomputes_for_other_texts_or_a_classifier_saved_again(tmp_path, capsys):
+    import conftest
+
+    clf = conftest.build_tiny_classifier(tmp_path / "clf")
+    rows = [{"id": f"e{i}", "tokens": text.split(), "label": i % 2} for i, text in enumerate(["good fun movie", "bad boring film", "not good", "very fun"])]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    base = ["diagnose", "--classifier", clf, "--data", str(data), "--diagnostics", "uniform", "--out", str(tmp_path / "diag")]
+    assert main(base) == 0
+    capsys.readouterr()
+    rows[0]["tokens"] = ["awful", "movie"]  # same ids and labels, another text
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert main(base) == 0
+    assert "kept from the earlier run" not in capsys.readouterr().out
+    conftest.build_tiny_classifier(tmp_path / "clf", seed=7)  # rebuilt in place
+    assert main(base) == 0
+    assert "kept from the earlier run" not in capsys.readouterr().out
+    assert main(base) == 0  # nothing changed: kept
+    assert "uniform: kept from the earlier run" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [

@@ -542,6 +542,16 @@ def test_out_of_range_values_get_one_line(capsys, tiny_classifier_dir, toy_data,
     assert not (tmp_path / "clf").exists()
 
 
+def test_finetune_refuses_training_data_without_every_class(capsys, tiny_classifier_dir, tmp_path):
+    # The movies training split lists every negative review first: its first 60 are one class.
+    code, _, err = run_cli(
+        capsys, "finetune", "--task", "movies", "--backbone", tiny_classifier_dir, "--max-length", "32",
+        "--max-examples", "60", "--out", tmp_path / "clf",
+    )
+    assert_one_line_error(code, err, "the 60 training examples have no example of class 'positive'; raise --max-examples")
+    assert not (tmp_path / "clf").exists()
+
+
 def test_a_missing_cuda_device_gets_one_line(capsys, monkeypatch, tiny_classifier_dir):
     import torch
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -224,3 +225,14 @@ def _share_files(folder: Path) -> None:
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink():
             os.chmod(path, mode)
+
+
+def folder_state(source: str | Path) -> str:
+    """A hash of the names, sizes and modification times of a folder's files ("" when ``source``
+    is no folder, e.g. a hub name): cheap on a large model, and it changes when the folder is
+    written again, so a resumed job never mixes the results of two models saved in one place."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return ""
+    stats = [[path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in sorted(folder.iterdir()) if path.is_file()]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]

@@ -72,7 +72,7 @@ def parse_concepts(specs: list[str]) -> dict[str, list[list[str]]]:
     return concepts
 
 
-def target_inputs(args, target: int) -> list[list[str]]:
+def target_inputs(args, classifier, target: int) -> list[list[str]]:
     """The texts to score: --inputs, or a seeded sample of --data examples whose gold label is the target."""
     if (args.inputs is None) == (args.data is None):
         raise ExpnetError("give exactly one of --inputs FILE (texts of the target class) or --data TASK")
@@ -82,6 +82,7 @@ def target_inputs(args, target: int) -> list[list[str]]:
         from expnet.data import load_examples
 
         examples = load_examples(args.data, args.split, args.data_dir, purpose="evaluation")
+        common.check_labels(classifier, examples)  # a gold label means this classifier's class
         texts = [e.words for e in examples if e.label == target and e.words]
         if not texts:
             raise ExpnetError(f"no {args.data} example has gold label {args.target!r}; check --target and --split")
@@ -93,12 +94,13 @@ def target_inputs(args, target: int) -> list[list[str]]:
 
 def print_summary(data: dict) -> None:
     print(f"target {data['target_name']}: {data['n_inputs']} inputs; * = significant (Bonferroni {data['significance']['bonferroni_level']:.1e})")
-    print(f"{'concept':<16} {'layer':>5} {'score':>6} {'std':>6} {'p vs .5':>9} {'p vs rnd':>9} {'AUROC':>6}")
+    print(f"{'concept':<24} {'layer':>5} {'score':>6} {'std':>6} {'p vs .5':>9} {'p vs rnd':>9} {'AUROC':>6}")
     for name, layers in data["concepts"].items():
+        shown = name if len(name) <= 24 else name[:23] + "…"  # 74 columns in all
         for s in layers:
             mark = "*" if s["significant"] else ""
             print(
-                f"{name[:16]:<16} {s['layer']:>5} {s['mean']:>6.3f} {s['std']:>6.3f} {s['p_vs_half']:>9.1e} "
+                f"{shown:<24} {s['layer']:>5} {s['mean']:>6.3f} {s['std']:>6.3f} {s['p_vs_half']:>9.1e} "
                 f"{s['p_vs_random']:>9.1e} {s['cav_heldout_auroc']:>6.3f} {mark}"
             )
 
@@ -119,7 +121,7 @@ def run(args) -> int:
     layers = None if isinstance(chosen, str) else chosen  # "all"
     classifier = common.load_classifier(args.classifier, args)
     target = classifier.label_id(args.target)
-    inputs = target_inputs(args, target)
+    inputs = target_inputs(args, classifier, target)
     started = time.perf_counter()
     result = run_tcav(
         classifier,

@@ -47,7 +47,7 @@ def read_texts(path: str | Path, what: str = "concept") -> list[list[str]]:
     Blank lines are skipped; a file with no text is an error.
     """
     path = Path(path)
-    if not path.exists() and not path.suffix and (SETS_DIR / f"{path.name}.txt").is_file():
+    if not path.exists() and len(path.parts) == 1 and not path.suffix and (SETS_DIR / f"{path.name}.txt").is_file():
         path = SETS_DIR / f"{path.name}.txt"
     if not path.exists():
         raise ExpnetError(

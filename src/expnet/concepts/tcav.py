@@ -105,10 +105,12 @@ def tcav_scores(gradients: TargetGradients, layer: int, cavs: np.ndarray) -> np.
 
 
 def t_test_half(scores: np.ndarray) -> float:
-    """Two-sided one-sample t-test of the scores against 0.5 (p-value); constant scores: exact."""
+    """Two-sided one-sample t-test of the scores against 0.5 (p-value). Constant scores have no
+    t-test (no variance): the two-sided sign test's 2 * 0.5^n instead, so that 2 CAVs that agree
+    (a single input gives each a score of 0 or 1) are never significant, and 50 that agree are."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) < 2 or np.ptp(scores) == 0:
-        return 1.0 if np.all(scores == 0.5) else 0.0
+        return 1.0 if np.all(scores == 0.5) else min(1.0, 2 * 0.5 ** len(scores))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_1samp(scores, 0.5).pvalue)
@@ -120,7 +122,8 @@ def t_test_random(scores: np.ndarray, random_scores: np.ndarray) -> float:
     if len(a) < 2 or len(b) < 2:
         return float("nan")
     if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return 1.0 if a[0] == b[0] else 0.0
+        # No variance: the exact two-sided rank test's p, every concept score on one side of every random one.
+        return 1.0 if a[0] == b[0] else min(1.0, 2 / math.comb(len(a) + len(b), len(a)))
     with warnings.catch_warnings():  # one constant sample is fine for Welch; scipy still warns
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_ind(a, b, equal_var=False).pvalue)

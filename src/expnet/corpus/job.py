@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +13,7 @@ from expnet.corpus.readers import Chunk
 from expnet.corpus.writers import explanations_table
 from expnet.explainers import get_explainer
 from expnet.explainers.base import Explainer
+from expnet.io import folder_state
 from expnet.models.classifier import Classifier
 
 # Rows per part file: a kill loses at most this much work, and each part costs a file.
@@ -64,8 +64,8 @@ class CorpusJob:
             # default=repr: a setting that is an object is compared by what it prints.
             "explainer_settings": json.loads(json.dumps(explainer.settings(), default=repr)),
             # A classifier or ExpNet folder rebuilt in place is another model: its parts never mix.
-            "classifier_files": folder_files(resolved.classifier),
-            "explainer_files": folder_files(resolved.explainer) if isinstance(resolved.explainer, str) else "",
+            "classifier_files": folder_state(resolved.classifier),
+            "explainer_files": folder_state(resolved.explainer) if isinstance(resolved.explainer, str) else "",
             "input": str(source),
             "input_size": stat.st_size,
             "input_mtime_ns": stat.st_mtime_ns,
@@ -80,16 +80,6 @@ class CorpusJob:
 def resolve_source(name_or_path: str) -> str:
     """A folder as its absolute path (a rerun from another folder still matches), else the name."""
     return str(Path(name_or_path).resolve()) if Path(name_or_path).exists() else name_or_path
-
-
-def folder_files(source: str) -> str:
-    """A hash of the names, sizes and modification times of a model folder's files ("" for a hub
-    name): cheap on a large model, and it changes when the folder is written again."""
-    folder = Path(source)
-    if not folder.is_dir():
-        return ""
-    stats = [[path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in sorted(folder.iterdir()) if path.is_file()]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 def explain_chunk(classifier: Classifier, explainer: Explainer, chunk: Chunk) -> pa.Table:

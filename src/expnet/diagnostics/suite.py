@@ -8,6 +8,7 @@ interrupted run resumes and diagnostics run one at a time end up in one report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -20,7 +21,7 @@ from expnet.diagnostics import adversarial, correlation, permutation, uniform
 from expnet.diagnostics.intervention import check_supported, resolve_layer
 from expnet.diagnostics.report import html_page, interpret, make_plots
 from expnet.errors import ExpnetError, require_whole
-from expnet.io import atomic_directory, atomic_write_json, atomic_write_text
+from expnet.io import atomic_directory, atomic_write_json, atomic_write_text, folder_state
 from expnet.models.classifier import Classifier
 
 DIAGNOSTICS = ("correlation", "permutation", "adversarial", "uniform")
@@ -96,6 +97,10 @@ def run_diagnostics(
     results: dict = {
         "settings": {
             "classifier": classifier.source,
+            # A rerun keeps earlier sections only for the same model files, weights' precision and texts.
+            "classifier_files": folder_state(classifier.source),
+            "dtype": str(next(classifier.model.parameters()).dtype).removeprefix("torch."),
+            "examples_digest": hashlib.sha256(json.dumps([[e.id, e.label, list(e.words)] for e in examples]).encode()).hexdigest()[:16],
             "data": data,
             "split": split,
             "examples": len(examples),
@@ -107,6 +112,7 @@ def run_diagnostics(
             "permutations": settings.permutations,
             "adversarial_steps": settings.adversarial_steps,
             "expnet": settings.expnet,
+            "expnet_files": folder_state(settings.expnet) if settings.expnet else "",
             "batch_size": settings.batch_size,
             "device": str(classifier.device),
             "seed": seed,

@@ -83,6 +83,14 @@ def finetune(
     seed_everything(seed)
     if not train:
         raise ExpnetError("no training examples for fine-tuning; check --data-dir and --task")
+    # A class with no training example would be learned as never true (a task file sorted by class,
+    # cut by --max-examples, is the usual cause): refused rather than trained on.
+    missing = [name for i, name in enumerate(label_names) if not any(e.label == i for e in train)]
+    if missing:
+        raise ExpnetError(
+            f"the {len(train)} training examples have no example of class {', '.join(map(repr, missing))}; "
+            "raise --max-examples (the data may be sorted by class) or give data with every class"
+        )
     config = load_config(backbone, trust_remote_code)  # one clear error if the backbone does not exist
     require_model_files(backbone)
     if settings.max_length > usable_positions(config):
