@@ -552,6 +552,17 @@ def test_finetune_refuses_training_data_without_every_class(capsys, tiny_classif
     assert not (tmp_path / "clf").exists()
 
 
+def test_finetune_on_a_jsonl_file_measures_dev_accuracy_on_its_held_out_part(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    from expnet.data import JSONL_EVAL_FRACTION, jsonl_split, load_examples, task_name
+
+    code, out, err = run_cli(capsys, "finetune", "--task", toy_data, "--backbone", tiny_classifier_dir, "--max-length", "16", "--out", tmp_path / "clf")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "clf" / "metrics.json").read_text())
+    dev, train = jsonl_split(load_examples(str(toy_data)), task_name(str(toy_data)), JSONL_EVAL_FRACTION)
+    assert (metrics["dev_examples"], metrics["train_examples"]) == (len(dev), len(train))
+    assert len(dev) + len(train) == len(load_examples(str(toy_data))) and len(dev) < len(train)
+
+
 def test_a_missing_cuda_device_gets_one_line(capsys, monkeypatch, tiny_classifier_dir):
     import torch
 

@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from expnet.benchmark.presets import DEFAULT_CANDIDATES, DEFAULTS, QUICK
+from expnet.data import JSONL_EVAL_FRACTION
 from expnet.errors import ExpnetError
 from expnet.explainers.distillation import TeacherSettings
 from expnet.metrics.faithfulness import DEFAULT_BINS, REMOVALS
@@ -76,7 +77,7 @@ class TaskConfig:
     slow_max_examples: int | None = None  # None: the same examples as everyone
     expnet_train_max_examples: int | None = None
     classifier: str | None = None
-    eval_fraction: float = 0.3
+    eval_fraction: float = JSONL_EVAL_FRACTION
     finetune: dict = field(default_factory=dict)
     explainer_settings: dict[str, dict] = field(default_factory=dict)
 

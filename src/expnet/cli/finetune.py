@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from expnet.cli import common
-from expnet.data import load_examples, task_name
+from expnet.data import JSONL_EVAL_FRACTION, jsonl_split, load_examples, task_name
 from expnet.models.classifier import default_backbone, load_config, usable_positions
 from expnet.models.finetune import FinetuneSettings, finetune
 
@@ -37,8 +37,15 @@ def run(args) -> int:
     max_length = args.max_length or min(
         DEFAULT_MAX_LENGTH, usable_positions(load_config(backbone, args.trust_remote_code))
     )
-    train = common.load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
-    dev = load_examples(args.task, None, args.data_dir, purpose="classifier_dev")
+    if common.data_file(args.task):
+        # A JSONL file has no dev split: its seeded evaluation part (the benchmark's) is held out,
+        # so dev accuracy is measured on texts the classifier never trained on.
+        everything = common.load_limited(args.task, None, args.data_dir, "classifier_train", None)
+        dev, train = jsonl_split(everything, task_name(args.task), JSONL_EVAL_FRACTION, args.seed)
+        train = train[: args.max_examples] if args.max_examples else train
+    else:
+        train = common.load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
+        dev = load_examples(args.task, None, args.data_dir, purpose="classifier_dev")
     settings = FinetuneSettings(
         epochs=args.epochs,
         max_length=max_length,

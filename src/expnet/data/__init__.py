@@ -34,7 +34,7 @@ from .registry import (
     task_names,
 )
 from .spec import GENERIC_FINETUNE, PURPOSES, TaskSpec
-from .splits import jsonl_split
+from .splits import JSONL_EVAL_FRACTION, jsonl_split
 
 __all__ = [
     "GENERIC_FINETUNE",
@@ -50,6 +50,7 @@ __all__ = [
     "finetune_defaults",
     "get_task_spec",
     "hatexplain",
+    "JSONL_EVAL_FRACTION",
     "jsonl_split",
     "label_names",
     "load_examples",
@@ -147,7 +148,8 @@ def load_examples(
 ) -> list[RationaleExample]:
     """Load a task's split; ``split=None`` takes the default split for ``purpose``.
 
-    ``task`` is one of ``TASKS`` or a path to a JSONL file (which every purpose uses whole).
+    ``task`` is one of ``TASKS`` or a path to a JSONL file (which every purpose reads whole;
+    ``jsonl_split`` cuts it into evaluation and training parts).
     Blank words are dropped with their mask entries, so every word is a non-empty string.
     """
     task = _check_task(task)

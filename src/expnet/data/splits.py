@@ -7,6 +7,10 @@ from collections.abc import Sequence
 
 from .records import RationaleExample
 
+# The share of a split-less file held out for evaluation (the benchmark's default, and what
+# `expnet finetune` measures dev accuracy on, so a classifier it makes never saw those texts).
+JSONL_EVAL_FRACTION = 0.3
+
 
 def jsonl_split(
     examples: Sequence[RationaleExample], name: str, eval_fraction: float, seed: int = 0
