@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -135,6 +136,17 @@ def test_planted_concept_lowers_the_other_class(planted):
         assert s.mean < 0.05 and s.significant and s.to_dict()["direction"] == "down"
 
 
+def test_small_sets_still_leave_texts_out_for_every_cavs_auroc(planted):
+    # Sets no larger than texts_per_cav: each CAV is fitted on 80% at most, so none has an empty
+    # held-out part (a NaN AUROC and numpy's "mean of empty slice" warning before).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run_tcav(planted.classifier, {"planted": planted.concept[:3]}, planted.random[:20], planted.inputs, target=1, n_cavs=3, texts_per_cav=50)
+    data = result.to_dict()
+    assert all(np.isfinite(s["cav_heldout_auroc"]) for s in data["concepts"]["planted"])
+    assert all(np.isfinite(layer["cav_heldout_auroc"]) for layer in data["random_vs_random"].values())
+
+
 def test_directional_derivatives_by_hand():
     grad = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     alpha = np.array([0.5, 0.3, 0.2])
@@ -242,6 +254,7 @@ def test_cli_writes_json_plot_and_escaped_html(capsys, tiny_classifier_dir, conc
         (lambda a, f: a[:10] + ["nosuchlabel"] + a[11:], "unknown label"),
         (lambda a, f: a + ["--layers", "7"], "layer 7 does not exist"),
         (lambda a, f: a + ["--layers", "x"], "--layers"),
+        (lambda a, f: a + ["--n-cavs", "1"], "--n-cavs 1: the t-tests need at least 2 CAVs"),
         (lambda a, f: a + ["--data", "sst2"], "exactly one of --inputs"),
         (lambda a, f: a + ["--concept", f"awful={f.concept}"], "given twice"),
     ],

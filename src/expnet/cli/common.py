@@ -84,7 +84,7 @@ class _DtypeAction(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         if values != "float32" and parser.prog.split()[-1] == "finetune":
-            raise ExpnetError(f"--dtype {values}: fine-tuning runs in float32 only; explain the result with --dtype {values}")
+            parser.error(f"--dtype {values}: fine-tuning runs in float32 only; explain the result with --dtype {values}")
         setattr(namespace, self.dest, values)
 
 

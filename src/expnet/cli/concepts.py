@@ -109,6 +109,8 @@ def run(args) -> int:
     common.start(args)
     if not 0 < args.alpha < 1:
         raise ExpnetError(f"--alpha {args.alpha} must be between 0 and 1")
+    if args.n_cavs < 2:
+        raise ExpnetError(f"--n-cavs {args.n_cavs}: the t-tests need at least 2 CAVs (50 in the paper)")
     concept_files = [spec.partition("=")[2] or spec for spec in args.concept]
     out = common.check_out_folder(
         args, [args.classifier, *concept_files, args.random, args.inputs, common.data_file(args.data), args.data_dir]

@@ -179,8 +179,7 @@ def train_cavs(
     if positive.n_texts < 2 or negative.n_texts < 2:
         raise ExpnetError(f"concept {name!r}: CAVs need at least 2 concept and 2 negative texts")
     base = stream_seed(seed, name)
-    n_pos = min(texts_per_cav, max(1, math.ceil(0.8 * positive.n_texts)))
-    n_neg = min(texts_per_cav, negative.n_texts)
+    n_pos, n_neg = _fitted_share(positive.n_texts, texts_per_cav), _fitted_share(negative.n_texts, texts_per_cav)
     vectors = {layer: [] for layer in positive.layers}
     aurocs = {layer: [] for layer in positive.layers}
     for k in tqdm(range(n_cavs), desc=f"CAVs {name}", disable=not progress, leave=False):
@@ -198,6 +197,12 @@ def train_cavs(
     return CAVs(name, {layer: np.stack(v) for layer, v in vectors.items()}, {layer: np.array(a) for layer, a in aurocs.items()})
 
 
+def _fitted_share(n_texts: int, texts_per_cav: int) -> int:
+    """How many of a set's texts one CAV is fitted on: at most ``texts_per_cav`` and 80% of them,
+    leaving at least one text out for its held-out AUROC (a small set would leave none: NaN)."""
+    return min(texts_per_cav, max(1, min(math.ceil(0.8 * n_texts), n_texts - 1)))
+
+
 def train_random_cavs(
     pool: TokenStates,
     n_cavs: int,
@@ -211,7 +216,7 @@ def train_random_cavs(
     if pool.n_texts < 4:
         raise ExpnetError(f"the random set has {pool.n_texts} texts; give at least 4 (a few hundred is better)")
     base = stream_seed(seed, f"random-vs-random:{name}")
-    half = min(texts_per_cav, pool.n_texts // 2)
+    half = _fitted_share(pool.n_texts // 2, texts_per_cav)  # and at least one text of each half left for the AUROC
     vectors = {layer: [] for layer in pool.layers}
     aurocs = {layer: [] for layer in pool.layers}
     for k in tqdm(range(n_cavs), desc="CAVs random vs random", disable=not progress, leave=False):
