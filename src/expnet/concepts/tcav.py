@@ -19,6 +19,8 @@ Repeating over many CAVs gives a distribution of scores, t-tested against 0.5 (o
 against the scores of random-vs-random CAVs (Welch's two-sample test): a concept counts as
 significant at a layer only when both p-values pass a Bonferroni-corrected level (alpha divided by
 concepts x layers), in either direction (mean above 0.5: the concept pushes the target class up).
+Scores with no variance (every CAV the same, common at the last layer) have no t-test: they get
+the exact sign test's and rank test's p-values instead, which only many CAVs can make small.
 """
 
 from __future__ import annotations
