@@ -83,6 +83,7 @@ def finetune(
     seed_everything(seed)
     if not train:
         raise ExpnetError("no training examples for fine-tuning; check --data-dir and --task")
+    train = list(train)[: settings.max_examples] if settings.max_examples else list(train)
     # A class with no training example would be learned as never true (a task file sorted by class,
     # cut by --max-examples, is the usual cause): refused rather than trained on.
     missing = [name for i, name in enumerate(label_names) if not any(e.label == i for e in train)]
@@ -113,7 +114,6 @@ def finetune(
     )
     align_padding(model, tokenizer)
     model.to(target)
-    train = list(train)[: settings.max_examples] if settings.max_examples else list(train)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
