@@ -550,6 +550,15 @@ def test_finetune_refuses_training_data_without_every_class(capsys, tiny_classif
     )
     assert_one_line_error(code, err, "the 60 training examples have no example of class 'positive'; raise --max-examples")
     assert not (tmp_path / "clf").exists()
+    # The library's own cut (benchmark and demo settings) is checked as well.
+    from expnet.data import load_examples
+    from expnet.errors import ExpnetError
+    from expnet.models.finetune import FinetuneSettings, finetune
+
+    train = load_examples("movies", None, None, purpose="classifier_train")
+    with pytest.raises(ExpnetError, match="the 60 training examples have no example of class 'positive'"):
+        finetune(tiny_classifier_dir, train, train[:2], train[0].label_names, tmp_path / "lib", FinetuneSettings(max_examples=60, max_length=32))
+    assert not (tmp_path / "lib").exists()
 
 
 def test_finetune_on_a_jsonl_file_measures_dev_accuracy_on_its_held_out_part(capsys, tiny_classifier_dir, toy_data, tmp_path):
