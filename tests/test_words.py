@@ -25,6 +25,16 @@ def test_truncated_words_are_marked_unscored(tiny_classifier):
     assert batch.truncated(0)
 
 
+def test_a_word_cut_in_the_middle_is_unscored_and_counts_as_cut(tiny_classifier):
+    # [CLS] good good good un ##believ | ##able [SEP]: "unbelievable" keeps two of its three pieces.
+    batch = encode_words(tiny_classifier.tokenizer, [["good"] * 3 + ["unbelievable", "fun"]], max_length=6)
+    assert batch.word_scored[0].tolist() == [True, True, True, False, False]
+    assert batch.word_cut[0].tolist() == [False, False, False, True, True] and batch.truncated(0)
+    # A whole last word is scored as before.
+    whole = encode_words(tiny_classifier.tokenizer, [["good"] * 3 + ["unbelievable", "fun"]], max_length=8)
+    assert whole.word_scored[0].tolist() == [True] * 4 + [False] and whole.word_cut[0].tolist() == [False] * 4 + [True]
+
+
 def test_pooling_sum_mean_max_by_hand(tiny_classifier):
     batch = encode_words(tiny_classifier.tokenizer, [["unbelievable", "fun"]], 32)
     # tokens: [CLS] un ##believ ##able fun [SEP]

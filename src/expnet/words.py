@@ -150,9 +150,14 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
         word_scored.append(scored)
         # Only words after the last kept one can have been cut off, and only if tokens were
         # (a word of no pieces right at the cut is counted as cut: nothing tells them apart).
+        # The last kept word itself is cut when its kept pieces end before it does: a score read
+        # from some of its pieces is not its score, so it is unscored like the words after it.
         cut = np.zeros(len(words), dtype=bool)
         if encoded.encodings[row].overflowing:
             last_kept = int(token_word[row, real].max()) if real.any() else -1
+            if last_kept >= 0 and offsets[row, real, 1].max() < starts[last_kept] + len(words[last_kept]):
+                scored[last_kept] = False
+                last_kept -= 1
             cut[last_kept + 1 :] = True
         word_cut.append(cut)
     return EncodedBatch(
