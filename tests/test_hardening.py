@@ -572,6 +572,29 @@ def test_finetune_on_a_jsonl_file_measures_dev_accuracy_on_its_held_out_part(cap
     assert len(dev) + len(train) == len(load_examples(str(toy_data))) and len(dev) < len(train)
 
 
+def test_rationales_that_mark_no_word_are_refused_by_train_and_evaluate(capsys, tiny_classifier_dir, tmp_path):
+    rows = [{"id": f"z{i}", "tokens": ["a", "good", "film"], "label": i % 2, "rationale": [0, 0, 0]} for i in range(8)]
+    data = tmp_path / "zeros.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    expected = "no example of " + str(data) + " marks any word in its rationales (every mask is all 0)"
+    code, _, err = run_cli(capsys, "train", "--task", f"{data}={tiny_classifier_dir}", "--out", tmp_path / "w", "--include-wrong")
+    assert_one_line_error(code, err, expected)
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--out", tmp_path / "e.json")
+    assert_one_line_error(code, err, expected)
+    assert not (tmp_path / "w").exists() and not (tmp_path / "e.json").exists()
+
+
+def test_train_refuses_teacher_options_without_unlabelled_texts_and_unknown_teachers(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    from expnet.errors import ExpnetError
+    from expnet.explainers.distillation import TeacherSettings
+
+    for extra in (["--teacher", "lime"], ["--max-unlabelled", "10"]):
+        code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, tmp_path / "w"), *extra)
+        assert_one_line_error(code, err, "--teacher and --max-unlabelled label --unlabelled texts; add --unlabelled")
+    with pytest.raises(ExpnetError, match="unknown teacher explainer 'nosuch'"):
+        TeacherSettings(("saliency", "nosuch"))
+
+
 def test_a_missing_cuda_device_gets_one_line(capsys, monkeypatch, tiny_classifier_dir):
     import torch
 

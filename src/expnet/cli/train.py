@@ -73,8 +73,11 @@ def register(subparsers) -> None:
         help="texts (a txt/JSONL/CSV/Parquet file, or a task's classifier-training texts) and the classifier they will be "
         "explained with; a teacher explainer labels them (repeatable; needs a listwise recipe such as transfer)",
     )
-    adapt.add_argument("--teacher", default="saliency", help="teacher explainer(s), comma-separated (default saliency)")
-    adapt.add_argument("--max-unlabelled", type=common.positive_int, default=TeacherSettings.max_texts, help="at most N texts of each --unlabelled (a seeded draw)")
+    adapt.add_argument("--teacher", default=None, help="teacher explainer(s), comma-separated (default saliency)")
+    adapt.add_argument(
+        "--max-unlabelled", type=common.positive_int, default=None,
+        help=f"at most N texts of each --unlabelled, a seeded draw (default {TeacherSettings.max_texts})",
+    )
     common.add_model_options(parser)
 
 
@@ -88,6 +91,8 @@ def parse_word_properties(value: str) -> tuple[str, ...]:
 
 def run(args) -> int:
     common.start(args)
+    if not args.unlabelled and (args.teacher is not None or args.max_unlabelled is not None):
+        raise ExpnetError("--teacher and --max-unlabelled label --unlabelled texts; add --unlabelled TEXTS=CLASSIFIER or leave them out")
     pairs = parse_task_pairs(args.task)
     extra = parse_task_pairs(args.unlabelled, "--unlabelled")
     inputs = [path for task, clf in pairs for path in (common.data_file(task), clf)] + [p for texts, clf in extra for p in (common.data_file(texts), clf)]
@@ -108,7 +113,9 @@ def run(args) -> int:
         common.check_labels(classifier, examples)
         sources.append((classifier, examples))
     if args.unlabelled:
-        teacher = TeacherSettings(tuple(t for t in args.teacher.split(",") if t), max_texts=args.max_unlabelled)
+        teacher = TeacherSettings(
+            tuple(t for t in (args.teacher or "saliency").split(",") if t), max_texts=args.max_unlabelled or TeacherSettings.max_texts
+        )
         unlabelled = [
             (common.load_classifier(clf, args), unlabelled_texts(texts, args.data_dir))
             for texts, clf in extra

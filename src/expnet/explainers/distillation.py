@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from expnet.errors import ExpnetError, require_whole
 from expnet.explainers.base import Explainer
 from expnet.explainers.learned import ExpNetExplainer
-from expnet.explainers.registry import get_explainer
+from expnet.explainers.registry import explainer_names, get_explainer
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec
 from expnet.network.gradient_features import batch_features
@@ -47,6 +47,9 @@ class TeacherSettings:
     def __post_init__(self) -> None:
         if not self.teachers:
             raise ExpnetError("give at least one teacher explainer, e.g. saliency")
+        unknown = [name for name in self.teachers if name not in explainer_names()]
+        if unknown:  # before any feature is computed, not after
+            raise ExpnetError(f"unknown teacher explainer {unknown[0]!r}: use registered names ({', '.join(explainer_names())})")
         if not self.sharpness > 0:
             raise ExpnetError(f"teacher sharpness must be > 0, got {self.sharpness!r}")
         require_whole("max unlabelled texts", self.max_texts)

@@ -384,5 +384,5 @@ def check_labels(classifier: Classifier, examples: Iterable[RationaleExample]) -
         if not 0 <= example.label < classifier.num_labels:
             raise ExpnetError(
                 f"example {example.id} has label {example.label}, outside this classifier's "
-                f"{classifier.num_labels} classes; evaluate it with a classifier fine-tuned on this task"
+                f"{classifier.num_labels} classes; use a classifier fine-tuned on this task"
             )
