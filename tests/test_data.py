@@ -116,6 +116,15 @@ def test_jsonl_default_label_names(tmp_path):
     assert load_examples(path)[0].id == "1"
 
 
+def test_jsonl_label_names_may_repeat_but_never_change(tmp_path):
+    same = {"id": "b", "tokens": ["y"], "label": 0, "label_names": ["neg", "pos"]}
+    first = {"id": "a", "tokens": ["x"], "label": 1, "label_names": ["neg", "pos"]}
+    assert load_examples(write_lines(tmp_path / "same.jsonl", [first, {"id": "c", "tokens": ["z"], "label": 0}, same]))[2].label_names == ("neg", "pos")
+    swapped = {**same, "label_names": ["pos", "neg"]}
+    with pytest.raises(DataError, match=r"other.jsonl:3: 'label_names' \['pos', 'neg'\] differ from line 1's \['neg', 'pos'\]"):
+        load_examples(write_lines(tmp_path / "other.jsonl", [first, {"id": "c", "tokens": ["z"], "label": 0}, swapped]))
+
+
 @pytest.mark.parametrize("line, message", [
     ('{"id": "a", "tokens": ["x"], "label": 0', "not valid JSON"),
     ({"id": "a", "tokens": ["x"]}, "missing field 'label'"),

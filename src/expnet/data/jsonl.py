@@ -7,7 +7,7 @@ Format::
 
 ``rationales`` holds one 0/1 mask per annotator, ``rationale`` a single mask; both may be left
 out (the example is then unannotated). ``label_names`` is optional: the first line that gives it
-names the labels, else they are "0".."max label". A label is a class index below 10,000 (so a
+names the labels (a later line may repeat them, never change them), else they are "0".."max label". A label is a class index below 10,000 (so a
 typo like ``1e30`` cannot make the loader build that many names). Blank lines are skipped. The task name is the
 file stem. Every problem is a ``DataError`` that starts with ``path:line:`` so it can be fixed
 in an editor straight away.
@@ -102,6 +102,7 @@ def load(path: str | Path) -> list[RationaleExample]:
     require_file(path, "one JSON example a line")
     raw: list[tuple[str, list[str], int, list[list[int]], int]] = []  # ..., line
     names: tuple[str, ...] | None = None
+    names_line = 0
     id_lines: dict[str, int] = {}  # id -> the line that used it first
     for lineno, obj in iter_json_lines(path):
         where = at(path, lineno)
@@ -130,11 +131,14 @@ def load(path: str | Path) -> list[RationaleExample]:
             masks = [check_mask(obj["rationale"], len(tokens), where)]
         else:
             masks = []
-        if names is None and obj.get("label_names") is not None:
+        if obj.get("label_names") is not None:
             given = obj["label_names"]
             if not isinstance(given, list) or not given or not all(isinstance(n, str) for n in given):
                 raise DataError(f"{where}: 'label_names' must be a non-empty list of strings")
-            names = tuple(given)
+            if names is not None and tuple(given) != names:  # a label index would mean two classes
+                raise DataError(f"{where}: 'label_names' {given} differ from line {names_line}'s {list(names)}; give every line the same names")
+            if names is None:
+                names, names_line = tuple(given), lineno
         raw.append((example_id, tokens, label, masks, lineno))
     if not raw:
         raise DataError(f"{path}: no examples (the file is empty); write one JSON example a line")
