@@ -611,6 +611,17 @@ def test_a_folder_given_as_an_output_file_gets_one_line(capsys, monkeypatch, tin
     assert_one_line_error(code, err, "is a folder; give a file path")
 
 
+def test_evaluate_refuses_one_explainer_named_twice_however_spelled(capsys, tiny_classifier_dir, toy_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(Path(tiny_classifier_dir).parent)
+    folder = Path(tiny_classifier_dir).name
+    for spec, fragment in (
+        ("random,random", "--explainers names 'random' twice; give each once"),
+        (f"{tiny_classifier_dir},./{folder}", f"--explainers names './{folder}' twice (as '{tiny_classifier_dir}' too)"),
+    ):
+        code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", toy_data, "--explainers", spec, "--out", tmp_path / "e.json")
+        assert_one_line_error(code, err, fragment)
+
+
 def test_evaluate_never_writes_over_its_data(capsys, tiny_classifier_dir, toy_data):
     before = toy_data.read_text()
     code, _, err = run_cli(capsys, *evaluate_args(tiny_classifier_dir, toy_data, toy_data))

@@ -64,8 +64,13 @@ def requested_names(spec: str) -> list[str]:
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
         raise ExpnetError("--explainers is empty: give names like expnet_dir,raw_attention,random")
-    if len(set(names)) < len(names):
-        raise ExpnetError(f"--explainers names {sorted({n for n in names if names.count(n) > 1})[0]!r} twice; give each once")
+    # A folder spelled two ways (runs/x, ./runs//x) is one explainer too.
+    keys = [str(Path(name).resolve()) if Path(name).exists() else name for name in names]
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            first = names[keys.index(key)]
+            also = "" if first == names[i] else f" (as {first!r} too)"
+            raise ExpnetError(f"--explainers names {names[i]!r} twice{also}; give each once")
     return names
 
 
