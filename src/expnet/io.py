@@ -234,5 +234,9 @@ def folder_state(source: str | Path) -> str:
     folder = Path(source)
     if not folder.is_dir():
         return ""
-    stats = [[path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in sorted(folder.iterdir()) if path.is_file()]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+    return json_digest([[path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in sorted(folder.iterdir()) if path.is_file()])
+
+
+def json_digest(value: Any) -> str:
+    """A short SHA-256 of a JSON-able value (what a resumed job compares, not the value itself)."""
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]

@@ -41,8 +41,7 @@ def run(args) -> int:
         # A JSONL file has no dev split: its seeded evaluation part (the benchmark's) is held out,
         # so dev accuracy is measured on texts the classifier never trained on.
         everything = common.load_limited(args.task, None, args.data_dir, "classifier_train", None)
-        dev, train = jsonl_split(everything, task_name(args.task), JSONL_EVAL_FRACTION, args.seed)
-        train = train[: args.max_examples] if args.max_examples else train
+        dev, train = jsonl_split(everything, task_name(args.task), JSONL_EVAL_FRACTION, args.seed)  # finetune cuts to --max-examples
     else:
         train = common.load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
         dev = load_examples(args.task, None, args.data_dir, purpose="classifier_dev")

@@ -113,9 +113,10 @@ def run(args) -> int:
         common.check_labels(classifier, examples)
         sources.append((classifier, examples))
     if args.unlabelled:
-        teacher = TeacherSettings(
-            tuple(t for t in (args.teacher or "saliency").split(",") if t), max_texts=args.max_unlabelled or TeacherSettings.max_texts
-        )
+        given = {"teachers": tuple(t for t in args.teacher.split(",") if t)} if args.teacher is not None else {}
+        if args.max_unlabelled is not None:
+            given["max_texts"] = args.max_unlabelled
+        teacher = TeacherSettings(**given)  # what is not given: TeacherSettings' defaults
         unlabelled = [
             (common.load_classifier(clf, args), unlabelled_texts(texts, args.data_dir))
             for texts, clf in extra

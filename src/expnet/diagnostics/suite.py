@@ -8,7 +8,6 @@ interrupted run resumes and diagnostics run one at a time end up in one report.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -21,7 +20,7 @@ from expnet.diagnostics import adversarial, correlation, permutation, uniform
 from expnet.diagnostics.intervention import check_supported, resolve_layer
 from expnet.diagnostics.report import html_page, interpret, make_plots
 from expnet.errors import ExpnetError, require_whole
-from expnet.io import atomic_directory, atomic_write_json, atomic_write_text, folder_state
+from expnet.io import atomic_directory, atomic_write_json, atomic_write_text, folder_state, json_digest
 from expnet.models.classifier import Classifier
 
 DIAGNOSTICS = ("correlation", "permutation", "adversarial", "uniform")
@@ -100,7 +99,7 @@ def run_diagnostics(
             # A rerun keeps earlier sections only for the same model files, weights' precision and texts.
             "classifier_files": folder_state(classifier.source),
             "dtype": str(next(classifier.model.parameters()).dtype).removeprefix("torch."),
-            "examples_digest": hashlib.sha256(json.dumps([[e.id, e.label, list(e.words)] for e in examples]).encode()).hexdigest()[:16],
+            "examples_digest": json_digest([[e.id, e.label, list(e.words)] for e in examples]),
             "data": data,
             "split": split,
             "examples": len(examples),
