@@ -39,6 +39,11 @@ def test_options_that_would_be_recorded_but_unused_are_refused(capsys, tiny_clas
     evaluate = ["evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--out", tmp_path / "r.json"]
     code, _, err = run_cli(capsys, *evaluate, "--top-k", "2", "--rationale-rate", "0.3")
     assert_one_line_error(code, err, "not allowed with argument")
+    longest = max(len(row["tokens"]) for row in TWELVE_ROWS)
+    code, _, err = run_cli(capsys, *evaluate, "--top-k", str(longest))
+    assert code == 0 and f"warning: --top-k {longest} is at least every text's length" in err, err
+    code, _, err = run_cli(capsys, *evaluate, "--overwrite", "--top-k", str(longest - 1))
+    assert code == 0 and "--top-k" not in err, err
     # Attention does not change with the class asked for: the scores would be labelled "explaining class0", falsely.
     explain = ["explain", "--classifier", tiny_classifier_dir, "good movie", "--explainer"]
     code, out, err = run_cli(capsys, *explain, "raw_attention")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from expnet.cli import common
@@ -101,6 +102,17 @@ def build_explainers(spec: str, batch_size: int, seed: int) -> tuple[dict, dict[
     return explainers, {labels[name]: name for name in names}
 
 
+def warn_top_k_covers_all(top_k: int | None, unit: str, examples) -> None:
+    """A --top-k at least every text's length selects every word: F1@k then ranks nothing."""
+    longest = max(len(e.words) for e in examples)
+    if top_k is not None and unit == "word" and top_k >= longest:
+        print(
+            f"expnet evaluate: warning: --top-k {top_k} is at least every text's length (the longest has {longest} words): "
+            "F1@k selects every word and compares no ranking; give a smaller --top-k or --rationale-rate",
+            file=sys.stderr,
+        )
+
+
 def run(args) -> int:
     common.start(args)
     inputs = [args.classifier, common.data_file(args.data), args.data_dir, *args.explainers.split(",")]
@@ -117,6 +129,7 @@ def run(args) -> int:
         rate, source = args.rationale_rate, "--rationale-rate"
     else:
         rate, source = default_rate(args.data, args.data_dir, args.gold_rule, examples)
+    warn_top_k_covers_all(args.top_k, args.unit, examples)
     result = evaluate(classifier, examples, explainers, rate, args.gold_rule, args.batch_size, progress=common.show_progress(args), top_k=args.top_k, unit=args.unit)
     data, split = common.data_description(args)
     result.settings = {
