@@ -12,7 +12,9 @@ left and right padding.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -324,6 +326,20 @@ def test_perturbed_decoder_texts_are_read_at_their_last_position(folders):
     torch.testing.assert_close(text.probabilities(removed), per_token[:, -1].softmax(-1))
 
 
+def test_a_decoder_whose_config_pads_with_another_id_reads_a_batched_text_as_alone(folders, tmp_path):
+    # Llama fine-tunes often carry pad_token_id 0 (<unk>) while the tokenizer pads with another token.
+    folder = shutil.copytree(folders["llama"], tmp_path / "llama")
+    config = json.loads((folder / "config.json").read_text())
+    config["pad_token_id"] = 0
+    (folder / "config.json").write_text(json.dumps(config))
+    classifier = load(folder)
+    short, long = TEXTS[0], TEXTS[0] + TEXTS[0] + TEXTS[0]
+    alone = get_explainer("raw_attention").explain(classifier, [short])[0]
+    batched = get_explainer("raw_attention", batch_size=2).explain(classifier, [short, long])[0]
+    np.testing.assert_allclose(batched.probabilities, alone.probabilities, atol=1e-5)
+    np.testing.assert_allclose(batched.scores, alone.scores, atol=1e-5)
+
+
 def test_align_padding_gives_a_decoder_its_pad_token(folders):
     classifier = load(folders["gpt2"])
     model, tokenizer = classifier.model, classifier.tokenizer
@@ -334,6 +350,15 @@ def test_align_padding_gives_a_decoder_its_pad_token(folders):
     assert tokenizer.pad_token == tokenizer.eos_token
     assert tokenizer.padding_side == "right"
     assert model.config.pad_token_id == tokenizer.eos_token_id
+    # A config whose pad id is not the tokenizer's: the tokenizer pads with the id the head skips,
+    # else a text in a batch is read at its padding (its prediction changed with the batch).
+    tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = 0
+    align_padding(model, tokenizer)
+    assert tokenizer.pad_token_id == 0 == model.config.pad_token_id
+    model.config.pad_token_id = len(tokenizer) + 5
+    with pytest.raises(ExpnetError, match=f"pad_token_id {len(tokenizer) + 5}, which its tokenizer"):
+        align_padding(model, tokenizer)
     encoder = load(folders["bert"])
     before = encoder.config.pad_token_id
     align_padding(encoder.model, encoder.tokenizer)

@@ -189,17 +189,29 @@ def align_padding(model: PreTrainedModel, tokenizer) -> None:
     """Batch a decoder classifier exactly as it sees a text alone (for ``Classifier.load``;
     encoders are left alone):
 
-    - the pad token its batched head needs: the tokenizer's pad token (its eos token when it has
-      none) written into ``model.config.pad_token_id`` when the config has none;
+    - one pad token for the tokenizer and the head: the head reads the rightmost token that is not
+      ``model.config.pad_token_id``, so the tokenizer pads with that id when the config has one
+      (a config's pad id 0 beside a tokenizer padding with eos would make a batched head read
+      padding); else the tokenizer's pad token (its eos token when it has none) is written into
+      the config;
     - right padding: trailing pads are invisible to a causal model's real tokens and positions
       still start at 0, whereas left padding shifts absolute positions (GPT-2's learned ones).
     """
     if not is_causal(model.config):
         return
     tokenizer.padding_side = "right"
+    head_pad = getattr(model.config, "pad_token_id", None)
+    if head_pad is not None and head_pad != tokenizer.pad_token_id:
+        token = tokenizer.convert_ids_to_tokens(head_pad) if 0 <= head_pad < len(tokenizer) else None
+        if token is None:
+            raise ExpnetError(
+                f"this decoder's config has pad_token_id {head_pad}, which its tokenizer ({len(tokenizer)} tokens) "
+                "does not have; set pad_token_id in config.json to the tokenizer's pad or eos token id"
+            )
+        tokenizer.pad_token = token
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise ExpnetError("this decoder's tokenizer has neither a pad nor an eos token, so texts cannot be batched")
         tokenizer.pad_token = tokenizer.eos_token
-    if getattr(model.config, "pad_token_id", None) is None:
+    if head_pad is None:
         model.config.pad_token_id = tokenizer.pad_token_id
