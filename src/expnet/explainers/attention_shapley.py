@@ -7,9 +7,11 @@ chosen layers (default: all) and every head, or on the gradient-weighted attenti
 closed form in ``expnet.shapley.games``, so a 512-token text costs one forward pass (plus one
 backward for ``_grad``) and a few n x n matrix operations.
 
-Word scores: Shapley values are additive over players, so the value of the coalition "all pieces
-of word w" (merged into one player the others still pair with) is the sum of the pieces' values;
-token values are pooled to words with ``pool_to_words(..., "sum")``. The plain variants explain
+Word scores: the sum of the word's pieces' token-level Shapley values (``pool_to_words(...,
+"sum")``), so words' scores still add up to v(N). This is the token game pooled, not the Shapley
+value of a word-level game: merging a word's pieces into one player changes the number of
+players, and the word alone would be worth the pairs among its own pieces (a few per cent apart
+on a three-piece word; ``tests/test_shapley.py`` checks the token game by brute force). The plain variants explain
 the attention pattern (they do not depend on the target class); the ``_grad`` variants weight it
 by the target logit's gradient. Values can be negative (a token with large self-attention pays a
 share to every other player), so the explainers are marked signed.

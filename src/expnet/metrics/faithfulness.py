@@ -43,6 +43,7 @@ from expnet.errors import ExpnetError
 from expnet.explainers.perturbation import DELETED, TextPerturbation, leave_one_word_out, replacement_id
 from expnet.io import strict_json
 from expnet.models.classifier import Classifier
+from expnet.models.readout import head_reads_readout, is_causal
 
 DEFAULT_BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
 REMOVALS = ("delete", "mask")
@@ -134,7 +135,16 @@ class _RowRunner:
             inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
             if types is not None:
                 inputs["token_type_ids"] = types.to(device)
-            probabilities = self.classifier.model(**inputs).logits.float().softmax(-1).cpu()
+            if is_causal(self.classifier.config):
+                # A decoder's masked piece is often the pad token, which its head skips on input
+                # ids (masking the last word would delete it); on embeddings the head reads each
+                # row's last real token by the mask, as leave-one-out and occlusion do.
+                inputs["inputs_embeds"] = self.classifier.input_embeddings()(inputs.pop("input_ids"))
+                with head_reads_readout(self.classifier):
+                    logits = self.classifier.model(**inputs).logits
+            else:
+                logits = self.classifier.model(**inputs).logits
+            probabilities = logits.float().softmax(-1).cpu()
             targets = torch.tensor([self.targets[r] for r in rows])
             out[rows] = probabilities.gather(1, targets.view(-1, 1)).squeeze(1).numpy()
         self.rows, self.targets, self.seen = [], [], {}
