@@ -57,6 +57,12 @@ def test_ensure_classifier_fine_tunes_on_given_examples_and_reuses_by_identity(t
     assert metrics["cached"] is True and len(fake.calls) == 1
     _, metrics = pipeline.ensure_classifier(*args, train=examples[4:], dev=examples[:4], identity={"split": "b"})
     assert metrics["cached"] is False and len(fake.calls) == 2  # another identity: fine-tuned again
+    # Other training examples under the same identity and settings (the samples, then the full data
+    # of another --data-dir) once reused the classifier fine-tuned on the first ones.
+    _, metrics = pipeline.ensure_classifier(*args, train=examples[5:], dev=examples[:4], identity={"split": "b"})
+    assert metrics["cached"] is False and len(fake.calls) == 3
+    _, metrics = pipeline.ensure_classifier(*args, train=examples[5:], dev=examples[:4], identity={"split": "b"})
+    assert metrics["cached"] is True and len(fake.calls) == 3
 
 
 def test_benchmark_fine_tunes_a_jsonl_task_on_its_training_part(tmp_path, tiny_classifier_dir, monkeypatch):

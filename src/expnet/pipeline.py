@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from expnet.data import RationaleExample, finetune_defaults, load_examples
-from expnet.io import atomic_write_json
+from expnet.io import atomic_write_json, json_digest
 from expnet.models.classifier import Classifier, default_backbone, read_metrics
 from expnet.models.finetune import FinetuneSettings, finetune
 
@@ -39,15 +39,17 @@ def ensure_classifier(
     else is fine-tuned again."""
     backbone = backbone or default_backbone()
     metrics = read_metrics(folder)
-    wanted = {"settings": asdict(settings), "seed": seed, "backbone": backbone, **(identity or {})}
+    train = load_examples(task, None, data_dir, purpose="classifier_train") if train is None else train
+    # The training examples themselves: the shipped samples and the full data (another
+    # --data-dir) are the same task and settings, and must not share a classifier.
+    training_data = json_digest([[e.id, e.label] for e in train])
+    wanted = {"settings": asdict(settings), "seed": seed, "backbone": backbone, "training_data": training_data, **(identity or {})}
     if not metrics or any(metrics.get(key) != value for key, value in wanted.items()):
-        train = load_examples(task, None, data_dir, purpose="classifier_train") if train is None else train
         dev = load_examples(task, None, data_dir, purpose="classifier_dev") if dev is None else dev
         names = train[0].label_names if train else ()  # no examples: finetune says so
         metrics = finetune(backbone, train, dev, names, folder, settings, seed, device, progress, trust_remote_code)
-        if identity:
-            metrics.update(identity)
-            atomic_write_json(Path(folder) / "metrics.json", metrics)
+        metrics.update({"training_data": training_data, **(identity or {})})
+        atomic_write_json(Path(folder) / "metrics.json", metrics)
         metrics["cached"] = False
     else:
         metrics["cached"] = True
