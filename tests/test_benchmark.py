@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import expnet
 from expnet.benchmark.cache import ResultCache
 from expnet.benchmark.config import load_config
 from expnet.benchmark.presets import QUICK
 from expnet.benchmark.tasks import prepare_task
 from expnet.cli.main import main
+from expnet.data import resolve_data_dir
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer
 from expnet.explainers.learned import ExpNetExplainer
@@ -110,6 +112,11 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
     for name in ("results.json", "results.csv", "leaderboard.md", "report.html", "plots/f1_per_task.png", "plots/f1_vs_speed.png", "plots/deletion_curves.png"):
         assert (out / name).is_file(), name
     assert set(results["tasks"]) == {"alpha", "beta"}
+    # What made the numbers, beyond the config: once only the config, so a run on another
+    # --data-dir could not be told from one on the samples.
+    provenance = results["provenance"]
+    assert provenance["expnet_version"] == expnet.__version__ and provenance["device"] == "cpu"
+    assert provenance["data_dir"] == str(resolve_data_dir(None).resolve()) and provenance["threads"] >= 1
     alpha = results["tasks"]["alpha"]
     assert alpha["trained_on"] == ["beta"] and alpha["n_examples"] == 8 and alpha["n_slow_examples"] == 4
     # occlusion is slow (perturbation family): main table without it, common table with everyone.

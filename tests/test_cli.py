@@ -5,6 +5,7 @@ import json
 import pytest
 from transformers import BertConfig, BertModel
 
+import expnet
 from cli_helpers import assert_one_line_error, run_cli
 from expnet.cli.main import main
 from expnet.data import load_examples
@@ -44,6 +45,13 @@ def test_options_that_would_be_recorded_but_unused_are_refused(capsys, tiny_clas
     assert code == 0 and f"warning: --top-k {longest} is at least every text's length" in err, err
     code, _, err = run_cli(capsys, *evaluate, "--overwrite", "--top-k", str(longest - 1))
     assert code == 0 and "--top-k" not in err, err
+    settings = json.loads((tmp_path / "r.json").read_text())["settings"]
+    # A JSONL file has no explainer-training split: its rate is the evaluated data's own; where it came from is recorded.
+    assert settings["data_source"] == str(data.resolve()) and settings["expnet_version"] == expnet.__version__
+    code, _, err = run_cli(capsys, *evaluate, "--overwrite")
+    assert json.loads((tmp_path / "r.json").read_text())["settings"]["rationale_rate_source"] == "evaluated data"
+    code, _, err = run_cli(capsys, *evaluate, "--overwrite", "--html-examples", "3")
+    assert_one_line_error(code, err, "--html-examples sets the examples of the --html page; give --html FILE too")
     # Attention does not change with the class asked for: the scores would be labelled "explaining class0", falsely.
     explain = ["explain", "--classifier", tiny_classifier_dir, "good movie", "--explainer"]
     code, out, err = run_cli(capsys, *explain, "raw_attention")

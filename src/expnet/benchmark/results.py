@@ -189,9 +189,11 @@ class BenchmarkResults:
     skipped: dict[str, dict[str, str]]  # task -> explainer or variant -> why it was left out
     cache: dict  # ResultCache.counters()
     seconds: float
+    provenance: dict = field(default_factory=dict)  # what made it: versions, data folder, device, threads
 
     def to_dict(self) -> dict:
         return {
+            "provenance": self.provenance,
             "config": self.config,
             "protocol": self.protocol,
             "tasks": {name: task.to_dict() for name, task in self.tasks.items()},

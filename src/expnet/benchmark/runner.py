@@ -34,12 +34,15 @@ on that many CPU threads.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from rich.console import Console
 
+from expnet import __version__
 from expnet.benchmark.cache import ResultCache, source_digest
 from expnet.benchmark.classifiers import ClassifierEntry, provide_classifier
 from expnet.benchmark.config import BenchmarkConfig
@@ -49,7 +52,7 @@ from expnet.benchmark.faithfulness_step import FaithfulnessStep, Runs
 from expnet.benchmark.leaderboards import IN_DOMAIN, WITH_UNLABELLED, Leaderboards, kendall_removal, variant_run
 from expnet.benchmark.results import BenchmarkResults, Outcome, ShownExamples, TaskResult
 from expnet.benchmark.tasks import TaskData, prepare_task, unlabelled_texts
-from expnet.data import rationale_rate
+from expnet.data import rationale_rate, resolve_data_dir
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer, list_explainers
 from expnet.io import atomic_write_json
@@ -116,6 +119,19 @@ class BenchmarkRunner:
         finally:
             torch.set_num_threads(threads)
 
+    def provenance(self, device: str) -> dict:
+        """What the numbers depend on beyond the config: the data folder, the software, the
+        device and the thread count (fine-tuning's float rounding depends on it)."""
+        return {
+            "expnet_version": __version__,
+            "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__,
+            "data_dir": str(resolve_data_dir(self.data_dir).resolve()),
+            "device": device,
+            "threads": torch.get_num_threads(),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
     def _run(self) -> Outcome:
         started = time.perf_counter()
         config = self.config
@@ -141,6 +157,7 @@ class BenchmarkRunner:
             skipped=self.skipped,
             cache=self.cache.counters(),
             seconds=time.perf_counter() - started,
+            provenance=self.provenance(str(next(iter(classifiers.values())).classifier.device)),
         )
         return Outcome(results, examples)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from expnet import __version__
 from expnet.cli import common
-from expnet.data import load_examples, rationale_rate
+from expnet.data import load_examples, rationale_rate, resolve_data_dir
 from expnet.data.errors import DataError
 from expnet.errors import ExpnetError
 from expnet.evaluation import UNITS, evaluate
@@ -47,18 +48,21 @@ def register(subparsers) -> None:
         help="score words, or subword tokens as HateXplain and ferret do (each piece carries its word's gold label and score)",
     )
     parser.add_argument("--html", default=None, help="also write an HTML page with highlighted examples here")
-    parser.add_argument("--html-examples", type=common.positive_int, default=8, help="examples shown in the HTML page (default 8)")
+    parser.add_argument("--html-examples", type=common.positive_int, default=None, help="examples shown in the HTML page (default 8)")
     common.add_overwrite_file(parser)
     common.add_progress(parser)
     common.add_model_options(parser)
 
 
 def default_rate(task: str, data_dir, gold_rule: str, evaluated) -> tuple[float, str]:
-    """The top-k rate: the task's explainer-training rationales, else the evaluated data's own."""
+    """The top-k rate: the task's explainer-training rationales, else the evaluated data's own
+    (a JSONL file's explainer-training examples are the file itself: no other split)."""
+    if common.data_file(task) is not None:
+        return rationale_rate(evaluated, gold_rule), "evaluated data"
     try:
         return rationale_rate(load_examples(task, None, data_dir, purpose="explainer_train"), gold_rule), "explainer-training split"
     except DataError:
-        return rationale_rate(evaluated, gold_rule), "evaluated split"
+        return rationale_rate(evaluated, gold_rule), "evaluated data"
 
 
 def requested_names(spec: str) -> list[str]:
@@ -115,6 +119,8 @@ def warn_top_k_covers_all(top_k: int | None, unit: str, examples) -> None:
 
 def run(args) -> int:
     common.start(args)
+    if args.html_examples is not None and args.html is None:
+        raise ExpnetError("--html-examples sets the examples of the --html page; give --html FILE too, or leave it out")
     inputs = [args.classifier, common.data_file(args.data), args.data_dir, *args.explainers.split(",")]
     out = common.check_out_file(args.out, "--out", inputs, args.overwrite)
     page = common.check_out_file(args.html, "--html", inputs, args.overwrite)
@@ -133,8 +139,11 @@ def run(args) -> int:
     result = evaluate(classifier, examples, explainers, rate, args.gold_rule, args.batch_size, progress=common.show_progress(args), top_k=args.top_k, unit=args.unit)
     data, split = common.data_description(args)
     result.settings = {
+        "expnet_version": __version__,
         "classifier": str(args.classifier),
         "data": data,
+        # Which file or data folder: "movies" from the samples and from the full data differ.
+        "data_source": str(Path(common.data_file(args.data)).resolve()) if common.data_file(args.data) else str(resolve_data_dir(args.data_dir).resolve()),
         "split": split,
         "gold_rule": args.gold_rule,
         "rationale_rate_source": source,
@@ -151,6 +160,6 @@ def run(args) -> int:
     atomic_write_json(out, results)
     print_results(results, f"{data}: {len(examples)} examples")
     if page:
-        atomic_write_text(page, evaluation_page(result, examples, args.gold_rule, f"expnet evaluation: {data}", args.html_examples))
+        atomic_write_text(page, evaluation_page(result, examples, args.gold_rule, f"expnet evaluation: {data}", args.html_examples or 8))
     print(out)
     return 0
