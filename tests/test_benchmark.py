@@ -328,6 +328,15 @@ def test_quick_preset_and_config_errors(tmp_path):
         ("[variants.x]\nhead_pooling = 'sorted'\n", r"\[variants.x\]: unknown head pooling"),
         ("[variants.x]\nloss = 'hinge'\n", r"\[variants.x\]: unknown ExpNet loss"),
         ("this is not toml", "not valid TOML"),
+        # Wrong types were misread, not refused: a string list a substring test, "no" true, 1.5 a traceback.
+        ("exclude_explainers = 'value_zeroing_rollout'\n", "exclude_explainers = 'value_zeroing_rollout': give a list of strings"),
+        ("in_domain = 'no'\n", "in_domain = 'no': give true or false"),
+        ("threads = 1.5\n", "threads = 1.5: give a whole number"),
+        ("seed = true\n", "seed = True: give a whole number"),
+        ("seed = -3\n", "seed = -3: give a whole number from 0"),
+        ("report_examples = -1\n", "report_examples = -1: give 0 or more"),
+        ("[faithfulness]\nbins = [0.5, 0.1]\n", "bins must be increasing"),
+        ("[tasks.sst2]\nmax_examples = '5'\n[tasks.movies]\n", r"\[tasks.sst2\] max_examples must be a positive whole number, got '5'"),
     ]:
         path.write_text(text)
         with pytest.raises(ExpnetError, match=fragment):

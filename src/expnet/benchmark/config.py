@@ -287,7 +287,55 @@ def build(data: dict) -> BenchmarkConfig:
     return config
 
 
+# A field's annotation -> (accepted Python types, what to tell the user). A TOML value of another
+# type would be misread, not refused: a string exclude_explainers is a substring test, "no" is true.
+_NUMBER = (int, float)
+_SIMPLE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "a whole number"),
+    "int | None": ((int,), "a whole number"),
+    "float": (_NUMBER, "a number"),
+    "bool": ((bool,), "true or false"),
+    "str": ((str,), "a string"),
+    "str | None": ((str,), "a string"),
+}
+_LIST_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "list[str]": ((str,), "a list of strings, e.g. [\"a\", \"b\"]"),
+    "list[float]": (_NUMBER, "a list of numbers"),
+}
+
+
+def _is(value, accepted: tuple[type, ...]) -> bool:
+    # bool is an int in Python; true is not a seed, nor 1 a boolean.
+    return isinstance(value, accepted) and (isinstance(value, bool) == (bool in accepted))
+
+
+def _check_types(settings, where: str) -> None:
+    """Every plainly typed field of a config dataclass holds a value of its type (None where allowed)."""
+    for spec in fields(settings):
+        value = getattr(settings, spec.name)
+        if spec.type in _SIMPLE_TYPES:
+            accepted, words = _SIMPLE_TYPES[spec.type]
+            good = _is(value, accepted) or (value is None and spec.type.endswith("| None"))
+        elif spec.type in _LIST_TYPES:
+            accepted, words = _LIST_TYPES[spec.type]
+            good = isinstance(value, list) and all(_is(v, accepted) for v in value)
+        else:
+            continue
+        if not good:
+            raise ExpnetError(f"{where}{spec.name} = {value!r}: give {words}")
+
+
 def _check(config: BenchmarkConfig) -> None:
+    _check_types(config, "")
+    _check_types(config.faithfulness, "[faithfulness] ")
+    for task in config.tasks:
+        _check_types(task, f"[tasks.{task.name}] ")
+    for name, variant in config.variants.items():
+        _check_types(variant, f"[variants.{name}] ")
+    if not 0 <= config.seed < 2**32:
+        raise ExpnetError(f"seed = {config.seed}: give a whole number from 0 to {2**32 - 1}")
+    if config.report_examples < 0:
+        raise ExpnetError(f"report_examples = {config.report_examples}: give 0 or more")
     if not config.variants:
         raise ExpnetError("no ExpNet variants: give at least [variants.last]")
     missing = [c for c in config.candidates if c not in config.variants]
@@ -310,8 +358,8 @@ def _check(config: BenchmarkConfig) -> None:
             raise ExpnetError(f"[faithfulness] removal {removal!r}: use one of {', '.join(REMOVALS)}")
     if faith.enabled and faith.shown not in faith.removals:
         raise ExpnetError(f"[faithfulness] shown = {faith.shown!r} must be one of removals {faith.removals}")
-    if not faith.bins or any(not 0 < b <= 1 for b in faith.bins):
-        raise ExpnetError(f"[faithfulness] bins must be fractions in (0, 1], got {faith.bins}")
+    if not faith.bins or any(not 0 < b <= 1 for b in faith.bins) or sorted(set(faith.bins)) != list(faith.bins):
+        raise ExpnetError(f"[faithfulness] bins must be increasing fractions in (0, 1], got {faith.bins}")
     unknown = sorted(set(config.expnet) - set(ExpNetSettings.__dataclass_fields__))
     if unknown:
         raise ExpnetError(f"unknown [expnet] setting {unknown[0]!r}; use ExpNetSettings fields")

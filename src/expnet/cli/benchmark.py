@@ -11,7 +11,7 @@ import time
 
 from rich.console import Console
 
-from expnet.cli.common import add_data_dir, add_device, add_out_folder, check_out_folder, positive_int
+from expnet.cli.common import add_data_dir, add_device, add_out_folder, check_out_folder, positive_int, seed_value
 from expnet.errors import ExpnetError
 
 
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     add_out_folder(parser, "output folder (results, plots, report, and the cache a rerun resumes from)")
     parser.add_argument("--explainers", default=None, help="comma-separated explainer names, or 'all' (overrides the config)")
     parser.add_argument("--max-examples", type=positive_int, default=None, help="at most this many evaluation examples per task (also caps the slow subset)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
+    parser.add_argument("--seed", type=seed_value, default=None, help="random seed (default: the config's, else 0)")
     parser.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     add_device(parser)
