@@ -121,6 +121,8 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
     assert alpha["trained_on"] == ["beta"] and alpha["n_examples"] == 8 and alpha["n_slow_examples"] == 4
     # occlusion is slow (perturbation family): main table without it, common table with everyone.
     main_rows = {r["explainer"]: r for r in alpha["tables"]["main"]["rows"]}
+    for row in main_rows.values():  # each row's F1 is the mean of its per-example F1s (expnet@k's once the own rule's)
+        assert row["f1"] == pytest.approx(np.mean(row["per_example"]["f1"])), row["explainer"]
     common_rows = {r["explainer"]: r for r in alpha["tables"]["common"]["rows"]}
     assert "occlusion" not in main_rows and "occlusion" in common_rows
     assert {"expnet", "expnet@k", "expnet_in_domain", "random", "raw_attention"} <= set(main_rows)
@@ -463,6 +465,25 @@ def test_every_word_f1_is_the_floor_of_token_f1():
     assert floor["per_example"] == {"ids": ["a", "b"], "f1": [pytest.approx(0.4), pytest.approx(1.0)]}
     assert floor["f1"] == pytest.approx(0.7)
     assert boards.every_word(1)["f1"] == pytest.approx(0.4)
+
+
+def test_a_top_k_rows_per_example_f1_is_f1_at_k_not_its_own_rules():
+    from expnet.benchmark.config import BenchmarkConfig, VariantConfig
+    from expnet.benchmark.leaderboards import Leaderboards, variant_run
+    from expnet.data.records import RationaleExample
+    from expnet.evaluation import ExplainerRun
+    from expnet.explainers.base import Explanation
+
+    example = RationaleExample("a", "t", ["w"] * 4, 0, ("n", "p"), rationales=[[1, 0, 0, 0]])
+    # Its own rationale marks every word (F1 0.4); its top-1 word is the gold one (F1@k 1).
+    explanation = Explanation(
+        ["w"] * 4, np.array([0.9, 0.1, 0.1, 0.1]), np.ones(4, bool), 0, 0, np.array([0.6, 0.4]), "expnet", rationale=np.ones(4, bool)
+    )
+    config = BenchmarkConfig(variants={"v": VariantConfig()})
+    boards = Leaderboards(config, {}, [example], {variant_run("v"): ExplainerRun("expnet", [explanation], 1.0)}, {variant_run("v"): {}}, "v", 0.25)
+    own, top_k = boards.row("expnet", "expnet", variant_run("v"), 1, "own"), boards.row("expnet@k", "expnet", variant_run("v"), 1, "topk")
+    assert own.f1 == pytest.approx(0.4) and own.per_example["f1"] == [pytest.approx(0.4)]
+    assert top_k.f1 == pytest.approx(1.0) and top_k.per_example["f1"] == [pytest.approx(1.0)]
 
 
 def test_truncated_texts_add_comparisons_over_the_words_read():

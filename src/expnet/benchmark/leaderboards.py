@@ -99,7 +99,8 @@ class Leaderboards:
             n_annotated=scores["n_examples"],
             **{key: scores[key + suffix if key in BINARISED_KEYS else key] for key in PLAUSIBILITY_KEYS},
             seen={key: scores[key] for key in SEEN_KEYS},
-            per_example=scores["per_example"],
+            # A top-k row's F1 is F1@k: so is its per-example F1 (a re-bootstrap pairs these).
+            per_example=scores["per_example"] if binarise == "own" else {**scores["per_example"], "f1": scores["per_example"]["f1_topk"]},
             examples_per_second=run.examples_per_second,
             seconds=run.seconds,
             expnet_speedup=expnet_speed / run.examples_per_second if run.examples_per_second > 0 else float("nan"),
