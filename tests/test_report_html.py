@@ -20,3 +20,16 @@ def test_signed_scores_keep_their_zero_and_sign():
 
 def test_constant_scores_paint_nothing():
     assert display_strength(np.array([0.3, 0.3, 0.3])).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_an_unscored_words_tooltip_says_why():
+    from expnet.explainers.base import Explanation
+    from expnet.report.html import highlight
+
+    # Word 1 has no subword token (zero-width), word 2 lies beyond the cut, word 3 is scored NaN.
+    explanation = Explanation(
+        ["good", "\u200b", "film", "x"], np.array([0.5, np.nan, np.nan, np.nan]), np.array([True, False, False, True]),
+        0, 0, np.array([0.6, 0.4]), "random", cut=np.array([False, False, True, False]),
+    )
+    titles = [part.split('"')[0] for part in highlight(explanation).split('title="')[1:]]
+    assert titles == ["0.5000", "not scored (no subword tokens)", "not scored (truncated)", "no score"]

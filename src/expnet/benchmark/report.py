@@ -345,6 +345,9 @@ def report_html(results: dict, examples: dict, images: dict[str, bytes]) -> str:
     return html.page("expnet benchmark", body)
 
 
+PLOTS = {"f1_per_task": plot_f1, "f1_vs_speed": plot_speed, "deletion_curves": plot_deletion}
+
+
 def write_outputs(outcome: Outcome, out: str | Path, plots: bool = True) -> dict[str, Path]:
     """Write every output file into ``out``; returns their paths by name."""
     out = Path(out)
@@ -356,8 +359,11 @@ def write_outputs(outcome: Outcome, out: str | Path, plots: bool = True) -> dict
     }
     images: dict[str, bytes] = {}
     if plots:
-        for name, make in (("f1_per_task", plot_f1), ("f1_vs_speed", plot_speed), ("deletion_curves", plot_deletion)):
+        for name, make in PLOTS.items():
             images[name] = png_bytes(make(results))
             paths[f"plots/{name}.png"] = atomic_write_bytes(out / "plots" / f"{name}.png", images[name])
+    else:  # an earlier run's plots would sit beside results they do not show
+        for name in PLOTS:
+            (out / "plots" / f"{name}.png").unlink(missing_ok=True)
     paths["report.html"] = atomic_write_text(out / "report.html", report_html(results, outcome.examples, images))
     return paths

@@ -65,7 +65,10 @@ def highlight(explanation: Explanation, gold: np.ndarray | None = None) -> str:
         style = f"background:{_colour(strength[i], signed)}"
         if gold is not None and gold[i]:
             style += ";text-decoration:underline 2px"
-        title = "not scored (truncated)" if np.isnan(score) else f"{score:.4f}"
+        if not explanation.scored[i]:  # the same reasons as the text and JSON forms give
+            title = "not scored (truncated)" if explanation.cut_words[i] else "not scored (no subword tokens)"
+        else:
+            title = "no score" if np.isnan(score) else f"{score:.4f}"
         spans.append(f'<span class="{" ".join(classes)}" style="{style}" title="{title}">{html.escape(word)}</span>')
     return '<div class="text">' + " ".join(spans) + "</div>"
 
