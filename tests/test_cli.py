@@ -116,6 +116,10 @@ def test_explain_formats(capsys, tiny_classifier_dir, tmp_path):
     code, _, _ = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--format", "html", "--out", page, "<script>alert(1)</script> good")
     text = page.read_text()
     assert code == 0 and "<script>alert" not in text and "&lt;script&gt;" in text
+    # Without --format, the --out file's suffix picks it (o.html once held plain text).
+    for name, starts in (("o.html", "<!doctype html>"), ("o.json", "{"), ("o.txt", "[random]")):
+        code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--out", tmp_path / name, "good")
+        assert code == 0 and (tmp_path / name).read_text().lower().startswith(starts), (name, err)
 
 
 def test_explain_reads_stdin(capsys, monkeypatch, tiny_classifier_dir):

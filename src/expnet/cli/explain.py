@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     parser = common.add_command(subparsers, "explain", run, "explain texts (arguments, or one per line on stdin)")
     common.add_classifier(parser)
     parser.add_argument("--explainer", required=True, help="an ExpNet folder or an explainer name (see 'expnet explainers')")
-    parser.add_argument("--format", choices=("text", "json", "html"), default="text")
+    parser.add_argument(
+        "--format", choices=FORMATS, default=None, help="default: the --out file's suffix (.json, .html), else text"
+    )
     parser.add_argument("--out", default=None, help="write here instead of stdout (written atomically)")
     parser.add_argument("--target", default=None, help="class to explain, index or name (default: the predicted class)")
     parser.add_argument("--batch-size", type=common.positive_int, default=16)
@@ -117,6 +119,8 @@ def warn_unscored(explanations: list[Explanation], max_length: int) -> None:
             )
 
 
+FORMATS = ("text", "json", "html")
+
 # Corpus-mode options and their defaults: given without --input they would be ignored, silently.
 CORPUS_OPTIONS = {"text_field": "text", "id_field": "id", "max_examples": None, "engine": "local"}
 RAY_OPTIONS = {"num_workers": 1, "address": None, "gpus_per_worker": None}
@@ -124,6 +128,14 @@ RAY_OPTIONS = {"num_workers": 1, "address": None, "gpus_per_worker": None}
 
 def _given(args, defaults: dict) -> list[str]:
     return ["--" + name.replace("_", "-") for name, default in defaults.items() if getattr(args, name) != default]
+
+
+def output_format(given: str | None, out: Path | None) -> str:
+    """--format, else the --out file's suffix (a page saved as o.html is HTML), else text."""
+    if given is not None:
+        return given
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    return suffix if suffix in ("json", "html") else "text"
 
 
 def run(args) -> int:
@@ -140,7 +152,7 @@ def run(args) -> int:
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
     explanations = explainer.explain(classifier, words, targets, progress=common.show_progress(args))
     warn_unscored(explanations, classifier.max_length)
-    output = render(explanations, args.format, explainer, args.classifier)
+    output = render(explanations, output_format(args.format, out), explainer, args.classifier)
     if out:
         atomic_write_text(out, output)
     else:
@@ -151,7 +163,7 @@ def run(args) -> int:
 def run_corpus(args) -> int:
     if not (args.input and args.output):
         raise ExpnetError("corpus mode needs both --input FILE and --output FILE")
-    if args.texts or args.out or args.target is not None or args.format != "text":
+    if args.texts or args.out or args.target is not None or args.format is not None:
         raise ExpnetError("TEXT, --out, --target and --format are for texts on the command line; with --input, use --output")
     ignored = _given(args, RAY_OPTIONS)
     if ignored and args.engine != "ray":
