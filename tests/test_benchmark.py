@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import expnet
+import expnet.cli.main
 from expnet.benchmark.cache import ResultCache
 from expnet.benchmark.config import load_config
 from expnet.benchmark.presets import QUICK
@@ -191,7 +192,11 @@ def test_end_to_end_then_rerun_computes_nothing(capsys, tmp_path, tiny_classifie
     # Changing one explainer's budget recomputes only that explainer's results.
     path = Path(config)
     path.write_text(path.read_text().replace("perturbations_per_eval = 8", "perturbations_per_eval = 5"))
-    third = run_benchmark(capsys, config, out)
+    # Not quiet and not a terminal (a log file): the step lines, no carriage-return bars.
+    assert expnet.cli.main.main(["benchmark", "--config", config, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "held out: alpha" in err and "\r" not in err
+    third = json.loads((out / "results.json").read_text())
     computed = third["cache"]["computed"]
     assert set(computed) <= {"explanations", "faithfulness"}, computed
     assert computed["explanations"] == 2  # occlusion on alpha and on beta

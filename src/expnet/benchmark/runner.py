@@ -68,21 +68,24 @@ class BenchmarkRunner:
         device: str | None = None,
         progress: bool = True,
         console: Console | None = None,
+        bars: bool | None = None,
     ) -> None:
         self.config = config
         self.out = Path(out)
         self.data_dir = data_dir
         self.device = device
-        self.progress = progress
+        self.progress = progress  # the step lines
+        bars = progress if bars is None else bars  # tqdm bars: a log file would fill with carriage returns
         self.console = console or Console(stderr=True)
         self.cache = ResultCache(self.out / "cache")
         infos = {info.name: info for info in list_explainers()}
         self.families = {name: info.family for name, info in infos.items()}
         self.explainer_names = self._explainer_names(infos)
         self.skipped: dict[str, dict[str, str]] = {}
-        self.explain = ExplainStep(self.cache, config.batch_size, progress)
-        self.expnets = ExpNetStep(config, self.out, self.cache, self.explain, self.skipped, self.say, progress)
-        self.faithfulness = FaithfulnessStep(config.faithfulness, self.cache, self.say, progress)
+        self.bars = bars
+        self.explain = ExplainStep(self.cache, config.batch_size, bars)
+        self.expnets = ExpNetStep(config, self.out, self.cache, self.explain, self.skipped, self.say, bars)
+        self.faithfulness = FaithfulnessStep(config.faithfulness, self.cache, self.say, bars)
         self.started = time.perf_counter()
 
     def _explainer_names(self, infos) -> list[str]:
@@ -140,7 +143,7 @@ class BenchmarkRunner:
         classifiers: dict[str, ClassifierEntry] = {}
         for task in tasks:
             self.say(f"classifier {task.name}: preparing")
-            entry = provide_classifier(task, self.out, config.backbone, config.seed, self.data_dir, self.device, self.progress)
+            entry = provide_classifier(task, self.out, config.backbone, config.seed, self.data_dir, self.device, self.bars)
             self.cache.note("classifier", bool(entry.metrics.get("cached")))
             classifiers[task.name] = entry
             accuracy = entry.metrics.get("dev_accuracy")

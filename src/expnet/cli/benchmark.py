@@ -11,7 +11,16 @@ import time
 
 from rich.console import Console
 
-from expnet.cli.common import add_data_dir, add_device, add_out_folder, check_out_folder, positive_int, seed_value
+from expnet.cli.common import (
+    add_data_dir,
+    add_device,
+    add_out_folder,
+    add_progress,
+    check_out_folder,
+    positive_int,
+    seed_value,
+    show_progress,
+)
 from expnet.errors import ExpnetError
 
 
@@ -33,6 +42,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=seed_value, default=None, help="random seed (default: the config's, else 0)")
     parser.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_progress(parser)
     add_device(parser)
     parser.set_defaults(func=run)
 
@@ -63,7 +73,10 @@ def run(args) -> int:
     config = load_config(args.config, quick=args.quick)
     out = check_out_folder(args, [args.data_dir, args.config, *(task.classifier for task in config.tasks)])
     apply_overrides(config, args)
-    runner = BenchmarkRunner(config, out, data_dir=args.data_dir, device=args.device, progress=not args.quiet, console=console)
+    runner = BenchmarkRunner(
+        config, out, data_dir=args.data_dir, device=args.device, progress=not args.quiet, console=console,
+        bars=not args.quiet and show_progress(args),
+    )
     outcome = runner.run()
     paths = write_outputs(outcome, out, plots=not args.no_plots)
     if not args.quiet:
