@@ -33,3 +33,11 @@ def test_an_unscored_words_tooltip_says_why():
     )
     titles = [part.split('"')[0] for part in highlight(explanation).split('title="')[1:]]
     assert titles == ["0.5000", "not scored (no subword tokens)", "not scored (truncated)", "no score"]
+
+
+def test_a_difference_that_rounds_to_zero_has_no_minus_sign():
+    from expnet.report.format import difference, number
+
+    assert number(-0.0004) == "0.000" and number(-0.0123) == "-0.012"
+    assert difference(-0.0004) == "+0.000" and difference(-0.0123) == "-0.012" and difference(0.02) == "+0.020"
+    assert difference(None) == "-"

@@ -259,7 +259,11 @@ def build(data: dict) -> BenchmarkConfig:
         raw_tasks = {str(t): {} for t in raw_tasks}
     tasks = [_task(str(name), settings or {}) for name, settings in raw_tasks.items()]
     if len(tasks) < 2:
-        raise ExpnetError("the benchmark leaves one task out at a time: give at least two tasks")
+        named = ", ".join(t.name for t in tasks) or "none"
+        raise ExpnetError(
+            f"the benchmark leaves one task out at a time: give at least two tasks (the config names {named}; "
+            "a config's tasks replace the preset's, so name every task to run, e.g. [tasks.hatexplain] and [tasks.sst2])"
+        )
     variants = {}
     for name, spec in data.pop("variants", {}).items():
         if not isinstance(spec, dict):

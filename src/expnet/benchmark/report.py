@@ -33,7 +33,7 @@ from expnet.metrics.table import (
 )
 from expnet.report import html
 from expnet.report.figures import new_figure, png_bytes, png_img
-from expnet.report.format import number
+from expnet.report.format import difference, number
 
 CSV_COLUMNS = (
     "task", "table", "table_examples", "explainer", "kind", "family", "binarisation", "n_examples",
@@ -137,7 +137,7 @@ def comparison_rows(table: dict) -> tuple[list[str], list[list[str]]]:
         [
             _compared(c["metric"], c["baseline"]) + ("" if c["explainer"] == "expnet" else f" ({c['explainer']})"),
             c["baseline"],
-            f"{c['difference']:+.3f}" if c["difference"] is not None else "-",
+            difference(c["difference"]),
             f"[{number(c['low'])}, {number(c['high'])}]",
             str(c["n_pairs"]),
             c["verdict"],

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from expnet.metrics.table import EVALUATION as RESULT_COLUMNS
 from expnet.metrics.table import SEEN_COLUMNS, Metric, header
-from expnet.report.format import number
+from expnet.report.format import difference, number
 
 
 def _truncated(results: dict) -> int:
@@ -70,8 +70,7 @@ def comparisons_table(results: dict) -> Table:
     table.add_column("verdict", no_wrap=True)
     for c in results["comparisons"]:
         interval = f"[{number(c['low'])}, {number(c['high'])}]"
-        difference = "-" if c["difference"] is None else f"{c['difference']:+.3f}"
-        table.add_row(c["explainer"], header(c["metric"]), c["baseline"], difference, interval, str(c["n_pairs"]), c["verdict"])
+        table.add_row(c["explainer"], header(c["metric"]), c["baseline"], difference(c["difference"]), interval, str(c["n_pairs"]), c["verdict"])
     return table
 
 
