@@ -267,3 +267,25 @@ def test_the_shipped_expnet_on_another_layout_says_its_scores_are_unmeasured(cap
         "scores on this bert 2-layer x 2-head classifier are unmeasured: check them with 'expnet evaluate' on annotated "
         "texts of your task, or train one for it with 'expnet train'"
     ]
+
+
+def test_a_jsonl_file_the_classifier_was_fine_tuned_on_is_scored_on_its_held_out_part(capsys, tiny_classifier_dir, tmp_path):
+    # evaluate once scored all of the file, 70% of it the classifier's training texts, and train
+    # fitted ExpNet on all of it, the held-out 30% included.
+    from expnet.data import JSONL_EVAL_FRACTION, jsonl_split
+
+    data = write_jsonl(tmp_path / "toy.jsonl", [{**row, "id": f"{row['id']}-{i}"} for i in range(3) for row in TWELVE_ROWS])
+    examples = load_examples(str(data))
+    held_out, training = jsonl_split(examples, "toy", JSONL_EVAL_FRACTION, 0)
+    clf = tmp_path / "clf"
+    code, _, err = run_cli(capsys, "finetune", "--task", data, "--backbone", tiny_classifier_dir, "--out", clf, "--epochs", "1", "--max-length", "16")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", clf, "--data", data, "--explainers", "random", "--out", tmp_path / "r.json")
+    assert code == 0 and f"using its held-out part ({len(held_out)} examples)" in err, err
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["n_examples"] == len(held_out)
+    code, _, err = run_cli(capsys, "train", "--task", f"{data}={clf}", "--out", tmp_path / "e", "--include-wrong")
+    assert code == 0 and f"using its training part ({len(training)} examples)" in err, err
+    # Another classifier (not fine-tuned on this file): the whole file, as given.
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--out", tmp_path / "r2.json")
+    assert code == 0 and "note:" not in err and json.loads((tmp_path / "r2.json").read_text())["n_examples"] == len(examples)

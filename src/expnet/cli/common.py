@@ -14,8 +14,8 @@ import expnet.data
 from expnet.data import RationaleExample, load_examples, task_name
 from expnet.data.registry import or_list
 from expnet.errors import ExpnetError
-from expnet.io import recover_directory, write_target
-from expnet.models.classifier import DTYPES, Classifier, check_labels
+from expnet.io import json_digest, recover_directory, write_target
+from expnet.models.classifier import DTYPES, Classifier, check_labels, read_metrics
 from expnet.seeding import seed_everything
 
 
@@ -143,11 +143,40 @@ def start(args: argparse.Namespace) -> None:
     seed_everything(getattr(args, "seed", 0))
 
 
-def load_limited(task: str, split: str | None, data_dir, purpose: str, max_examples: int | None):
+def load_limited(task: str, split: str | None, data_dir, purpose: str, max_examples: int | None, classifier_dir=None):
+    """The first ``max_examples`` of ``task``'s ``split`` (default: its ``purpose``'s). For a JSONL
+    file that ``classifier_dir`` was fine-tuned on, only the part that suits ``purpose``
+    (``finetuned_part``)."""
     examples = load_examples(task, split, data_dir, purpose=purpose)
     if not examples:
         raise ExpnetError(f"no examples in {task} (split {split or 'default'}); check --data-dir and --split")
+    if classifier_dir is not None:
+        examples = finetuned_part(task, examples, classifier_dir, purpose)
     return examples[:max_examples] if max_examples else examples
+
+
+def jsonl_split_record(path: str, examples: list[RationaleExample], seed: int) -> dict:
+    """What ``expnet finetune`` saves in metrics.json of a JSONL file it split (``finetuned_part``)."""
+    return {"file": str(Path(path).resolve()), "seed": seed, "eval_fraction": expnet.data.JSONL_EVAL_FRACTION, "examples": json_digest([e.id for e in examples])}
+
+
+def finetuned_part(task: str, examples: list[RationaleExample], classifier_dir, purpose: str) -> list[RationaleExample]:
+    """A JSONL file the classifier was fine-tuned on (its metrics.json says so, for these very
+    examples): its held-out part for evaluation, the part it trained on for ExpNet's training
+    (as the benchmark does); otherwise the examples as they are. Scoring the whole file would
+    score the classifier on texts it trained on, and an ExpNet trained on it on texts it saw."""
+    folder = Path(classifier_dir)
+    record = read_metrics(folder).get("jsonl_split") if data_file(task) is not None and folder.is_dir() else None
+    if not record or record != jsonl_split_record(task, examples, record.get("seed", 0)):
+        return examples
+    evaluation, training = expnet.data.jsonl_split(examples, task_name(task), record["eval_fraction"], record["seed"])
+    chosen, what = (evaluation, "held-out") if purpose == "evaluation" else (training, "training")
+    print(
+        f"expnet: note: {classifier_dir} was fine-tuned on {len(training)} of the {len(examples)} examples of {task}; "
+        f"using its {what} part ({len(chosen)} examples)",
+        file=sys.stderr,
+    )
+    return chosen
 
 
 def require_rationales(examples: list[RationaleExample], task: str, split: str | None) -> None:
@@ -166,7 +195,7 @@ def require_rationales(examples: list[RationaleExample], task: str, split: str |
 def evaluation_examples(args: argparse.Namespace, classifier: Classifier, need_rationales: bool) -> list[RationaleExample]:
     """The first --max-examples of --data's --split (default: its evaluation split), checked
     against the classifier's labels (and to carry rationales, where the command scores them)."""
-    examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples)
+    examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples, args.classifier)
     if need_rationales:
         require_rationales(examples, args.data, args.split)
     check_labels(classifier, examples)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from expnet.cli import common
 from expnet.data import JSONL_EVAL_FRACTION, jsonl_split, load_examples, task_name
+from expnet.io import atomic_write_json
 from expnet.models.classifier import default_backbone, load_config, usable_positions
 from expnet.models.finetune import FinetuneSettings, finetune
 
@@ -63,6 +65,10 @@ def run(args) -> int:
         device=args.device,
         trust_remote_code=args.trust_remote_code,
     )
+    if common.data_file(args.task):
+        # evaluate, diagnose and train then take the part of the file that suits them.
+        metrics["jsonl_split"] = common.jsonl_split_record(args.task, everything, args.seed)
+        atomic_write_json(Path(out) / "metrics.json", {k: v for k, v in metrics.items() if k != "cached"})
     metrics["task"] = task_name(args.task)
     print(json.dumps({k: metrics[k] for k in ("task", "dev_accuracy", "dev_examples", "train_examples", "train_seconds")}))
     return 0

@@ -108,7 +108,7 @@ def run(args) -> int:
     sources = []
     for task, classifier_dir in pairs:
         classifier = common.load_classifier(classifier_dir, args)
-        examples = common.load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples)
+        examples = common.load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples, classifier_dir)
         common.require_rationales(examples, task, args.split)
         common.check_labels(classifier, examples)
         sources.append((classifier, examples))
