@@ -143,6 +143,20 @@ def test_subword_scoring_expands_gold_and_scores_to_pieces():
     assert own["f1"] == pytest.approx(1.0) and own["iou_f1"] == pytest.approx(1.0)
 
 
+def test_an_example_whose_gold_rationale_is_empty_is_not_scored():
+    from expnet.data.records import RationaleExample
+    from expnet.evaluation import ExplainerRun, score_run
+
+    # Three annotators marking disjoint words (HateXplain test post 9183625_gab): empty majority.
+    disjoint = RationaleExample("d", "t", ["a", "bcd", "e"], 0, ("n", "p"), rationales=[[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    marked = RationaleExample("m", "t", ["a", "bcd", "e"], 0, ("n", "p"), rationales=[[0, 1, 0]])
+    one = _run([0.1, 0.9, 0.2])
+    run = ExplainerRun("fake", one.explanations * 2, 1.0)
+    scores = score_run(run, [disjoint, marked], rate=0.34, gold_rule="majority")
+    assert scores["per_example"]["ids"] == ["m"] and scores["f1_topk"] == pytest.approx(1.0)  # F1 0.5 with it
+    assert score_run(run, [disjoint, marked], rate=0.34, gold_rule="union")["per_example"]["ids"] == ["d", "m"]
+
+
 def test_subword_pieces_are_counted_on_the_whole_text(tiny_classifier):
     from expnet.evaluation import subword_pieces
 
