@@ -240,6 +240,23 @@ def test_movies_bad_span_names_line(tmp_path):
         load_examples("movies", "val", data_dir=tmp_path)
 
 
+def test_movies_tokens_are_erasers_and_a_span_must_read_its_text(tmp_path):
+    # A no-break space is inside one ERASER token: str.split made two and marked "is", not "great".
+    root = tmp_path / "movies" / "movies"
+    make_movies(tmp_path / "movies", archive=False)
+    (root / "docs" / "posR_2.txt").write_text("the film\u00a0noir is dull .\nbut the ending is great .\n")
+    (root / "val.jsonl").write_text(json.dumps({
+        "annotation_id": "posR_2.txt", "classification": "POS",
+        "evidences": [[{"start_token": 9, "end_token": 10, "text": "great"}]]}) + "\n")
+    (val,) = load_examples("movies", "val", data_dir=tmp_path)
+    assert [w for w, m in zip(val.words, val.rationales[0], strict=True) if m] == ["great"]
+    (root / "val.jsonl").write_text(json.dumps({
+        "annotation_id": "posR_2.txt", "classification": "POS",
+        "evidences": [[{"start_token": 8, "end_token": 9, "text": "great"}]]}) + "\n")
+    with pytest.raises(DataError, match=r"val\.jsonl:1: evidence span \[8, 9\) of posR_2.txt reads 'is', not its text 'great'"):
+        load_examples("movies", "val", data_dir=tmp_path)
+
+
 # --- CoLA and the public API -------------------------------------------------------------------
 
 

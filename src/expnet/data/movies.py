@@ -91,7 +91,9 @@ def _example(obj: dict, read_doc, where: str) -> RationaleExample:
     text = read_doc(docid)
     if text is None:
         raise DataError(f"{where}: document docs/{docid} is missing; ship every annotated document")
-    words = text.split()
+    # ERASER's tokens: each non-empty line split at single spaces (str.split would also split at a
+    # no-break space and shift every later span).
+    words = [word for line in text.splitlines() if line.strip() for word in line.strip().split(" ")]
     mask = [0] * len(words)
     for group in obj.get("evidences") or []:
         for ev in group:
@@ -100,6 +102,12 @@ def _example(obj: dict, read_doc, where: str) -> RationaleExample:
                 raise DataError(
                     f"{where}: evidence span [{start}, {end}) outside the {len(words)} tokens of {docid}; "
                     "spans index the whitespace tokens of the whole document"
+                )
+            quoted = ev.get("text")
+            if isinstance(quoted, str) and " ".join(words[start:end]) != quoted:
+                raise DataError(
+                    f"{where}: evidence span [{start}, {end}) of {docid} reads {' '.join(words[start:end])[:60]!r}, "
+                    f"not its text {quoted[:60]!r}; the document and the annotations do not match"
                 )
             mask[start:end] = [1] * (end - start)
     # A review without any evidence span counts as unannotated, not as "nothing is evidence".
