@@ -136,6 +136,9 @@ def test_jsonl_label_names_may_repeat_but_never_change(tmp_path):
     ({"id": "a", "tokens": [], "label": 0}, "'tokens' is empty"),
     ({"id": "a", "tokens": ["  "], "label": 0}, "'tokens' is empty"),
     ({"id": "a", "tokens": ["x"], "label": 3, "label_names": ["n", "p"]}, "label 3 has no name"),
+    ({"id": "a", "tokens": ["x"], "label": 0, "label_names": ["n", "n"]}, "name two classes alike"),
+    ({"id": "a", "tokens": ["x", "y"], "label": 0, "rationale": [[0, 1]]}, "'rationale' is one mask (a list of 0/1); for several"),
+    ({"id": "a", "tokens": ["x", "y"], "label": 0, "rationales": [0, 1]}, "for one mask use 'rationale', or wrap it"),
 ])
 def test_jsonl_errors_name_file_and_line(tmp_path, line, message):
     good = {"id": "ok", "tokens": ["fine"], "label": 0}

@@ -126,8 +126,12 @@ def load(path: str | Path) -> list[RationaleExample]:
             masks = obj["rationales"]
             if not isinstance(masks, list):
                 raise DataError(f"{where}: 'rationales' must be a list of masks")
+            if masks and not any(isinstance(m, list) for m in masks):
+                raise DataError(f"{where}: 'rationales' is a list of masks, one per annotator; for one mask use 'rationale', or wrap it: [[0, 1, ...]]")
             masks = [check_mask(m, len(tokens), where, f"mask {i + 1}") for i, m in enumerate(masks)]
         elif "rationale" in obj:
+            if isinstance(obj["rationale"], list) and any(isinstance(v, list) for v in obj["rationale"]):
+                raise DataError(f"{where}: 'rationale' is one mask (a list of 0/1); for several annotators' masks use 'rationales'")
             masks = [check_mask(obj["rationale"], len(tokens), where)]
         else:
             masks = []
@@ -135,6 +139,8 @@ def load(path: str | Path) -> list[RationaleExample]:
             given = obj["label_names"]
             if not isinstance(given, list) or not given or not all(isinstance(n, str) for n in given):
                 raise DataError(f"{where}: 'label_names' must be a non-empty list of strings")
+            if len(set(given)) != len(given):
+                raise DataError(f"{where}: 'label_names' {given} name two classes alike; give each class its own name")
             if names is not None and tuple(given) != names:  # a label index would mean two classes
                 raise DataError(f"{where}: 'label_names' {given} differ from line {names_line}'s {list(names)}; give every line the same names")
             if names is None:
@@ -142,7 +148,7 @@ def load(path: str | Path) -> list[RationaleExample]:
         raw.append((example_id, tokens, label, masks, lineno))
     if not raw:
         raise DataError(f"{path}: no examples (the file is empty); write one JSON example a line")
-    if names is None:
+    if names is None:  # a class no example has is refused where it matters: fine-tuning (finetune.py)
         names = tuple(str(i) for i in range(max(r[2] for r in raw) + 1))
     for _id, _tokens, label, _masks, lineno in raw:
         if label >= len(names):
