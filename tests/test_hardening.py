@@ -125,6 +125,31 @@ def test_overwrite_replaces_unrelated_files_and_a_previous_output_needs_no_flag(
     assert code == 0, err
 
 
+def test_train_refuses_an_expnet_folder_holding_more_than_train_writes(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    # A copy of the shipped ExpNet with its model card and the user's notes: once replaced whole.
+    from expnet.explainers.registry import pretrained_folder
+
+    out = Path(shutil.copytree(pretrained_folder("expnet"), tmp_path / "shipcopy"))
+    (out / "NOTES.txt").write_text("mine")
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, out))
+    assert_one_line_error(code, err, "--overwrite")
+    assert (out / "NOTES.txt").read_text() == "mine" and (out / "README.md").is_file()
+
+
+def test_a_folder_named_like_a_shipped_explainer_is_refused_not_shadowed(capsys, tiny_classifier_dir, toy_data, tmp_path, monkeypatch):
+    # "--explainer expnet" with a folder ./expnet once gave the shipped model's scores, silently.
+    from expnet.explainers import get_explainer
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, "expnet"))
+    assert code == 0, err
+    with pytest.raises(ExpnetError, match=r"'expnet' is both a shipped ExpNet and an ExpNet folder here; write ./expnet"):
+        get_explainer("expnet")
+    assert get_explainer("./expnet").history["train_examples"] > 0
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "expnet", "good film")
+    assert_one_line_error(code, err, "write ./expnet for the folder")
+
+
 def test_out_equal_to_the_classifier_is_refused(capsys, tiny_classifier_dir, toy_data, tmp_path):
     classifier = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
     before = sorted(p.name for p in classifier.iterdir())

@@ -14,6 +14,7 @@ import expnet.data
 from expnet.data import RationaleExample, load_examples, task_name
 from expnet.data.registry import or_list
 from expnet.errors import ExpnetError
+from expnet.explainers.registry import is_expnet_folder
 from expnet.io import json_digest, recover_directory, write_target
 from expnet.models.classifier import DTYPES, Classifier, check_labels, read_metrics
 from expnet.seeding import seed_everything
@@ -207,11 +208,10 @@ def data_description(args: argparse.Namespace) -> tuple[str, str]:
     return task_name(args.data), args.split or "default evaluation split"
 
 
-def _is_expnet_folder(folder: Path) -> bool:
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("format") == "expnet"
-    except (OSError, ValueError, AttributeError):
-        return False
+def _is_trained_expnet(folder: Path) -> bool:
+    """An ExpNet folder holding only what 'expnet train' writes: a model card or the user's notes
+    beside it would be lost with the folder, so those need --overwrite."""
+    return is_expnet_folder(folder) and {p.name for p in folder.iterdir()} <= {"config.json", "model.safetensors"}
 
 
 def _is_finetuned_classifier(folder: Path) -> bool:
@@ -220,7 +220,7 @@ def _is_finetuned_classifier(folder: Path) -> bool:
 
 # How each command recognises a folder it wrote before, which it may replace without --overwrite.
 PREVIOUS_OUTPUT: dict[str, Callable[[Path], bool]] = {
-    "train": _is_expnet_folder,
+    "train": _is_trained_expnet,
     "finetune": _is_finetuned_classifier,
     "diagnose": lambda folder: (folder / "diagnostics.json").is_file(),
     "concepts": lambda folder: (folder / "tcav.json").is_file(),

@@ -4,6 +4,7 @@ pretrained ExpNets that ship inside the package, by name."""
 from __future__ import annotations
 
 import inspect
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
     """An explainer by registered name, a shipped ExpNet by name, or a trained ExpNet from its
     folder, with constructor ``settings``; a setting the explainer does not have is an error."""
     name = str(name_or_dir)
+    if (name in _REGISTRY or name in PRETRAINED) and is_expnet_folder(Path(name)):
+        # Which one the user means cannot be known, and the wrong one gives other scores silently.
+        raise ExpnetError(
+            f"{name!r} is both {'a shipped ExpNet' if name in PRETRAINED else 'a registered explainer'} and an ExpNet "
+            f"folder here; write ./{name} for the folder, or rename it"
+        )
     if name in _REGISTRY:
         cls = _REGISTRY[name]
         _check_settings(name, settings, init_parameters(cls))
@@ -61,6 +68,14 @@ def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
         f"unknown explainer {name!r}: give an ExpNet folder, a shipped ExpNet ({', '.join(PRETRAINED)}) or one of "
         f"{', '.join(explainer_names())} (see 'expnet explainers')"
     )
+
+
+def is_expnet_folder(path: Path) -> bool:
+    """True for a folder whose config.json is an ExpNet's (what 'expnet train' writes)."""
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8")).get("format") == "expnet"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_settings(name: str, settings: dict, accepted) -> None:
