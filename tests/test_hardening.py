@@ -150,6 +150,16 @@ def test_a_folder_named_like_a_shipped_explainer_is_refused_not_shadowed(capsys,
     assert_one_line_error(code, err, "write ./expnet for the folder")
 
 
+def test_a_training_text_with_no_scored_word_is_skipped_not_averaged_into_nan(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    # Two zero-width words: no subword token, no scored word; its rationale rate was NaN, saved as bare NaN.
+    with toy_data.open("a") as file:
+        file.write(json.dumps({"id": "z", "tokens": ["\u200b", "\u200b"], "label": 0, "rationale": [1, 0]}) + "\n")
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, tmp_path / "e"))
+    assert code == 0, err
+    history = json.loads((tmp_path / "e" / "config.json").read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))["history"]
+    assert 0 < history["rationale_rate"] < 1 and history["skipped_unannotated"] == 1
+
+
 def test_out_equal_to_the_classifier_is_refused(capsys, tiny_classifier_dir, toy_data, tmp_path):
     classifier = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
     before = sorted(p.name for p in classifier.iterdir())

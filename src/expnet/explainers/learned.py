@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError, UnmeasuredWarning, require_number, require_whole
 from expnet.explainers.base import BatchAttribution, Explainer
-from expnet.io import atomic_directory, recover_directory
+from expnet.io import atomic_directory, recover_directory, strict_json
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec, valid_words
 from expnet.network.gradient_features import batch_features
@@ -216,7 +216,7 @@ class ExpNetExplainer(Explainer):
             "history": self.history,
         }
         with atomic_directory(folder) as staging:
-            (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+            (staging / CONFIG_NAME).write_text(json.dumps(strict_json(config), indent=2, allow_nan=False) + "\n")
             state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
             save_file(state, str(staging / WEIGHTS_NAME))
         return Path(folder)

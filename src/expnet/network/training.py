@@ -263,6 +263,9 @@ def collect_features(
                 dataset.skipped_wrong += 1
                 continue
             scored = torch.from_numpy(batch.word_scored[i])
+            if not bool(scored.any()):  # only words the tokenizer drops: nothing to learn from
+                dataset.skipped_unannotated += 1
+                continue
             gold = torch.from_numpy(_labels(example, settings))
             n = len(example.words)
             dataset.features.append(features[i, :n][scored])
