@@ -157,6 +157,11 @@ def _edit(config: dict, path: str, value) -> dict:
         ("threshold", "high", r"threshold must be a number in \[0, 1\]"),
         ("training.bogus", 1, "unknown training setting"),
         ("training.dropout", 2.0, "dropout"),
+        # Edits that gave a traceback, or changed the rationale silently (0: one word, -1: every word).
+        ("history", [], "history must be a mapping"),
+        ("history.perplexity_temperature", 0, r"perplexity_temperature must be a number in \(0, inf\)"),
+        ("history.perplexity_temperature", "abc", "perplexity_temperature must be a number"),
+        ("history.rationale_rate", "x", r"rationale_rate must be a number in \(0, 1\]"),
     ],
 )
 def test_a_tampered_config_is_refused_in_one_line(trained, tmp_path, path, value, fragment):
@@ -166,6 +171,14 @@ def test_a_tampered_config_is_refused_in_one_line(trained, tmp_path, path, value
     (folder / "config.json").write_text(json.dumps(_edit(config, path, value)))
     with pytest.raises(ExpnetError, match=fragment):
         get_explainer(str(folder))
+
+
+def test_a_threshold_for_an_expnet_that_never_reads_one_is_refused():
+    # The shipped ExpNet picks its rationale by the perplexity rule: threshold 0, 0.5 and 0.99 gave
+    # the same rationale while its settings reported each.
+    with pytest.raises(ExpnetError, match="perplexity rule .* a threshold would be recorded but never used"):
+        get_explainer("expnet", threshold=0.3)
+    assert get_explainer("expnet").rationale_rule == "perplexity"
 
 
 def test_training_is_deterministic(tiny_classifier):

@@ -260,9 +260,21 @@ class ExpNetExplainer(Explainer):
                 f"{folder}/{CONFIG_NAME}: unknown training setting(s) {unknown}; retrain it with 'expnet train'"
             )
         settings = ExpNetSettings(**training)
+        if "threshold" in overrides and rationale_rule(settings.loss) == "perplexity":
+            raise ExpnetError(
+                f"{folder} picks its rationale by the perplexity rule (trained with the {settings.loss} loss), "
+                "so a threshold would be recorded but never used; leave threshold out"
+            )
         threshold = overrides.pop("threshold", config.get("threshold", 0.5))
         require_number("threshold", threshold, 0, 1)
         history = config.get("history", {})
+        if not isinstance(history, dict):
+            raise ExpnetError(f"{folder}/{CONFIG_NAME}: history must be a mapping; retrain it with 'expnet train'")
+        # Both decide which words the rationale holds: a bad value would change it silently.
+        if history.get("perplexity_temperature") is not None:
+            require_number(f"{folder}/{CONFIG_NAME}: history.perplexity_temperature", history["perplexity_temperature"], 0, open_low=True)
+        if history.get("rationale_rate") is not None:
+            require_number(f"{folder}/{CONFIG_NAME}: history.rationale_rate", history["rationale_rate"], 0, 1, open_low=True)
         window = history.get("perplexity_window")
         if window is not None:
             require_whole(f"{folder}/{CONFIG_NAME}: perplexity_window (words, or null)", window)
