@@ -160,6 +160,14 @@ def test_a_training_text_with_no_scored_word_is_skipped_not_averaged_into_nan(ca
     assert 0 < history["rationale_rate"] < 1 and history["skipped_unannotated"] == 1
 
 
+def test_in_text_with_a_recipe_that_has_its_views_is_refused_and_bars_stay_out_of_logs(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    # --in-text with the transfer recipe gave byte-identical weights while config.json said in_text.
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, tmp_path / "e"), "--in-text")
+    assert_one_line_error(code, err, "--in-text adds within-text z-scores, which the transfer recipe's views")
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, tmp_path / "e"), "--in-text", "--recipe", "paper")
+    assert code == 0 and "\r" not in err, err  # stderr is no terminal here: no tqdm bar
+
+
 def test_out_equal_to_the_classifier_is_refused(capsys, tiny_classifier_dir, toy_data, tmp_path):
     classifier = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
     before = sorted(p.name for p in classifier.iterdir())

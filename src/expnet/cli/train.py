@@ -78,6 +78,7 @@ def register(subparsers) -> None:
         "--max-unlabelled", type=common.positive_int, default=None,
         help=f"at most N texts of each --unlabelled, a seeded draw (default {TeacherSettings.max_texts})",
     )
+    common.add_progress(parser)
     common.add_model_options(parser)
 
 
@@ -99,6 +100,11 @@ def run(args) -> int:
     out = common.check_out_folder(args, [args.data_dir, *inputs])
     chosen = {"layers": common.parse_layers(args.layers, ("last", "all"))} if args.layers is not None else {}
     if args.in_text:
+        if RECIPES[args.recipe].get("views"):  # its views win: --in-text would be recorded, not used
+            raise ExpnetError(
+                f"--in-text adds within-text z-scores, which the {args.recipe} recipe's views ({', '.join(RECIPES[args.recipe]['views'])}) "
+                "already give; leave it out, or use --recipe paper"
+            )
         chosen["in_text"] = True
     if args.word_properties:
         chosen["word_properties"] = parse_word_properties(args.word_properties)
@@ -121,9 +127,9 @@ def run(args) -> int:
             (common.load_classifier(clf, args), unlabelled_texts(texts, args.data_dir))
             for texts, clf in extra
         ]
-        explainer = train_with_unlabelled(sources, unlabelled, settings, teacher, seed=args.seed)
+        explainer = train_with_unlabelled(sources, unlabelled, settings, teacher, seed=args.seed, progress=common.show_progress(args))
     else:
-        explainer = ExpNetExplainer.train(sources, settings, seed=args.seed)
+        explainer = ExpNetExplainer.train(sources, settings, seed=args.seed, progress=common.show_progress(args))
     explainer.save_pretrained(out)
     print(json.dumps({"out": str(out), **explainer.history}))
     return 0
