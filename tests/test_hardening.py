@@ -168,6 +168,16 @@ def test_in_text_with_a_recipe_that_has_its_views_is_refused_and_bars_stay_out_o
     assert code == 0 and "\r" not in err, err  # stderr is no terminal here: no tqdm bar
 
 
+def test_an_expnet_a_decoder_cannot_feed_is_refused_in_one_line_without_a_warning_first(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    from architectures import build_gpt2
+
+    decoder = build_gpt2(tmp_path / "gpt2")
+    code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, tmp_path / "norms"), "--recipe", "transfer_norms")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "explain", "--classifier", decoder, "--explainer", tmp_path / "norms", "good film")
+    assert_one_line_error(code, err, "BERT, RoBERTa and ELECTRA")
+
+
 def test_out_equal_to_the_classifier_is_refused(capsys, tiny_classifier_dir, toy_data, tmp_path):
     classifier = copy_classifier(tiny_classifier_dir, tmp_path / "clf")
     before = sorted(p.name for p in classifier.iterdir())

@@ -16,7 +16,7 @@ from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.io import atomic_directory, recover_directory, strict_json
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec, valid_words
-from expnet.network.gradient_features import batch_features
+from expnet.network.gradient_features import batch_features, unsupported_reason
 from expnet.network.model import ExpNetModel
 from expnet.network.training import ExpNetSettings, WordDataset, collect_sources, fit_model, perplexity_counts
 from expnet.words import EncodedBatch
@@ -164,7 +164,10 @@ class ExpNetExplainer(Explainer):
         )
 
     def check(self, classifier: Classifier) -> None:
-        self.spec.for_classifier(classifier.num_layers, classifier.num_heads)  # a layout it cannot read: refused
+        spec = self.spec.for_classifier(classifier.num_layers, classifier.num_heads)  # a layout it cannot read: refused
+        refusal = unsupported_reason(classifier, spec)  # before the warning: one line, not two
+        if refusal:
+            raise ExpnetError(refusal)
         reason = self.unmeasured_on(classifier)
         if reason:
             warnings.warn(reason, UnmeasuredWarning, stacklevel=3)
