@@ -112,4 +112,8 @@ def test_unlabelled_texts_come_from_a_task_a_text_file_or_a_rationale_file(tmp_p
     assert len(unlabelled_texts("sst2", None)) > 10  # the shipped sample's training sentences
     with pytest.raises(ExpnetError, match="no such file"):
         unlabelled_texts(str(tmp_path / "missing.txt"), None)
+    # A row without an id was dropped unseen (one of two texts trained on).
+    texts.write_text('{"id": "a", "text": "good fun"}\n{"text": "awful film"}\n')
+    with pytest.raises(ExpnetError, match=r"texts.jsonl: line 2: .* \(1 such row\(s\)\); fix or remove them"):
+        unlabelled_texts(str(texts), None)
 

@@ -33,7 +33,11 @@ def unlabelled_texts(source: str, data_dir) -> list[list[str]]:
         return [e.words for e in common.load_limited(source, None, data_dir, "classifier_train", None)]
     if not Path(source).is_file():
         raise ExpnetError(f"--unlabelled {source}: no such file and no task of that name ({expnet.data.describe_tasks()})")
-    texts = [row.words for row in read_rows(source) if isinstance(row, Record)]
+    rows = list(read_rows(source))
+    texts = [row.words for row in rows if isinstance(row, Record)]
+    bad = [row for row in rows if not isinstance(row, Record)]
+    if texts and bad:  # a dropped row would change what ExpNet learns from, unseen
+        raise ExpnetError(f"--unlabelled {source}: line {bad[0].line}: {bad[0].reason} ({len(bad)} such row(s)); fix or remove them")
     if texts:
         return texts
     if source.endswith(".jsonl"):  # no 'text' field: a task file ("tokens", "label")
