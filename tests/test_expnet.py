@@ -159,6 +159,9 @@ def _edit(config: dict, path: str, value) -> dict:
         ("training.dropout", 2.0, "dropout"),
         # Edits that gave a traceback, or changed the rationale silently (0: one word, -1: every word).
         ("history", [], "history must be a mapping"),
+        ("features.length_scaled", "false", "length_scaled true or false"),  # once read as True
+        ("features.layers", ["1"], "layers must be a list of whole numbers"),  # once a TypeError deep inside
+        ("features.num_layers", 2.5, "num_layers and num_heads whole numbers"),  # once truncated to 2
         ("history.perplexity_temperature", 0, r"perplexity_temperature must be a number in \(0, inf\)"),
         ("history.perplexity_temperature", "abc", "perplexity_temperature must be a number"),
         ("history.rationale_rate", "x", r"rationale_rate must be a number in \(0, 1\]"),

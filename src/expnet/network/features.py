@@ -271,16 +271,20 @@ class FeatureSpec:
         _check_choice("head pooling", [data.get("head_pooling", "none")], HEAD_POOLINGS)
         _check_choice("feature view", views, VIEWS)
         _check_choice("layer rule", [data.get("layer_rule", "listed")], ("listed", "last", "all"))
-        layers, num_layers = [int(i) for i in data["layers"]], int(data["num_layers"])
+        # Exact types: int("1") or bool("false") would load a model that reads something else.
+        whole = [data["num_layers"], data["num_heads"], *data["layers"]] if isinstance(data["layers"], list | tuple) else None
+        if whole is None or any(type(value) is not int for value in whole) or type(data["length_scaled"]) is not bool:
+            raise ExpnetError("layers must be a list of whole numbers, num_layers and num_heads whole numbers, length_scaled true or false")
+        layers, num_layers = list(data["layers"]), data["num_layers"]
         if not layers or min(layers) < 0 or max(layers) >= num_layers:
             raise ExpnetError(f"layers {layers} do not exist in a model of {num_layers} layers")
         _check_choice("word property", data.get("word_properties", ()), WORD_PROPERTIES, allow_empty=True)
         return cls(
             layers=tuple(data["layers"]),
-            num_layers=int(data["num_layers"]),
-            num_heads=int(data["num_heads"]),
+            num_layers=data["num_layers"],
+            num_heads=data["num_heads"],
             directions=tuple(data["directions"]),
-            length_scaled=bool(data["length_scaled"]),
+            length_scaled=data["length_scaled"],
             values=tuple(data.get("values", ("attention",))),
             signals=tuple(data.get("signals", ())),
             head_pooling=str(data.get("head_pooling", "none")),
