@@ -329,6 +329,8 @@ def test_quick_preset_and_config_errors(tmp_path):
     for text, fragment in [
         ("sed = 1\n", "unknown config key 'sed'"),
         ("tasks = ['sst2']\n", "at least two tasks"),
+        # Under a preset, naming one task replaced the preset's list: the message says so.
+        ("[tasks.sst2]\n", r"\(the config names sst2; a config's tasks replace the preset's, so name every task"),
         ("[faithfulness]\nshown = 'zero'\n", "removal 'zero'"),
         ("candidates = ['nope']\n", "candidate variant 'nope'"),
         ("[tasks.sst2]\nfinetune = { epoch = 1 }\n[tasks.movies]\n", "fine-tuning setting 'epoch'"),

@@ -168,10 +168,8 @@ def score_run(
     can be compared pair by pair."""
     golds, scores, native, topk, seen, ids = [], [], [], [], [], []
     for index, (example, explanation) in enumerate(zip(examples, run.explanations, strict=True)):
-        gold = example.gold_mask(gold_rule)
-        if gold is None or not gold.any():
-            # Annotators who mark disjoint words leave an empty majority: precision and recall
-            # are undefined there, and every explainer's F1 0 would only pull the means down.
+        gold = example.scored_gold(gold_rule)
+        if gold is None:
             continue
         own = explanation.rationale
         word_values = (gold, explanation.scores, explanation.scored, own)

@@ -123,7 +123,7 @@ class Leaderboards:
 
     def every_word(self, n: int) -> dict:
         """F1 of the rationale that selects every word of the first ``n`` annotated examples."""
-        golds = {e.id: gold for e in self.examples[:n] if (gold := e.gold_mask(self.config.gold_rule)) is not None and gold.any()}
+        golds = {e.id: gold for e in self.examples[:n] if (gold := e.scored_gold(self.config.gold_rule)) is not None}
         everything = [np.ones(len(gold)) for gold in golds.values()]
         scores = plausibility(list(golds.values()), everything, everything)
         return {"f1": scores.f1, "per_example": {"ids": list(golds), "f1": scores.per_example["f1"].tolist()}}

@@ -168,7 +168,7 @@ def finetuned_part(task: str, examples: list[RationaleExample], classifier_dir, 
     score the classifier on texts it trained on, and an ExpNet trained on it on texts it saw."""
     folder = Path(classifier_dir)
     record = read_metrics(folder).get("jsonl_split") if data_file(task) is not None and folder.is_dir() else None
-    if not record or record != jsonl_split_record(task, examples, record.get("seed", 0)):
+    if not isinstance(record, dict) or record != jsonl_split_record(task, examples, record.get("seed")):
         return examples
     evaluation, training = expnet.data.jsonl_split(examples, task_name(task), record["eval_fraction"], record["seed"])
     chosen, what = (evaluation, "held-out") if purpose == "evaluation" else (training, "training")

@@ -108,8 +108,10 @@ def build_explainers(spec: str, batch_size: int, seed: int) -> tuple[dict, dict[
 
 def warn_top_k_covers_all(top_k: int | None, unit: str, examples) -> None:
     """A --top-k at least every text's length selects every word: F1@k then ranks nothing."""
+    if top_k is None or unit != "word":
+        return
     longest = max(len(e.words) for e in examples)
-    if top_k is not None and unit == "word" and top_k >= longest:
+    if top_k >= longest:
         print(
             f"expnet evaluate: warning: --top-k {top_k} is at least every text's length (the longest has {longest} words): "
             "F1@k selects every word and compares no ranking; give a smaller --top-k or --rationale-rate",
@@ -143,7 +145,7 @@ def run(args) -> int:
         "classifier": str(args.classifier),
         "data": data,
         # Which file or data folder: "movies" from the samples and from the full data differ.
-        "data_source": str(Path(common.data_file(args.data)).resolve()) if common.data_file(args.data) else str(resolve_data_dir(args.data_dir).resolve()),
+        "data_source": str(Path(common.data_file(args.data) or resolve_data_dir(args.data_dir)).resolve()),
         "split": split,
         "gold_rule": args.gold_rule,
         "rationale_rate_source": source,

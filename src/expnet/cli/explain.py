@@ -19,6 +19,8 @@ from expnet.io import atomic_write_text, strict_json
 from expnet.report import html
 from expnet.words import split_text
 
+FORMATS = ("text", "json", "html")
+
 
 def register(subparsers) -> None:
     parser = common.add_command(subparsers, "explain", run, "explain texts (arguments, or one per line on stdin)")
@@ -119,8 +121,6 @@ def warn_unscored(explanations: list[Explanation], max_length: int) -> None:
             )
 
 
-FORMATS = ("text", "json", "html")
-
 # Corpus-mode options and their defaults: given without --input they would be ignored, silently.
 CORPUS_OPTIONS = {"text_field": "text", "id_field": "id", "max_examples": None, "engine": "local"}
 RAY_OPTIONS = {"num_workers": 1, "address": None, "gpus_per_worker": None}
@@ -135,7 +135,7 @@ def output_format(given: str | None, out: Path | None) -> str:
     if given is not None:
         return given
     suffix = out.suffix.lower().lstrip(".") if out is not None else ""
-    return suffix if suffix in ("json", "html") else "text"
+    return suffix if suffix in FORMATS else "text"
 
 
 def run(args) -> int:

@@ -47,3 +47,10 @@ class RationaleExample:
         if rule == "majority":
             return (masks.mean(axis=0) >= 0.5).astype(np.int8)
         raise ValueError(f"unknown gold rule {rule!r}: use 'majority' or 'union'")
+
+    def scored_gold(self, rule: GoldRule = "majority") -> np.ndarray | None:
+        """The gold mask plausibility is scored against: None when unannotated, or when the rule
+        marks no word (annotators who mark disjoint words leave an empty majority: precision and
+        recall are undefined, and every explainer's F1 0 would only pull the means down)."""
+        gold = self.gold_mask(rule)
+        return gold if gold is not None and gold.any() else None

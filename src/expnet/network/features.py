@@ -272,10 +272,10 @@ class FeatureSpec:
         _check_choice("feature view", views, VIEWS)
         _check_choice("layer rule", [data.get("layer_rule", "listed")], ("listed", "last", "all"))
         # Exact types: int("1") or bool("false") would load a model that reads something else.
-        whole = [data["num_layers"], data["num_heads"], *data["layers"]] if isinstance(data["layers"], list | tuple) else None
-        if whole is None or any(type(value) is not int for value in whole) or type(data["length_scaled"]) is not bool:
+        layers, num_layers = data["layers"], data["num_layers"]
+        whole = [num_layers, data["num_heads"], *layers] if isinstance(layers, list | tuple) else [None]
+        if any(type(value) is not int for value in whole) or type(data["length_scaled"]) is not bool:
             raise ExpnetError("layers must be a list of whole numbers, num_layers and num_heads whole numbers, length_scaled true or false")
-        layers, num_layers = list(data["layers"]), data["num_layers"]
         if not layers or min(layers) < 0 or max(layers) >= num_layers:
             raise ExpnetError(f"layers {layers} do not exist in a model of {num_layers} layers")
         _check_choice("word property", data.get("word_properties", ()), WORD_PROPERTIES, allow_empty=True)
