@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow
+import pyarrow.parquet
 import pytest
 
 from expnet.cli.main import main
@@ -112,8 +114,19 @@ def test_unlabelled_texts_come_from_a_task_a_text_file_or_a_rationale_file(tmp_p
     assert len(unlabelled_texts("sst2", None)) > 10  # the shipped sample's training sentences
     with pytest.raises(ExpnetError, match="no such file"):
         unlabelled_texts(str(tmp_path / "missing.txt"), None)
-    # A row without an id was dropped unseen (one of two texts trained on).
-    texts.write_text('{"id": "a", "text": "good fun"}\n{"text": "awful film"}\n')
-    with pytest.raises(ExpnetError, match=r"texts.jsonl: line 2: .* \(1 such row\(s\)\); fix or remove them"):
+    # Texts to learn from need no id (corpus mode's inputs do), in JSONL, CSV and Parquet alike.
+    texts.write_text('{"text": "good fun"}\n{"text": "awful film"}\n')
+    table = tmp_path / "texts.csv"
+    table.write_text("text\ngood fun\nawful film\n")
+    parquet = tmp_path / "texts.parquet"
+    pyarrow.parquet.write_table(pyarrow.table({"text": ["good fun", "awful film"]}), parquet)
+    for source in (texts, table, parquet):
+        assert unlabelled_texts(str(source), None) == [["good", "fun"], ["awful", "film"]]
+    texts.write_text('{"sentence": "good fun"}\n')  # neither texts nor a task file: both reasons
+    with pytest.raises(ExpnetError, match=r"neither texts \(line 1: missing field 'text'\) nor a task file \(.*missing field 'id'"):
+        unlabelled_texts(str(texts), None)
+    # A row without a text would be dropped unseen (one of two texts trained on).
+    texts.write_text('{"text": "good fun"}\n{"text": ""}\n')
+    with pytest.raises(ExpnetError, match=r"texts.jsonl: line 2: empty text \(1 such row\(s\)\); fix or remove them"):
         unlabelled_texts(str(texts), None)
 

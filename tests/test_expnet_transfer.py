@@ -88,6 +88,18 @@ def test_layout_free_expnet_explains_another_layout(tiny_classifier, tiny_classi
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
 
 
+def test_training_on_two_layouts_with_per_head_features_is_refused_before_any_feature_pass(
+    tiny_classifier, tiny_classifier_3heads_dir, monkeypatch
+):
+    other = Classifier.load(tiny_classifier_3heads_dir)  # 3 x 4 against 2 x 2: per-head columns differ
+    sources = [(tiny_classifier, planted_examples(tiny_classifier, n=4)), (other, planted_examples(tiny_classifier, n=4))]
+    passes = []
+    monkeypatch.setattr(Classifier, "encode", lambda self, texts: passes.append(texts))
+    with pytest.raises(ExpnetError, match="attention layouts differ"):
+        ExpNetExplainer.train(sources, ExpNetSettings(max_epochs=1), seed=0, progress=False)
+    assert passes == []  # refused up front, not after the first classifier's features
+
+
 def test_an_every_layer_expnet_refuses_another_depth_but_reads_other_heads(
     tiny_classifier, tiny_classifier_3heads_dir, tmp_path
 ):

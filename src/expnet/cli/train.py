@@ -33,16 +33,20 @@ def unlabelled_texts(source: str, data_dir) -> list[list[str]]:
         return [e.words for e in common.load_limited(source, None, data_dir, "classifier_train", None)]
     if not Path(source).is_file():
         raise ExpnetError(f"--unlabelled {source}: no such file and no task of that name ({expnet.data.describe_tasks()})")
-    rows = list(read_rows(source))
+    rows = list(read_rows(source, id_field=None))  # texts to learn from: no id needed
     texts = [row.words for row in rows if isinstance(row, Record)]
     bad = [row for row in rows if not isinstance(row, Record)]
     if texts and bad:  # a dropped row would change what ExpNet learns from, unseen
         raise ExpnetError(f"--unlabelled {source}: line {bad[0].line}: {bad[0].reason} ({len(bad)} such row(s)); fix or remove them")
     if texts:
         return texts
-    if source.endswith(".jsonl"):  # no 'text' field: a task file ("tokens", "label")
-        return [e.words for e in common.load_limited(source, None, data_dir, "classifier_train", None)]
-    raise ExpnetError(f"--unlabelled {source}: no usable text in it (one text per line, or a 'text' field)")
+    why = f"line {bad[0].line}: {bad[0].reason}" if bad else "no rows"
+    if source.endswith(".jsonl"):  # no 'text' field: a task file ("tokens", "label")?
+        try:
+            return [e.words for e in common.load_limited(source, None, data_dir, "classifier_train", None)]
+        except ExpnetError as error:
+            raise ExpnetError(f"--unlabelled {source}: neither texts ({why}) nor a task file ({error})") from None
+    raise ExpnetError(f"--unlabelled {source}: no usable text in it ({why}); give one text per line, or a 'text' field")
 
 
 def register(subparsers) -> None:

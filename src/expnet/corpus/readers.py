@@ -57,8 +57,9 @@ def input_format(path: str | Path) -> str:
     return suffix[1:]
 
 
-def read_rows(path: str | Path, text_field: str = "text", id_field: str = "id") -> Iterator[Record | BadRow]:
-    """Every row of the input in order, checked: good ones as ``Record``, the others as ``BadRow``."""
+def read_rows(path: str | Path, text_field: str = "text", id_field: str | None = "id") -> Iterator[Record | BadRow]:
+    """Every row of the input in order, checked: good ones as ``Record``, the others as ``BadRow``.
+    With ``id_field`` None, no id is read: a row's line (or row) number is its id."""
     path = Path(path)
     fmt = input_format(path)
     if fmt == "txt":
@@ -157,7 +158,7 @@ def _jsonl_rows(path: Path, text_field: str, id_field: str):
         if not isinstance(row, dict):
             yield number, None, BadRow(number, None, f"not a JSON object but {type(row).__name__}")
             continue
-        row_id = _id(row.get(id_field))
+        row_id = str(number) if id_field is None else _id(row.get(id_field))
         if row_id is None or row.get(text_field) is None:
             field = id_field if row_id is None else text_field
             yield number, row_id, BadRow(number, row_id, f"missing field {field!r}")
@@ -171,12 +172,12 @@ def _csv_rows(path: Path, text_field: str, id_field: str):
         reader = csv.reader(handle)
         header = next(reader, [])
         _require_columns(header, path, text_field, id_field)
-        id_at, text_at = header.index(id_field), header.index(text_field)
+        id_at, text_at = None if id_field is None else header.index(id_field), header.index(text_field)
         for row in reader:
             number = reader.line_num  # the record's last line (a quoted value may span several)
             if not row:
                 continue
-            row_id = _id(row[id_at]) if len(row) == len(header) else None
+            row_id = None if len(row) != len(header) else str(number) if id_at is None else _id(row[id_at])
             if len(row) != len(header):
                 yield number, None, BadRow(number, None, f"{len(row)} columns, the header has {len(header)}")
             elif row_id is None:
@@ -192,7 +193,7 @@ def _parquet_rows(path: Path, text_field: str, id_field: str):
     file = _parquet_file(path)
     _require_columns(file.schema_arrow.names, path, text_field, id_field)
     number = 0
-    batches = file.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=[id_field, text_field])
+    batches = file.iter_batches(batch_size=ARROW_BATCH_ROWS, columns=[field for field in (id_field, text_field) if field is not None])
     while True:
         try:
             batch = next(batches, None)
@@ -200,9 +201,11 @@ def _parquet_rows(path: Path, text_field: str, id_field: str):
             raise _unreadable_parquet(path, error) from None
         if batch is None:
             return
-        for row_id, text in zip(batch.column(id_field).to_pylist(), batch.column(text_field).to_pylist(), strict=True):
+        texts = batch.column(text_field).to_pylist()
+        ids = [None] * len(texts) if id_field is None else batch.column(id_field).to_pylist()
+        for row_id, text in zip(ids, texts, strict=True):
             number += 1
-            row_id = _id(row_id)
+            row_id = str(number) if id_field is None else _id(row_id)
             if row_id is None or text is None:
                 field = id_field if row_id is None else text_field
                 yield number, row_id, BadRow(number, row_id, f"missing field {field!r}")
@@ -226,9 +229,9 @@ def _unreadable_parquet(path: Path, error: Exception) -> ExpnetError:
     return ExpnetError(f"--input {path} is not a readable Parquet file ({reason}); check the file, or rewrite it")
 
 
-def _require_columns(columns: list[str], path: Path, text_field: str, id_field: str) -> None:
+def _require_columns(columns: list[str], path: Path, text_field: str, id_field: str | None) -> None:
     for field, flag in ((text_field, "--text-field"), (id_field, "--id-field")):
-        if field not in columns:
+        if field is not None and field not in columns:
             raise ExpnetError(f"--input {path} has no column {field!r} ({flag}); its columns: {', '.join(columns)}")
 
 

@@ -426,6 +426,13 @@ def collect_sources(
     if not sources:
         raise ExpnetError("no training data: give at least one --task TASK=CLASSIFIER")
     spec = settings_spec(settings, sources[0][0])
+    for classifier, _ in sources[1:]:  # checked before the first (long) feature pass, not after it
+        if not spec.reads_layout(classifier.num_layers, classifier.num_heads):
+            raise ExpnetError(
+                f"the training classifiers' attention layouts differ ({spec.num_layers} layers x {spec.num_heads} heads, "
+                f"and {classifier.num_layers} x {classifier.num_heads}), and these features read heads or layers by position; "
+                "train on classifiers of one layout, or use a recipe that pools over heads (e.g. transfer)"
+            )
     dataset = WordDataset()
     for classifier, examples in sources:
         collect_features(classifier, examples, spec, settings, dataset, progress)
