@@ -7,7 +7,7 @@ from expnet.metrics.bootstrap import compare_with_best, paired_bootstrap, paired
 
 
 def test_constant_difference_gives_a_zero_width_interval_at_that_value():
-    a = np.array([0.5, 0.7, 0.2, 0.9])
+    a = np.array([0.5, 0.7, 0.2, 0.9, 0.1, 0.4])
     assert paired_bootstrap(a, a - 0.25) == pytest.approx((0.25, 0.25, 0.25))
 
 
@@ -41,6 +41,17 @@ def test_nan_pairs_are_dropped_and_tiny_samples_have_no_interval():
         paired_bootstrap([1.0, 2.0], [1.0])
 
 
+def test_fewer_than_six_pairs_give_no_verdict():
+    from expnet.metrics.bootstrap import MIN_PAIRS
+
+    # Two same-signed pairs: every interval would be [min, max] of the differences, a "win".
+    mean, low, high = paired_bootstrap([1.0, 2.0], [0.0, 0.0])
+    assert mean == 1.5 and np.isnan(low) and verdict(low, high) == "n/a"
+    five = paired_bootstrap(np.ones(MIN_PAIRS - 1), np.zeros(MIN_PAIRS - 1))
+    six = paired_bootstrap(np.ones(MIN_PAIRS), np.zeros(MIN_PAIRS))
+    assert verdict(*five[1:]) == "n/a" and verdict(*six[1:]) == "win"
+
+
 def test_verdict_needs_the_interval_to_exclude_zero():
     assert verdict(0.01, 0.2) == "win"
     assert verdict(-0.3, -0.1) == "loss"
@@ -50,13 +61,13 @@ def test_verdict_needs_the_interval_to_exclude_zero():
 
 
 def test_compare_with_best_pairs_by_id_against_the_best_mean():
-    ours = {"ids": ["a", "b", "c"], "f1": [0.9, 0.8, 0.7]}
-    weak = {"ids": ["a", "b", "c"], "f1": [0.1, 0.1, 0.1]}
+    ours = {"ids": list("abcdef"), "f1": [0.9, 0.8, 0.7, 0.9, 0.8, 0.7]}
+    weak = {"ids": list("abcdef"), "f1": [0.1] * 6}
     # Listed in another order: pairing is by id, not position.
-    strong = {"ids": ["c", "a", "b"], "f1": [0.6, 0.8, 0.7]}
-    assert paired_values(ours, strong, "f1")[1].tolist() == [0.8, 0.7, 0.6]
+    strong = {"ids": list("cabfde"), "f1": [0.6, 0.8, 0.7, 0.6, 0.8, 0.7]}
+    assert paired_values(ours, strong, "f1")[1].tolist() == [0.8, 0.7, 0.6, 0.8, 0.7, 0.6]
     result = compare_with_best("f1", "expnet", ours, {"weak": (0.1, weak), "strong": (0.7, strong), "broken": (None, weak)})
-    assert result.baseline == "strong" and result.n_pairs == 3
+    assert result.baseline == "strong" and result.n_pairs == 6
     assert (result.difference, result.low, result.high) == pytest.approx((0.1, 0.1, 0.1))
     assert result.verdict == "win"
     assert compare_with_best("f1", "expnet", ours, {"broken": (float("nan"), weak)}) is None

@@ -14,6 +14,35 @@ def test_top_k_rounds_rate_and_keeps_at_least_one():
     assert top_k_mask(np.array([np.nan, 0.2, 0.1]), 0.34).tolist() == [0, 1, 0]
 
 
+def test_top_k_never_selects_a_word_the_classifier_did_not_see():
+    # k = 3 of 6 words, but only 3 were read; the cut words 3-4 are gold (a long review's tail).
+    scores, gold = np.array([3.0, 2.0, 1.0, np.nan, np.nan, np.nan]), np.array([0, 0, 0, 1, 1, 0])
+    mask = top_k_mask(scores, 0.5, k=5)
+    assert mask.tolist() == [1, 1, 1, 0, 0, 0]
+    assert plausibility([gold], [scores], [mask]).f1 == 0.0  # 0.571 when the cut words were picked
+    # Infinite scores are unscored too (as Explanation.to_dict saves them), not a scikit-learn error.
+    infinite = np.array([np.inf, 0.2, -np.inf, 0.1])
+    assert top_k_mask(infinite, 0.5).tolist() == [0, 1, 0, 1]
+    # Both infinities below 0.1: positives {0.2, low} against negatives {low, 0.1}: 2 + 0.5 of 4.
+    assert plausibility([np.array([0, 1, 1, 0])], [infinite], [top_k_mask(infinite, 0.5)]).auroc == pytest.approx(0.625)
+    assert top_k_mask(np.full(3, np.nan), 0.5).tolist() == [0, 0, 0]
+
+
+def test_top_k_rounds_half_up_so_k_never_shrinks_as_a_text_grows():
+    from expnet.metrics.plausibility import top_k_size
+
+    assert [top_k_size(0.5, n) for n in (1, 3, 5, 7, 9)] == [1, 2, 3, 4, 5]  # half-to-even: 0, 2, 2, 4, 4
+    assert top_k_size(0.15, 10) == 2 and top_k_size(0.35, 20) == 7 and top_k_size(0.01, 10) == 1
+
+
+def test_pooled_ranking_scales_each_texts_scored_words_not_its_cut_ones():
+    gold = [np.array([0, 1, 0]), np.array([0, 1, 0])]
+    scores = [np.array([0.0, 1.0, np.nan]), np.array([0.0, 0.4, 1.0])]
+    # Text A scaled over its read words: 0, 1 (cut word below everything); text B: 0, 0.4, 1.
+    # Positives {1, 0.4} against negatives {0, -1 (cut), 0, 1}: 1 wins 3 and ties 1, 0.4 wins 3.
+    assert plausibility(gold, scores, [np.zeros(3)] * 2).auroc_pooled == pytest.approx(6.5 / 8)
+
+
 def test_f1_precision_recall_by_hand():
     gold = [np.array([1, 1, 0, 0]), np.array([0, 1, 0])]
     rationale = [np.array([1, 0, 1, 0]), np.array([0, 1, 1])]
@@ -58,7 +87,6 @@ def test_seen_window_scores_only_the_words_the_classifier_saw():
     # Text 2's only gold word was cut off: left out. Text 1 within its window: gold [1, 0], scores
     # [0.2, 0.1] -> top-1 picks word 0: F1 1, AUROC 1. Text 3: top-1 picks word 1 (0.9): F1 0, AUROC 0.
     assert result["n_examples_seen"] == 2
-    assert result["n_truncated"] == 2
     assert result["f1_topk_seen"] == pytest.approx(0.5)
     assert result["auroc_seen"] == pytest.approx(0.5)
     # Per example, aligned with the inputs; the left-out text is NaN (a comparison drops its pair).
@@ -155,6 +183,20 @@ def test_an_example_whose_gold_rationale_is_empty_is_not_scored():
     scores = score_run(run, [disjoint, marked], rate=0.34, gold_rule="majority")
     assert scores["per_example"]["ids"] == ["m"] and scores["f1_topk"] == pytest.approx(1.0)  # F1 0.5 with it
     assert score_run(run, [disjoint, marked], rate=0.34, gold_rule="union")["per_example"]["ids"] == ["d", "m"]
+
+
+def test_a_word_without_subword_tokens_is_not_counted_as_truncation():
+    from dataclasses import replace
+
+    from expnet.data.records import RationaleExample
+    from expnet.evaluation import ExplainerRun, score_run
+
+    example = RationaleExample("x", "t", ["a", "bcd", "e"], 0, ("n", "p"), rationales=[[0, 1, 0]])
+    fake = _run([0.9, 0.5, 0.1]).explanations[0]
+    dropped = replace(fake, scores=np.array([0.9, 0.5, np.nan]), scored=np.array([True, True, False]), cut=np.zeros(3, bool))
+    assert score_run(ExplainerRun("fake", [dropped], 1.0), [example], 0.34, "majority")["n_truncated"] == 0
+    cut = replace(dropped, cut=np.array([False, False, True]))
+    assert score_run(ExplainerRun("fake", [cut], 1.0), [example], 0.34, "majority")["n_truncated"] == 1
 
 
 def test_subword_pieces_are_counted_on_the_whole_text(tiny_classifier):

@@ -33,6 +33,12 @@ def test_a_word_cut_in_the_middle_is_unscored_and_counts_as_cut(tiny_classifier)
     # A whole last word is scored as before.
     whole = encode_words(tiny_classifier.tokenizer, [["good"] * 3 + ["unbelievable", "fun"]], max_length=8)
     assert whole.word_scored[0].tolist() == [True] * 4 + [False] and whole.word_cut[0].tolist() == [False] * 4 + [True]
+    # A whole last word ending in characters that make no piece (a combining accent, a zero-width
+    # space) is whole too: its pieces end before it does, but nothing of it was cut off.
+    for word in ("cafe\u0301", "good\u200b"):
+        ends = encode_words(tiny_classifier.tokenizer, [["the", word, "is", "good"]], max_length=4)
+        assert ends.word_scored[0].tolist() == [True, True, False, False], word
+        assert ends.word_cut[0].tolist() == [False, False, True, True], word
 
 
 def test_pooling_sum_mean_max_by_hand(tiny_classifier):
@@ -66,19 +72,32 @@ def _pieces_of_each_word(tokenizer, words):
     return [tokenizer.convert_tokens_to_string(p).lstrip() for p in pieces]
 
 
-@pytest.mark.parametrize("make_tokenizer", ["gpt2", "deberta_v2"])
+@pytest.mark.parametrize("make_tokenizer", ["gpt2", "deberta_v2", "roberta"])
 def test_a_bare_space_piece_belongs_to_the_word_it_starts(make_tokenizer):
     # Byte-level BPE and SentencePiece emit a lone "Ġ" / "▁" before a word they have no merged
-    # piece for; its offset sits on the space, which once gave it to the word before.
+    # piece for; its offset sits on the space, which once gave it to the word before. RoBERTa
+    # trims it to a zero-width offset, which once gave it to no word: removing the word left it.
     from transformers import GPT2Tokenizer
 
-    from architectures import _byte_level, deberta_tokenizer
+    from architectures import _byte_level, deberta_tokenizer, roberta_tokenizer
 
-    tokenizer = _byte_level(GPT2Tokenizer) if make_tokenizer == "gpt2" else deberta_tokenizer()
+    makers = {"gpt2": lambda: _byte_level(GPT2Tokenizer), "deberta_v2": deberta_tokenizer, "roberta": roberta_tokenizer}
+    tokenizer = makers[make_tokenizer]()
     words = "unbelievable ! you love this movie".split()
     tokens = tokenizer.convert_ids_to_tokens(tokenizer(" ".join(words))["input_ids"])
     assert {"Ġ", "▁"} & set(tokens)  # the case under test occurs
     assert _pieces_of_each_word(tokenizer, words) == words
+
+
+def test_every_piece_but_the_special_ones_belongs_to_a_word():
+    from architectures import roberta_tokenizer
+
+    tokenizer = roberta_tokenizer()  # trims the bare "Ġ" before "naïve" and the emoji to (p, p)
+    batch = encode_words(tokenizer, [["a", "naïve", "😀", "good"]], 64)
+    tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[0])
+    owners = batch.token_word[0].tolist()
+    assert [o for t, o in zip(tokens, owners, strict=True) if t == "Ġ"] == [1, 2]
+    assert [t for t, o in zip(tokens, owners, strict=True) if o < 0] == ["<s>", "</s>"]
 
 
 def test_offsets_that_miss_the_words_are_refused():

@@ -103,7 +103,7 @@ def forward_pass(classifier: Classifier, words: Sequence[Sequence[str]], batch_s
     return predictions, len(words) / seconds
 
 
-SEEN_KEYS = (*SEEN, "n_examples_seen", "n_truncated")
+SEEN_KEYS = (*SEEN, "n_examples_seen", "n_truncated")  # the seen view's, and how many texts were cut
 
 
 def seen_window_scores(golds, scores, seen_masks, rate: float, top_k: int | None = None) -> tuple[dict, dict]:
@@ -126,16 +126,15 @@ def seen_window_scores(golds, scores, seen_masks, rate: float, top_k: int | None
         kept_scores.append(np.asarray(score)[seen])
         kept_topk.append(top_k_mask(kept_scores[-1], rate, top_k))
     seen_view = plausibility(kept_golds, kept_scores, kept_topk)
-    truncated = int(sum(not np.asarray(seen, dtype=bool).all() for seen in seen_masks))
     # The seen view's F1 is at top-k: its rationales are the top-k masks above.
     summary = seen_view.to_dict()
-    values = (summary["f1"], summary["auroc"], summary["average_precision"], summary["auprc"], summary["n_examples"], truncated)
+    values = (summary["f1"], summary["auroc"], summary["average_precision"], summary["auprc"], summary["n_examples"])
     per_example = {}
     for key, source in (("f1_topk_seen", "f1"), ("auroc_seen", "auroc")):
         aligned = np.full(len(golds), np.nan)
         aligned[kept] = seen_view.per_example.get(source, np.array([]))
         per_example[key] = aligned.tolist()
-    return dict(zip(SEEN_KEYS, values, strict=True)), per_example
+    return dict(zip(SEEN_KEYS[:-1], values, strict=True)), per_example
 
 
 def subword_pieces(classifier: Classifier, words: Sequence[Sequence[str]], batch_size: int = 64) -> list[np.ndarray]:
@@ -167,6 +166,7 @@ def score_run(
     ``per_example`` keeps F1@k and AUROC per annotated example with the examples' ids, so two runs
     can be compared pair by pair."""
     golds, scores, native, topk, seen, ids = [], [], [], [], [], []
+    truncated = 0  # texts cut at the classifier's length (not texts with a word the tokenizer drops)
     for index, (example, explanation) in enumerate(zip(examples, run.explanations, strict=True)):
         gold = example.scored_gold(gold_rule)
         if gold is None:
@@ -177,6 +177,7 @@ def score_run(
             word_values = [None if v is None else expand_to_pieces(v, pieces[index]) for v in word_values]
         gold, score, scored, own = word_values
         ids.append(example.id)
+        truncated += explanation.truncated
         golds.append(gold)
         seen.append(scored)
         scores.append(score)
@@ -189,7 +190,7 @@ def score_run(
     topk_values = by_topk.to_dict()
     result.update({f"{key}_topk": topk_values[key] for key in ("f1", "precision", "recall", "f1_pooled", "iou_f1")})
     seen_summary, seen_per_example = seen_window_scores(golds, scores, seen, rate, top_k)
-    result.update(seen_summary)
+    result.update(seen_summary, n_truncated=truncated)
     result["per_example"] = {
         "ids": ids,
         # F1 of the explainer's own binary rationale (ExpNet's rule; top-k for the others).

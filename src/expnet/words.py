@@ -133,7 +133,10 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
     word_scored, word_cut = [], []
     for row, words in enumerate(word_lists):
         starts = _word_starts(words)
-        real = mask[row] & ~special[row] & (offsets[row, :, 1] > offsets[row, :, 0])
+        # Every real piece, zero-width ones included: RoBERTa's offset trimming gives the bare "Ġ"
+        # before a word (2, 2), and a piece left out would be in the input but in no word, so
+        # removing that word would leave it behind.
+        real = mask[row] & ~special[row]
         token_starts = offsets[row, real, 0].copy()
         # A piece that starts on the space between two words belongs to the word after it: both
         # "Ġword" of a byte-level BPE that keeps the space in its offsets (GPT-2 or RoBERTa style
@@ -150,12 +153,16 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
         word_scored.append(scored)
         # Only words after the last kept one can have been cut off, and only if tokens were
         # (a word of no pieces right at the cut is counted as cut: nothing tells them apart).
-        # The last kept word itself is cut when its kept pieces end before it does: a score read
-        # from some of its pieces is not its score, so it is unscored like the words after it.
+        # The last kept word itself is cut when the first piece cut off starts inside it (not when
+        # its kept pieces end before it does: a final combining accent or zero-width character
+        # makes no piece): a score read from some of its pieces is not its score, so it is
+        # unscored like the words after it.
         cut = np.zeros(len(words), dtype=bool)
-        if encoded.encodings[row].overflowing:
+        overflow = encoded.encodings[row].overflowing
+        if overflow:
             last_kept = int(token_word[row, real].max()) if real.any() else -1
-            if last_kept >= 0 and offsets[row, real, 1].max() < starts[last_kept] + len(words[last_kept]):
+            first_cut = next((start for (start, _), sp in zip(overflow[0].offsets, overflow[0].special_tokens_mask, strict=True) if not sp), None)
+            if last_kept >= 0 and first_cut is not None and first_cut < starts[last_kept] + len(words[last_kept]):
                 scored[last_kept] = False
                 last_kept -= 1
             cut[last_kept + 1 :] = True

@@ -17,7 +17,7 @@ For each held-out task T (every task in turn):
    explainers (perturbation family and ``slow_explainers``) may run on a smaller common subset,
    a prefix of the same sample; then a second table compares everyone on that subset.
 5. Plausibility: F1/P/R of a binary rationale and threshold-free AUROC/AUPRC. Baselines are
-   binarised by top-k with k = round(rate x words), rate = the rationale rate of ExpNet's own
+   binarised by top-k with k = rate x words rounded half up (never an unread word), rate = the rationale rate of ExpNet's own
    training data (the same information ExpNet sees); ExpNet is reported twice, with its own 0.5
    threshold and with that same top-k. Faithfulness: comprehensiveness, sufficiency (AOPC) and
    Kendall tau against leave-one-out, by [MASK] replacement and/or deletion, for the predicted
@@ -272,7 +272,7 @@ def protocol_notes(config: BenchmarkConfig) -> list[str]:
             "variant is in the ablation table."
         ),
         (
-            "Binarisation: baselines select the top-k words, k = max(1, round(rate x words)), rate = the mean rationale "
+            "Binarisation: baselines select the top-k words, k = max(1, rate x words rounded half up), never a word the classifier did not read, rate = the mean rationale "
             "rate of ExpNet's training data (the information ExpNet sees); ExpNet is reported with its own rule (expnet: "
             "the 0.5 threshold of a focal-loss variant, the per-text perplexity count of a listwise one) and with the "
             "same top-k (expnet@k). AUROC and AP (average precision) are threshold-free, per "

@@ -17,6 +17,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+# Fewer pairs give no interval. With n pairs the bootstrap puts all its draws on one example with
+# probability n^(1-n) (1/4 at n = 2, 1/27 at n = 3), so its 95% interval is the range of the
+# differences and any 2-3 same-signed pairs would read as a win; and no test at 5% can call 5
+# same-signed pairs significant (two-sided sign test: p = 2 / 2^5 = 0.0625), 6 it can (0.031).
+MIN_PAIRS = 6
+
 
 def paired_bootstrap(
     a: Sequence[float] | np.ndarray,
@@ -29,7 +35,7 @@ def paired_bootstrap(
 
     ``a`` and ``b`` are per-example values in the same order; examples where either is NaN (or
     None, e.g. AUROC on a single-class text) are dropped. With no pair every value is NaN; with
-    one pair the interval is NaN (one example cannot say how the mean varies)."""
+    fewer than ``MIN_PAIRS`` pairs the interval is NaN (too few examples to say how the mean varies)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
@@ -41,7 +47,7 @@ def paired_bootstrap(
     if len(diffs) == 0:
         return nan, nan, nan
     mean = float(diffs.mean())
-    if len(diffs) == 1:
+    if len(diffs) < MIN_PAIRS:
         return mean, nan, nan
     rng = np.random.default_rng(seed)
     resampled = diffs[rng.integers(0, len(diffs), size=(n_resamples, len(diffs)))].mean(axis=1)

@@ -19,8 +19,8 @@ Conventions (documented because peers differ):
   its IOU with some gold span is >= 0.5. Macro IOU-F1 is the F1 of the mean precision (over texts
   with a predicted span) and the mean recall (over texts with a gold span); ``iou_f1_pooled``
   counts the spans over all texts (ERASER's ``micro``).
-- Pooled AUROC, average precision and AUPRC compare words across texts, so each text's scores are
-  min-max scaled first.
+- Pooled AUROC, average precision and AUPRC compare words across texts, so each text's scored words
+  are min-max scaled to [0, 1] first (its unscored words below them all).
 - Words the classifier never saw (cut by truncation) count as not selected, with the lowest score:
   an explainer cannot find what was cut off, and every explainer shares the same truncation.
 
@@ -44,6 +44,7 @@ attributions, which this cannot reproduce. Ties within a word go to its first pi
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -81,16 +82,23 @@ class PlausibilityScores:
         return values
 
 
+def top_k_size(rate: float, n: int) -> int:
+    """k for a text of ``n`` words: max(1, rate * n rounded half up). Half up, not Python's
+    half-to-even, so that k never shrinks as a text grows (rate 0.5: 2 of 3 words, 3 of 5); the
+    epsilon keeps products such as 0.15 * 10 from rounding down by their last bit."""
+    return max(1, math.floor(rate * n + 0.5 + 1e-9))
+
+
 def top_k_mask(scores: np.ndarray, rate: float, k: int | None = None) -> np.ndarray:
     """Select the k highest-scoring words: ``k`` when given (HateXplain's top-5, ferret's top-7),
-    else max(1, round(rate * n)); never more than the text has. NaN scores are never picked unless
-    there is nothing else. Ties go to the earlier word (stable order)."""
+    else ``top_k_size(rate, n)`` over all n words. Only scored words are picked: a word the
+    classifier never saw (NaN or another non-finite score) is never selected, even when k is
+    larger than the scored words (a long text cut by truncation). Ties go to the earlier word."""
     scores = np.asarray(scores, dtype=np.float64)
-    n = len(scores)
-    k = min(n, max(1, round(rate * n)) if k is None else k)
-    filled = np.where(np.isnan(scores), -np.inf, scores)
-    order = np.argsort(-filled, kind="stable")
-    mask = np.zeros(n, dtype=np.int8)
+    finite = np.isfinite(scores)
+    k = min(int(finite.sum()), top_k_size(rate, len(scores)) if k is None else k)
+    order = np.argsort(-np.where(finite, scores, -np.inf), kind="stable")
+    mask = np.zeros(len(scores), dtype=np.int8)
     mask[order[:k]] = 1
     return mask
 
@@ -128,11 +136,25 @@ def _ranking(gold: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
 
 
 def _fill_unscored(scores: np.ndarray) -> np.ndarray:
+    """Scores with every unscored word (NaN, or another non-finite value) below the text's lowest."""
     scores = np.asarray(scores, dtype=np.float64)
-    if np.isnan(scores).all():
+    finite = np.isfinite(scores)
+    if not finite.any():
         return np.zeros_like(scores)
-    low = np.nanmin(scores) - 1.0
-    return np.where(np.isnan(scores), low, scores)
+    return np.where(finite, scores, scores[finite].min() - 1.0)
+
+
+def _scaled_for_pooling(scores: np.ndarray) -> np.ndarray:
+    """One text's scores min-max scaled to [0, 1] over its scored words, unscored words at -1:
+    below every word of every text (scaled after filling, a text's cut words would squeeze its
+    scored ones into the top of the range and shift them against other texts)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    finite = np.isfinite(scores)
+    if not finite.any():
+        return np.full_like(scores, -1.0)
+    low, span = scores[finite].min(), np.ptp(scores[finite])
+    scaled = (scores - low) / span if span > 0 else np.zeros_like(scores)
+    return np.where(finite, scaled, -1.0)
 
 
 def spans(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -189,8 +211,7 @@ def plausibility(
         iou_counts.append(iou_matches(gold, rationale))
         pooled_gold.append(gold)
         pooled_pred.append(rationale)
-        span = filled.max() - filled.min()
-        pooled_scores.append((filled - filled.min()) / span if span > 0 else np.zeros_like(filled))
+        pooled_scores.append(_scaled_for_pooling(score))
     table = np.array(rows, dtype=np.float64)
     per_example = dict(zip(("precision", "recall", "f1", "auroc", "average_precision", "auprc"), table.T, strict=True))
     gold_all, pred_all, score_all = (np.concatenate(x) for x in (pooled_gold, pooled_pred, pooled_scores))
