@@ -363,3 +363,49 @@ def test_align_padding_gives_a_decoder_its_pad_token(folders):
     before = encoder.config.pad_token_id
     align_padding(encoder.model, encoder.tokenizer)
     assert encoder.config.pad_token_id == before
+
+
+def _llama_ending_with_eos(folder, pad_token_id) -> str:
+    """A tiny Llama whose tokenizer appends </s> to every text, with the config's pad id given."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification, LlamaTokenizer
+
+    from architectures import _decoder_config, _save, _sentencepiece_bpe
+
+    tokenizer = _sentencepiece_bpe(LlamaTokenizer, ["<unk>", "<s>", "</s>"], add_bos_token=True, add_eos_token=True)
+    torch.manual_seed(0)
+    config = _decoder_config(LlamaConfig, tokenizer, 0.5, 2, num_key_value_heads=1)
+    config.pad_token_id = tokenizer.convert_tokens_to_ids("</s>") if pad_token_id == "eos" else pad_token_id
+    return _save(folder, LlamaForSequenceClassification(config), tokenizer)
+
+
+def test_a_decoder_ending_every_text_with_its_pad_token_is_explained_where_its_head_reads(tmp_path):
+    # Fine-tuned with pad = eos and an appended eos: on input ids the head skips the eos and reads
+    # the token before it; on embeddings (gradients, perturbations) it once read the eos itself.
+    classifier = load(_llama_ending_with_eos(tmp_path / "llama", "eos"))
+    words = "the movie was good".split()
+    with torch.no_grad():
+        expected = classifier.model(**classifier.tokenizer(" ".join(words), return_tensors="pt")).logits.softmax(-1)[0]
+    for name in ("raw_attention", "saliency", "input_x_gradient", "grad_sam", "occlusion"):
+        explanation = small(name).explain(classifier, [words])[0]
+        np.testing.assert_allclose(explanation.probabilities, expected.numpy(), atol=1e-5, err_msg=name)
+
+
+def test_a_decoder_without_a_pad_id_whose_texts_end_with_its_only_pad_candidate_is_refused(tmp_path):
+    # The model reads the appended eos; a head told that eos is padding would read the word before.
+    folder = _llama_ending_with_eos(tmp_path / "llama", None)
+    with pytest.raises(ExpnetError, match="ends every text with '</s>'"):
+        Classifier.load(folder, device="cpu")
+
+
+def test_an_encoder_padding_on_the_left_or_without_a_pad_token_reads_a_batched_text_as_alone(folders, tmp_path):
+    # Left padding put [PAD] at position 0, where the head reads; no pad token could not batch.
+    for arch, change in (("bert", {"padding_side": "left"}), ("modernbert", {"pad_token": None})):
+        folder = shutil.copytree(folders[arch], tmp_path / arch)
+        settings = json.loads((folder / "tokenizer_config.json").read_text())
+        (folder / "tokenizer_config.json").write_text(json.dumps({**settings, **change}))
+        classifier = load(folder)
+        for name in ("raw_attention", "saliency"):
+            alone = small(name).explain(classifier, [TEXTS[1]])[0]
+            batched = get_explainer(name, batch_size=2).explain(classifier, [TEXTS[1], TEXTS[2]])[0]
+            np.testing.assert_allclose(batched.probabilities, alone.probabilities, atol=1e-5, err_msg=f"{arch} {name}")
+            np.testing.assert_allclose(batched.scores, alone.scores, rtol=1e-4, atol=1e-5, err_msg=f"{arch} {name}")

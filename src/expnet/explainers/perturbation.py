@@ -38,7 +38,7 @@ from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets, seeded_torch
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
-from expnet.models.readout import is_causal
+from expnet.models.readout import head_reads_readout, is_causal
 from expnet.words import EncodedBatch
 
 # A piece id no tokenizer makes: where a perturbation puts it, the piece is deleted from the row
@@ -113,10 +113,11 @@ class TextPerturbation:
         )
         if is_causal(self.classifier.config):
             # Decoders often have no mask token, so a removed piece becomes the pad token, which
-            # their head skips on input ids; on embeddings it reads this unpadded row's last
-            # position, so the readout never moves.
+            # their head skips on input ids; on embeddings it reads this row's last real token
+            # (before an eos that is also the pad), so the readout never moves.
             embeddings = self.classifier.input_embeddings()(ids)
-            return self.classifier.forward(rows, inputs_embeds=embeddings).logits.float().softmax(-1)
+            with head_reads_readout(self.classifier):
+                return self.classifier.forward(rows, inputs_embeds=embeddings).logits.float().softmax(-1)
         return self.classifier.forward(rows).logits.float().softmax(-1)
 
     def word_scores(self, piece_attributions: torch.Tensor, num_words: int) -> torch.Tensor:

@@ -112,7 +112,7 @@ def finetune(
         attn_implementation="eager",
         ignore_mismatched_sizes=True,  # a classifier with another label count can be re-headed
     )
-    align_padding(model, tokenizer)
+    align_padding(model, tokenizer, trained=False)  # its head learns to read where the pad rule says
     model.to(target)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)

@@ -20,7 +20,8 @@ one, GPT-2 and Llama only the causal one.
 
 ``head_reads_readout`` fixes the one pass where a decoder's own head gets it wrong: on
 ``inputs_embeds`` (every gradient explainer) the model cannot see pad ids and reads the last
-position, which in a right-padded batch is padding.
+position, which in a right-padded batch is padding (and, for a tokenizer that ends every text
+with its pad token, an eos the head skips on input ids).
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def last_real_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """[B] the rightmost position whose mask is 1 (left or right padding); 0 for an empty row."""
     indices = torch.arange(attention_mask.shape[-1], device=attention_mask.device)
     return (indices * attention_mask.bool()).argmax(-1)
+
+
+def appended_pad_tokens(tokenizer, pad_id: int | None) -> int:
+    """How many tokens with the pad id the tokenizer appends to every text (an eos that is also
+    the pad token, e.g. a Llama tokenizer with ``add_eos_token``): the head skips them on input
+    ids, so the real readout is that many places before the last real token."""
+    if pad_id is None:
+        return 0
+    ids = tokenizer("a")["input_ids"]
+    count = 0
+    while count < len(ids) and ids[len(ids) - 1 - count] == pad_id:
+        count += 1
+    return count
 
 
 def _last_non_pad(config, batch: EncodedBatch) -> torch.Tensor:
@@ -144,12 +158,13 @@ def _score_head(model: nn.Module) -> nn.Module | None:
 @contextmanager
 def head_reads_readout(classifier) -> Iterator[None]:
     """While open, a decoder classifier run on ``inputs_embeds`` reads each text's last real token
-    (by the attention mask of that call), as it does on ``input_ids``; other models are unchanged.
+    (by the attention mask of that call; before the pad-id tokens its tokenizer appends to every
+    text, ``appended_pad_tokens``), as it does on ``input_ids``; other models are unchanged.
 
     The head's per-token logits at the readout position are copied to every position, so the
     model's own pick of the last position returns them; forward values and gradients are those
-    of the readout token. Equal to the model's ``input_ids`` rule unless a text's last real token
-    is the pad token itself.
+    of the readout token. Equal to the model's ``input_ids`` rule unless a text's own words end
+    with the pad token's text.
     """
     model = classifier.model
     if readout_kind(model.config) != "last":
@@ -162,6 +177,7 @@ def head_reads_readout(classifier) -> Iterator[None]:
             "it read the last real token on inputs_embeds; use an attention or perturbation explainer"
         )
     masks: list[torch.Tensor] = []
+    skipped = appended_pad_tokens(classifier.tokenizer, model.config.pad_token_id)
 
     def remember_mask(_module, args, kwargs):
         on_embeddings = kwargs.get("input_ids") is None and kwargs.get("attention_mask") is not None
@@ -171,7 +187,8 @@ def head_reads_readout(classifier) -> Iterator[None]:
         if not masks or logits.dim() != 3:
             return None  # input_ids: the model finds the last non-pad token itself
         rows = torch.arange(logits.shape[0], device=logits.device)
-        picked = logits[rows, last_real_positions(masks[0]).to(logits.device)]
+        positions = (last_real_positions(masks[0]) - skipped).clamp(min=0)
+        picked = logits[rows, positions.to(logits.device)]
         return picked.unsqueeze(1).expand_as(logits)
 
     handles = [
@@ -185,21 +202,32 @@ def head_reads_readout(classifier) -> Iterator[None]:
             handle.remove()
 
 
-def align_padding(model: PreTrainedModel, tokenizer) -> None:
-    """Batch a decoder classifier exactly as it sees a text alone (for ``Classifier.load``;
-    encoders are left alone):
+def align_padding(model: PreTrainedModel, tokenizer, trained: bool = True) -> None:
+    """Batch a classifier exactly as it sees a text alone (for ``Classifier.load``):
+
+    - right padding for every model: an encoder's head reads position 0, which left padding makes
+      a pad token; a decoder's absolute positions (GPT-2's learned ones) would shift;
+    - an encoder without a pad token pads with its sep, eos or unk token (masked out, so which one
+      does not matter);
+
+    and for a decoder:
 
     - one pad token for the tokenizer and the head: the head reads the rightmost token that is not
       ``model.config.pad_token_id``, so the tokenizer pads with that id when the config has one
       (a config's pad id 0 beside a tokenizer padding with eos would make a batched head read
       padding); else the tokenizer's pad token (its eos token when it has none) is written into
-      the config;
-    - right padding: trailing pads are invisible to a causal model's real tokens and positions
-      still start at 0, whereas left padding shifts absolute positions (GPT-2's learned ones).
+      the config, unless the tokenizer ends every text with it: the head would then skip each
+      text's last token, which the model without a pad id reads (refused for a ``trained``
+      classifier; a backbone about to be fine-tuned learns to read what the rule gives).
     """
-    if not is_causal(model.config):
-        return
     tokenizer.padding_side = "right"
+    if not is_causal(model.config):
+        if tokenizer.pad_token_id is None:
+            filler = next((t for t in (tokenizer.sep_token, tokenizer.eos_token, tokenizer.unk_token) if t is not None), None)
+            if filler is None:
+                raise ExpnetError("this classifier's tokenizer has no pad, sep, eos or unk token, so texts cannot be batched; give it a pad token")
+            tokenizer.pad_token = filler
+        return
     head_pad = getattr(model.config, "pad_token_id", None)
     if head_pad is not None and head_pad != tokenizer.pad_token_id:
         token = tokenizer.convert_ids_to_tokens(head_pad) if 0 <= head_pad < len(tokenizer) else None
@@ -214,4 +242,11 @@ def align_padding(model: PreTrainedModel, tokenizer) -> None:
             raise ExpnetError("this decoder's tokenizer has neither a pad nor an eos token, so texts cannot be batched")
         tokenizer.pad_token = tokenizer.eos_token
     if head_pad is None:
+        if trained and appended_pad_tokens(tokenizer, tokenizer.pad_token_id):
+            raise ExpnetError(
+                f"this decoder's config has no pad_token_id and its tokenizer ends every text with {tokenizer.pad_token!r}, "
+                "the only token it could pad with: a head told to skip it would read another token than the model does; "
+                "set pad_token_id in config.json (to that token's id if the model was fine-tuned skipping it) or give "
+                "the tokenizer a pad token that texts do not end with"
+            )
         model.config.pad_token_id = tokenizer.pad_token_id
