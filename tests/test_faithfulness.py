@@ -216,3 +216,18 @@ def test_masking_a_decoders_last_word_is_leave_one_out_not_deletion(arch, tmp_pa
     masked = faithfulness(classifier, [words], [last_first], [target], removal="mask", bins=(0.01,)).removed[0, 0]
     deleted = faithfulness(classifier, [words], [last_first], [target], removal="delete", bins=(0.01,)).removed[0, 0]
     assert abs(masked - deleted) > 1e-3
+
+
+def test_the_sufficiency_row_drops_the_pieces_of_a_word_cut_in_two(tiny_classifier_dir, monkeypatch):
+    # [CLS] the movie was good un ##believ [SEP]: "unbelievable" is cut after two of its pieces,
+    # so it is unscored, yet those pieces are in the text; only "good" may remain beside specials.
+    from expnet.metrics.faithfulness import _RowRunner
+
+    classifier = Classifier.load(tiny_classifier_dir, device="cpu", max_length=8)
+    words = ["the", "movie", "was", "good", "unbelievable", "fun"]
+    rows = []
+    real_run = _RowRunner.run
+    monkeypatch.setattr(_RowRunner, "run", lambda self: (rows.extend(ids for ids, _ in self.rows), real_run(self))[1])
+    faithfulness(classifier, [words], [np.array([0.1, 0.2, 0.3, 0.9, np.nan, np.nan])], [0], removal="delete", bins=(0.25,))
+    kept = classifier.tokenizer.convert_ids_to_tokens(rows[-1])  # rows: full, top removed, top kept
+    assert kept == ["[CLS]", "good", "[SEP]"]

@@ -369,8 +369,9 @@ def faithfulness_many(
                 top = np.zeros(n, dtype=bool)
                 top[order[: words_for_bin(len(order), fraction)]] = True
                 removed_rows.append(runner.add(index, ids, types, token_word, top, target))
-                # Only the top words kept: every other scored word goes (unscored ones are unseen).
-                kept_rows.append(runner.add(index, ids, types, token_word, scored & ~top, target))
+                # Only the top words kept: every other word's pieces go, those of a last word the
+                # truncation cut in two included (unscored, yet its first pieces are in the row).
+                kept_rows.append(runner.add(index, ids, types, token_word, ~top, target))
             plans[name].append((full_row, removed_rows, kept_rows))
     probabilities = runner.run()
     if (kendall or loo is not None) and loo is None:
