@@ -136,6 +136,26 @@ def test_train_refuses_an_expnet_folder_holding_more_than_train_writes(capsys, t
     assert (out / "NOTES.txt").read_text() == "mine" and (out / "README.md").is_file()
 
 
+def test_finetune_and_diagnose_replace_their_own_output_but_not_a_folder_with_the_users_files(tiny_classifier_dir, tmp_path):
+    import argparse
+
+    from expnet.cli.common import check_out_folder
+
+    classifier = Path(shutil.copytree(tiny_classifier_dir, tmp_path / "clf"))
+    (classifier / "metrics.json").write_text("{}")
+    report = tmp_path / "diag"
+    report.mkdir()
+    for name in ("diagnostics.json", "report.html", "permutation.png", "uniform.png"):
+        (report / name).write_text("x")
+    for command, folder, notes in (("finetune", classifier, "MY_NOTES.md"), ("diagnose", report, "analysis.ipynb")):
+        args = argparse.Namespace(out=str(folder), overwrite=False, command=command)
+        assert check_out_folder(args, []) == folder  # what it wrote before: replaced without asking
+        (folder / notes).write_text("mine")  # once deleted with the folder, unasked
+        with pytest.raises(ExpnetError, match="--overwrite"):
+            check_out_folder(args, [])
+        assert check_out_folder(argparse.Namespace(out=str(folder), overwrite=True, command=command), []) == folder
+
+
 def test_a_folder_named_like_a_shipped_explainer_is_refused_not_shadowed(capsys, tiny_classifier_dir, toy_data, tmp_path, monkeypatch):
     # "--explainer expnet" with a folder ./expnet once gave the shipped model's scores, silently.
     from expnet.explainers import get_explainer

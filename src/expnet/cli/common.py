@@ -214,15 +214,27 @@ def _is_trained_expnet(folder: Path) -> bool:
     return is_expnet_folder(folder) and {p.name for p in folder.iterdir()} <= {"config.json", "model.safetensors"}
 
 
-def _is_finetuned_classifier(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (folder / "metrics.json").is_file()
+# What 'expnet finetune' writes: save_pretrained's model and tokenizer files (sharded or not, of
+# any tokenizer family), and metrics.json.
+_FINETUNE_FILES = re.compile(
+    r"(config|generation_config|metrics|tokenizer|tokenizer_config|special_tokens_map|added_tokens|vocab"
+    r"|model\.safetensors\.index)\.json|model(-\d+-of-\d+)?\.safetensors|vocab\.txt|merges\.txt"
+    r"|(spiece|tokenizer|sentencepiece\.bpe)\.model|chat_template\.(jinja|json)"
+)
+_DIAGNOSE_FILES = re.compile(r"diagnostics\.json|report\.html|(permutation|adversarial|correlation|uniform)\.png")
+
+
+def _holds_only(folder: Path, marker: str, names: re.Pattern) -> bool:
+    """``folder`` has ``marker`` and nothing a command writing ``names`` would not have written:
+    the folder is replaced whole, so a file of the user's beside them would be lost."""
+    return (folder / marker).is_file() and all(names.fullmatch(p.name) for p in folder.iterdir())
 
 
 # How each command recognises a folder it wrote before, which it may replace without --overwrite.
 PREVIOUS_OUTPUT: dict[str, Callable[[Path], bool]] = {
     "train": _is_trained_expnet,
-    "finetune": _is_finetuned_classifier,
-    "diagnose": lambda folder: (folder / "diagnostics.json").is_file(),
+    "finetune": lambda folder: (folder / "config.json").is_file() and _holds_only(folder, "metrics.json", _FINETUNE_FILES),
+    "diagnose": lambda folder: _holds_only(folder, "diagnostics.json", _DIAGNOSE_FILES),
     "concepts": lambda folder: (folder / "tcav.json").is_file(),
     # These two resume from what they left in --out (a cache, cached classifiers).
     "benchmark": lambda folder: (folder / "cache").is_dir(),
