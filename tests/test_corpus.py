@@ -151,6 +151,23 @@ def test_csv_and_txt_bad_rows(tiny_classifier_dir, tmp_path):
     assert [e["line"] for e in errors] == [3, 4, 5, 6] and errors[-1]["reason"] == "3 columns, the header has 2"
 
 
+def test_bytes_that_are_not_utf8_make_a_bad_row_and_a_byte_order_mark_is_skipped(tmp_path):
+    from expnet.corpus.readers import BadRow, Record, read_rows
+
+    # Once explained as "good \ufffd film" (a replacement character for a word, and a score).
+    cases = {
+        "in.jsonl": b'\xef\xbb\xbf{"id": "a", "text": "good \xff film"}\n{"id": "b", "text": "fine"}\n',
+        "in.txt": b"\xef\xbb\xbfgood \xff film\r\nfine\n",
+        "in.csv": b"\xef\xbb\xbfid,text\r\na,good \xff film\r\nb,fine\r\n",  # Excel's "CSV UTF-8"
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        bad, good = list(read_rows(path))
+        assert isinstance(bad, BadRow) and bad.reason.startswith("not UTF-8 text (byte 0xff at character 6)"), name
+        assert isinstance(good, Record) and good.words == ["fine"], name
+
+
 def test_max_examples_counts_good_rows(tiny_classifier_dir, tmp_path):
     source = write_input(tmp_path, "jsonl", corpus())
     summary = explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", max_examples=5))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,9 @@ def read_rows(path: str | Path, text_field: str = "text", id_field: str | None =
             yield text
             continue
         words = _words(text)
-        if isinstance(words, str):
+        if row_id is not None and _UNDECODED.search(row_id):  # an id that cannot be written back
+            yield BadRow(number, None, "the id is not UTF-8 text; save the file as UTF-8")
+        elif isinstance(words, str):
             yield BadRow(number, row_id, words)
         elif row_id in seen:
             yield BadRow(number, row_id, f"duplicate id {row_id!r} (the first row with it is kept)")
@@ -141,8 +144,16 @@ def chunked(records: Iterable[Record], size: int) -> Iterator[Chunk]:
         yield Chunk(index, batch)
 
 
+def _open_text(path: Path, newline: str):
+    """UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8" starts with one); bytes that
+    are not UTF-8 are kept as lone surrogates, so that their row is refused (``_words``) rather
+    than explained with replacement characters for words."""
+    return path.open(encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    # Lines end at "\n" only, as count_rows counts them: a lone "\r" does not start a row.
+    with _open_text(path, newline="\n") as handle:
         yield from enumerate(handle, 1)
 
 
@@ -168,7 +179,7 @@ def _jsonl_rows(path: Path, text_field: str, id_field: str):
 
 def _csv_rows(path: Path, text_field: str, id_field: str):
     """Rows of a csv file by the csv module: exact line numbers, and a malformed row is one bad row."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+    with _open_text(path, newline="") as handle:  # the csv module reads line ends itself
         reader = csv.reader(handle)
         header = next(reader, [])
         _require_columns(header, path, text_field, id_field)
@@ -240,8 +251,14 @@ def _id(value) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+# Bytes that were not UTF-8, as ``_open_text`` keeps them.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def _words(text) -> list[str] | str:
     """The words of a text, or why it has none."""
+    if isinstance(text, str) and (undecoded := _UNDECODED.search(text)):
+        return f"not UTF-8 text (byte 0x{ord(undecoded.group()) - 0xDC00:02x} at character {undecoded.start() + 1}); save the file as UTF-8"
     if isinstance(text, str):
         words = text.split()
     elif isinstance(text, list) and all(isinstance(word, str) for word in text):
