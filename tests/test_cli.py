@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from transformers import BertConfig, BertModel
 
@@ -21,6 +22,13 @@ def test_a_usage_mistake_is_one_line_pointing_at_help(capsys):
     assert_one_line_error(code, err, "expnet explainers: error: unrecognized arguments: --bogus (see 'expnet explainers --help')")
     code, _, err = run_cli(capsys, "nonsense")
     assert_one_line_error(code, err, "invalid choice: 'nonsense'")
+
+
+def test_explainers_json_lists_each_explainers_settings_and_their_defaults(capsys):
+    code, out, _ = run_cli(capsys, "explainers", "--json")
+    listed = {item["name"]: item["settings"] for item in json.loads(out)}
+    assert code == 0 and listed["lime"]["n_samples"] == 300 and listed["smoothgrad"]["n_samples"] == 20  # once {} for all
+    assert all(settings["batch_size"] == 16 for settings in listed.values())
 
 
 def test_training_or_scoring_on_data_without_rationales_names_where_they_are(capsys, tiny_classifier_dir, tmp_path):
@@ -289,3 +297,14 @@ def test_a_jsonl_file_the_classifier_was_fine_tuned_on_is_scored_on_its_held_out
     # Another classifier (not fine-tuned on this file): the whole file, as given.
     code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "random", "--out", tmp_path / "r2.json")
     assert code == 0 and "note:" not in err and json.loads((tmp_path / "r2.json").read_text())["n_examples"] == len(examples)
+
+
+def test_text_output_shows_small_scores_by_their_significant_digits():
+    from expnet.cli.explain import render_text
+    from expnet.explainers.base import Explanation
+
+    explanation = Explanation(
+        words=["a", "great", "film"], scores=np.array([1.28e-4, 1.96e-4, 0.5]), scored=np.ones(3, bool), target=1,
+        prediction=1, probabilities=np.array([0.2, 0.8]), explainer="grad", label_names=("neg", "pos"),
+    )
+    assert render_text([explanation]).splitlines()[1] == "  a(0.000128) great(0.000196) film(0.5)"  # once all 0.000

@@ -229,3 +229,13 @@ def test_layers_setting_and_truncation(tiny_classifier):
     long_text = ["good"] * 60  # max_length 32: 30 words fit
     (explanation,) = get_explainer("attention_shapley_mutual").explain(tiny_classifier, [long_text])
     assert explanation.truncated and np.isnan(explanation.scores[-1]) and np.isfinite(explanation.scores[0])
+
+
+def test_layers_must_be_a_list_of_indices(tiny_classifier):
+    # "12" was read as layers 1 and 2; 1 was a TypeError from deep inside.
+    for layers in ("12", 1, [0.5]):
+        with pytest.raises(ExpnetError, match=r"layers must be a list of layer indices such as \[4, 5\]"):
+            get_explainer("attention_shapley_mutual", layers=layers).explain(tiny_classifier, TEXTS)
+    import numpy as np
+
+    assert get_explainer("attention_shapley_mutual", layers=(np.int64(0),)).explain(tiny_classifier, TEXTS)

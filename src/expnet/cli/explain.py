@@ -82,7 +82,8 @@ def render_text(explanations: list[Explanation]) -> str:
         )
         parts = []
         for i, word in enumerate(explanation.words):
-            score = f"{explanation.scores[i]:.3f}" if explanation.scored[i] else "cut" if explanation.cut_words[i] else "no tokens"
+            # Three significant digits, not decimals: gradient-weighted scores of 1e-4 read as 0.000.
+            score = f"{explanation.scores[i]:.3g}" if explanation.scored[i] else "cut" if explanation.cut_words[i] else "no tokens"
             mark = "*" if explanation.rationale is not None and explanation.rationale[i] else ""
             parts.append(f"{word}{mark}({score})")
         lines.append("  " + " ".join(parts))

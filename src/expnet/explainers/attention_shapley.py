@@ -20,8 +20,10 @@ share to every other player), so the explainers are marked signed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import ClassVar
 
+from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.explainers.registry import register
 from expnet.shapley.games import Pairing, pairwise_shapley
@@ -43,7 +45,15 @@ class AttentionShapley(Explainer):
 
     def __init__(self, layers: Sequence[int] | None = None, batch_size: int = 16, seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
-        self.layers = None if layers is None else [int(layer) for layer in layers]
+        self.layers = layers
+
+    def check(self, classifier) -> None:
+        # A string would be read digit by digit ("12" as layers 1 and 2), a bare number not at all.
+        layers = self.layers
+        if layers is not None and (
+            isinstance(layers, str) or not isinstance(layers, Sequence) or not all(isinstance(i, Integral) and not isinstance(i, bool) for i in layers)
+        ):
+            raise ExpnetError(f"{self.name}: layers must be a list of layer indices such as [4, 5], not {layers!r}")
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         games = attention_matrices(classifier, batch, targets, self.weighting, self.layers)

@@ -181,7 +181,7 @@ class Explainer(ABC):
     @classmethod
     def info(cls) -> ExplainerInfo:
         defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
-        return ExplainerInfo(cls.name, cls.family, cls.cost, cls.signed, cls.explains, cls.default_budget.format(**defaults))
+        return ExplainerInfo(cls.name, cls.family, cls.cost, cls.signed, cls.explains, cls.default_budget.format(**defaults), defaults)
 
     def settings(self) -> dict:
         return dict(vars(self))
