@@ -22,6 +22,9 @@ def test_a_usage_mistake_is_one_line_pointing_at_help(capsys):
     assert_one_line_error(code, err, "expnet explainers: error: unrecognized arguments: --bogus (see 'expnet explainers --help')")
     code, _, err = run_cli(capsys, "nonsense")
     assert_one_line_error(code, err, "invalid choice: 'nonsense'")
+    # A single-value option given twice once kept the last one silently.
+    code, _, err = run_cli(capsys, "explain", "--classifier", "a", "--explainer", "random", "--explainer", "saliency", "good")
+    assert_one_line_error(code, err, "--explainer was given twice; give it once")
 
 
 def test_explainers_json_lists_each_explainers_settings_and_their_defaults(capsys):

@@ -17,9 +17,26 @@ from expnet.errors import ExpnetError, UnmeasuredWarning
 SUBCOMMANDS = ("finetune", "train", "explain", "evaluate", "explainers", "demo", "diagnose", "concepts", "benchmark")
 
 
+class StoreOnce(argparse._StoreAction):
+    """A single-value option given twice is an error, not the last one silently kept
+    (``explain --explainer a --explainer b`` explained with b only)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(self, "given", False):
+            parser.error(f"{'/'.join(self.option_strings)} was given twice; give it once")
+        self.given = True  # a fresh parser per parse (``build_parser``), so per command line
+        super().__call__(parser, namespace, values, option_string)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the fix, as every other mistake is (the
-    stock parser prints its whole usage block first, burying the error)."""
+    stock parser prints its whole usage block first, burying the error), and a single-value
+    option given twice is one (``StoreOnce``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, StoreOnce)
+        self.register("action", "store", StoreOnce)
 
     def error(self, message: str):  # type: ignore[override]  # never returns
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
