@@ -92,3 +92,22 @@ def test_a_file_that_is_no_saved_run_gets_one_line(tmp_path):
             ExplanationRun.load(path)
     with pytest.raises(ExpnetError, match="no such file"):
         ExplanationRun.load(tmp_path / "missing.json")
+
+
+def test_a_saved_run_whose_parts_disagree_is_refused_in_one_line(tmp_path, tiny_classifier):
+    # Each once loaded, then failed far away (an IndexError in the HTML page, seed true read as 1).
+    explainer = get_explainer("random")
+    good = ExplanationRun.of(explainer, explainer.explain(tiny_classifier, [["a", "good", "movie"]]), "clf").to_dict()
+    edits = {
+        "a score short": (lambda d: d["explanations"][0]["scores"].pop(), "2 scores for 3 words"),
+        "a target past the classes": (lambda d: d["explanations"][0].update(target=7), "target 7 is not one of the 2 classes"),
+        "a boolean seed": (lambda d: d.update(seed=True), "seed True is not a whole number"),
+    }
+    for name, (edit, message) in edits.items():
+        data = json.loads(json.dumps(good))
+        edit(data)
+        (tmp_path / "run.json").write_text(json.dumps(data))
+        with pytest.raises(ExpnetError, match=f"missing or bad field .*{message}"):
+            ExplanationRun.load(tmp_path / "run.json")
+    (tmp_path / "run.json").write_text(json.dumps(good))
+    assert ExplanationRun.load(tmp_path / "run.json").to_dict() == good

@@ -61,6 +61,8 @@ class ExplanationRun:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise ExpnetError(f"not a saved explanation run of format {FORMAT} (found {found!r}); explain the texts again")
+        if not isinstance(data["seed"], int) or isinstance(data["seed"], bool):
+            raise ValueError(f"seed {data['seed']!r} is not a whole number")
         return cls(
             explanations=[Explanation.from_dict(item) for item in data["explanations"]],
             classifier=data["classifier"],

@@ -120,7 +120,19 @@ class Explanation:
 
     @classmethod
     def from_dict(cls, data: dict) -> Explanation:
-        """The explanation ``to_dict`` wrote (nulls become NaN scores)."""
+        """The explanation ``to_dict`` wrote (nulls become NaN scores); a ValueError when its parts
+        disagree (an edited or damaged file would otherwise fail later, far from its cause)."""
+        n = len(data["words"])
+        per_word = {key: data[key] for key in ("scores", "scored", "unscored_reason", "rationale") if data[key] is not None}
+        for key, values in per_word.items():
+            if len(values) != n:
+                raise ValueError(f"{len(values)} {key} for {n} words")
+        classes = len(data.get("label_names") or data["probabilities"])
+        for key in ("target", "prediction"):
+            if not isinstance(data[key], int) or isinstance(data[key], bool) or not 0 <= data[key] < classes:
+                raise ValueError(f"{key} {data[key]!r} is not one of the {classes} classes")
+        if len(data["probabilities"]) != classes:
+            raise ValueError(f"{len(data['probabilities'])} probabilities for {classes} classes")
         return cls(
             words=list(data["words"]),
             scores=np.array([np.nan if s is None else s for s in data["scores"]], dtype=np.float64),
