@@ -1,6 +1,7 @@
 """One explanation serialisation: Explanation.to_dict/from_dict and the saved ExplanationRun."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_a_saved_run_whose_parts_disagree_is_refused_in_one_line(tmp_path, tiny_
         "a target past the classes": (lambda d: d["explanations"][0].update(target=7), "target 7 is not one of the 2 classes"),
         "a boolean seed": (lambda d: d.update(seed=True), "seed True is not a whole number"),
     }
-    for name, (edit, message) in edits.items():
+    for edit, message in edits.values():
         data = json.loads(json.dumps(good))
         edit(data)
         (tmp_path / "run.json").write_text(json.dumps(data))
@@ -111,3 +112,24 @@ def test_a_saved_run_whose_parts_disagree_is_refused_in_one_line(tmp_path, tiny_
             ExplanationRun.load(tmp_path / "run.json")
     (tmp_path / "run.json").write_text(json.dumps(good))
     assert ExplanationRun.load(tmp_path / "run.json").to_dict() == good
+
+
+def test_a_saved_run_says_which_expnet_which_precision_and_where_the_classifier_is(capsys, tiny_classifier_dir, monkeypatch):
+    # Two ExpNets' runs once read alike (both "expnet", the same settings) but for their scores.
+    from expnet.explainers.learned import ExpNetExplainer
+    from expnet.models.classifier import Classifier
+    from expnet.network.training import ExpNetSettings
+    from test_expnet import planted_examples
+
+    classifier = Classifier.load(tiny_classifier_dir)
+    mine = ExpNetExplainer.train([(classifier, planted_examples(classifier, n=12))], ExpNetSettings(max_epochs=1), progress=False)
+    shipped_settings, my_settings = (ExplanationRun.of(e, [], "clf").settings for e in (get_explainer("expnet"), mine))
+    assert shipped_settings["weights"] != my_settings["weights"]
+    assert "threshold" not in shipped_settings and shipped_settings["rationale_rule"] == "perplexity"  # it uses none
+    assert (my_settings["rationale_rule"], my_settings["threshold"]) == ("threshold", 0.5)
+    # The classifier by its whole path (it was named relative to the current folder), in bfloat16.
+    monkeypatch.chdir(Path(tiny_classifier_dir).parent)
+    argv = ["explain", "--classifier", Path(tiny_classifier_dir).name, "--explainer", "random", "--format", "json", "--dtype", "bfloat16", "good"]
+    assert main(argv) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert saved["dtype"] == "bfloat16" and saved["classifier"] == str(Path(tiny_classifier_dir).resolve())

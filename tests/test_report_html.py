@@ -41,3 +41,18 @@ def test_a_difference_that_rounds_to_zero_has_no_minus_sign():
     assert number(-0.0004) == "0.000" and number(-0.0123) == "-0.012"
     assert difference(-0.0004) == "+0.000" and difference(-0.0123) == "-0.012" and difference(0.02) == "+0.020"
     assert difference(None) == "-"
+
+
+def test_an_evaluation_page_names_each_explanation_as_its_table_row_does():
+    # Two ExpNet folders both explain as "expnet"; the page once labelled both blocks so.
+    from expnet.data.records import RationaleExample
+    from expnet.evaluation import EvaluationResult, ExplainerRun
+    from expnet.explainers.base import Explanation
+    from expnet.report.pages import evaluation_page
+
+    explanation = Explanation(["good", "film"], np.array([0.7, 0.2]), np.ones(2, bool), 0, 0, np.array([0.6, 0.4]), "expnet", ("neg", "pos"))
+    runs = {name: ExplainerRun(name, [explanation], 1.0) for name in ("expnet", "runs/my-expnet")}
+    result = EvaluationResult(1, 1, 1.0, 10.0, 0.5, scores={}, runs=runs)
+    example = RationaleExample("x", "t", ["good", "film"], 0, ("neg", "pos"), rationales=[[1, 0]])
+    page = evaluation_page(result, [example], "majority", "t", 1)
+    assert page.count('<div class="meta">expnet &middot;') == 1 and page.count('<div class="meta">runs/my-expnet &middot;') == 1

@@ -31,12 +31,15 @@ class ExplanationRun:
     seed: int = 0
     seconds: float | None = None  # wall time of the explanations, when measured
     expnet_version: str = __version__
+    dtype: str | None = None  # the classifier's weights' precision, when known (scores differ with it)
 
     @classmethod
-    def of(cls, explainer: Explainer, explanations: list[Explanation], classifier: str, seconds: float | None = None) -> ExplanationRun:
+    def of(
+        cls, explainer: Explainer, explanations: list[Explanation], classifier: str, seconds: float | None = None, dtype: str | None = None
+    ) -> ExplanationRun:
         """The run ``explainer`` made; its settings as plain JSON data (other objects by their repr)."""
         settings = json.loads(json.dumps(explainer.settings(), default=repr))
-        return cls(explanations, classifier, explainer.name, settings, explainer.seed, seconds)
+        return cls(explanations, classifier, explainer.name, settings, explainer.seed, seconds, dtype=dtype)
 
     @property
     def examples_per_second(self) -> float | None:
@@ -53,6 +56,7 @@ class ExplanationRun:
             "settings": self.settings,
             "seed": self.seed,
             "seconds": self.seconds,
+            "dtype": self.dtype,
             "explanations": [e.to_dict() for e in self.explanations],
         }
 
@@ -71,6 +75,7 @@ class ExplanationRun:
             seed=int(data["seed"]),
             seconds=None if data["seconds"] is None else float(data["seconds"]),
             expnet_version=data["expnet_version"],
+            dtype=data.get("dtype"),  # runs saved before it was recorded: unknown
         )
 
     def save(self, path: str | Path) -> Path:

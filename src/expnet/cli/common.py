@@ -203,6 +203,12 @@ def evaluation_examples(args: argparse.Namespace, classifier: Classifier, need_r
     return examples
 
 
+def classifier_record(name: str | Path) -> str:
+    """A classifier as results record it: a local folder by its whole path (a relative one says
+    nothing once the file is elsewhere), a hub name as given."""
+    return str(Path(name).resolve()) if Path(name).is_dir() else str(name)
+
+
 def data_description(args: argparse.Namespace) -> tuple[str, str]:
     """(task or file, split) as results record them."""
     return task_name(args.data), args.split or "default evaluation split"

@@ -142,7 +142,8 @@ def run(args) -> int:
     data, split = common.data_description(args)
     result.settings = {
         "expnet_version": __version__,
-        "classifier": str(args.classifier),
+        "classifier": common.classifier_record(args.classifier),
+        "dtype": classifier.dtype_name,
         "data": data,
         # Which file or data folder: "movies" from the samples and from the full data differ.
         "data_source": str(Path(common.data_file(args.data) or resolve_data_dir(args.data_dir)).resolve()),

@@ -16,6 +16,7 @@ from expnet.explainers import get_explainer
 from expnet.explainers.base import Explainer, Explanation
 from expnet.explanation_run import ExplanationRun
 from expnet.io import atomic_write_text, strict_json
+from expnet.models.classifier import Classifier
 from expnet.report import html
 from expnet.words import split_text
 
@@ -90,12 +91,13 @@ def render_text(explanations: list[Explanation]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(explanations: list[Explanation], fmt: str, explainer: Explainer, classifier: str) -> str:
+def render(explanations: list[Explanation], fmt: str, explainer: Explainer, classifier: Classifier) -> str:
     """``explainer``'s explanations as ``fmt``. JSON is the saved ``ExplanationRun`` (what
     ``ExplanationRun.load`` reads; the benchmark caches runs the same way), so it also says what
-    made them: the classifier as named, the explainer's name and settings, the seed and version."""
+    made them: the classifier (a local folder by its whole path) and its precision, the explainer's
+    name and settings, the seed and version."""
     if fmt == "json":
-        saved = ExplanationRun.of(explainer, explanations, classifier)
+        saved = ExplanationRun.of(explainer, explanations, common.classifier_record(classifier.source), dtype=classifier.dtype_name)
         return json.dumps(strict_json(saved.to_dict()), indent=2, allow_nan=False) + "\n"
     if fmt == "html":
         body = "".join(html.explanation_block(e) for e in explanations)
@@ -153,7 +155,7 @@ def run(args) -> int:
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
     explanations = explainer.explain(classifier, words, targets, progress=common.show_progress(args))
     warn_unscored(explanations, classifier.max_length)
-    output = render(explanations, output_format(args.format, out), explainer, args.classifier)
+    output = render(explanations, output_format(args.format, out), explainer, classifier)
     if out:
         atomic_write_text(out, output)
     else:

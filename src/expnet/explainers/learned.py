@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -142,7 +143,23 @@ class ExpNetExplainer(Explainer):
         return self
 
     def settings(self) -> dict:
-        return {"threshold": self.threshold, "batch_size": self.batch_size, "features": self.spec.to_dict()}
+        """What decides its scores, as saved runs record them: its binary rule's own setting (no
+        threshold for a perplexity-rule ExpNet, which uses none), the features, and a digest of
+        its weights, so that two ExpNets' runs never read alike."""
+        rule = (
+            {"threshold": self.threshold}
+            if self.rationale_rule == "threshold"
+            else {"perplexity_temperature": self.history.get("perplexity_temperature", 1.0)}
+        )
+        return {"rationale_rule": self.rationale_rule, **rule, "batch_size": self.batch_size, "features": self.spec.to_dict(), "weights": self.weights_digest()}
+
+    def weights_digest(self) -> str:
+        """SHA-256 (16 hex digits) of the MLP's tensors in name order."""
+        sha = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            sha.update(name.encode())
+            sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return sha.hexdigest()[:16]
 
     @property
     def rationale_rate(self) -> float | None:

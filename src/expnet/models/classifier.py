@@ -287,6 +287,11 @@ class Classifier:
         return next(self.model.parameters()).device
 
     @property
+    def dtype_name(self) -> str:
+        """The weights' precision: "float32", "bfloat16" or "float16"."""
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
+    @property
     def num_labels(self) -> int:
         return int(self.config.num_labels)
 

@@ -73,10 +73,12 @@ def highlight(explanation: Explanation, gold: np.ndarray | None = None) -> str:
     return '<div class="text">' + " ".join(spans) + "</div>"
 
 
-def explanation_block(explanation: Explanation, gold: np.ndarray | None = None, heading: str | None = None) -> str:
+def explanation_block(explanation: Explanation, gold: np.ndarray | None = None, heading: str | None = None, label: str | None = None) -> str:
+    """One explained text; ``label`` names the explainer as the page's table does (two ExpNet
+    folders are both "expnet" in their explanations)."""
     probability = explanation.probabilities[explanation.prediction]
     meta = (
-        f"{html.escape(explanation.explainer)} &middot; predicted <b>{html.escape(explanation.prediction_name)}</b> "
+        f"{html.escape(label or explanation.explainer)} &middot; predicted <b>{html.escape(explanation.prediction_name)}</b> "
         f"({probability:.2f}) &middot; explaining <b>{html.escape(explanation.target_name)}</b>"
         + (" &middot; truncated: struck-out words were not seen" if explanation.truncated else "")
     )

@@ -16,6 +16,6 @@ def evaluation_page(result: EvaluationResult, examples, gold_rule: str, title: s
     shown = [i for i, e in enumerate(examples) if e.has_rationale][:count]
     for i in shown:
         body += f"<h2>{escape(examples[i].id)} &middot; gold label {escape(examples[i].label_name)}</h2>"
-        for run in result.runs.values():
-            body += html.explanation_block(run.explanations[i], examples[i].gold_mask(gold_rule))
+        for name, run in result.runs.items():
+            body += html.explanation_block(run.explanations[i], examples[i].gold_mask(gold_rule), label=name)
     return html.page(title, body)
