@@ -182,6 +182,9 @@ def test_unknown_formats_and_missing_columns_are_one_line_errors(tiny_classifier
         explain_corpus(job(tiny_classifier_dir, tmp_path / "in.xml", tmp_path / "out.jsonl"))
     with pytest.raises(ExpnetError, match="in.jsonl: no such file"):
         explain_corpus(job(tiny_classifier_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl"))
+    (tmp_path / "texts.jsonl").mkdir()  # once also "no such file"
+    with pytest.raises(ExpnetError, match="texts.jsonl: a folder; give a"):
+        explain_corpus(job(tiny_classifier_dir, tmp_path / "texts.jsonl", tmp_path / "out.jsonl"))
     with pytest.raises(ExpnetError, match="no column 'body' \\(--text-field\\); its columns: id, text"):
         explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", text_field="body"))
 

@@ -643,6 +643,10 @@ def test_finetune_on_a_jsonl_file_measures_dev_accuracy_on_its_held_out_part(cap
     dev, train = jsonl_split(load_examples(str(toy_data)), task_name(str(toy_data)), JSONL_EVAL_FRACTION)
     assert (metrics["dev_examples"], metrics["train_examples"]) == (len(dev), len(train))
     assert len(dev) + len(train) == len(load_examples(str(toy_data))) and len(dev) < len(train)
+    # Its bar only on a terminal or with --progress: a log file once filled with carriage returns.
+    assert "fine-tune" not in err
+    code, _, err = run_cli(capsys, "finetune", "--task", toy_data, "--backbone", tiny_classifier_dir, "--max-length", "16", "--out", tmp_path / "clf", "--progress")
+    assert code == 0 and "fine-tune" in err
 
 
 def test_rationales_that_mark_no_word_are_refused_by_train_and_evaluate(capsys, tiny_classifier_dir, tmp_path):

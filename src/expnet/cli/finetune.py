@@ -28,6 +28,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--batch-size", type=common.positive_int, default=16)
     parser.add_argument("--learning-rate", type=common.positive_float, default=5e-5)
+    common.add_progress(parser)
     common.add_model_options(parser)
 
 
@@ -64,6 +65,7 @@ def run(args) -> int:
         seed=args.seed,
         device=args.device,
         trust_remote_code=args.trust_remote_code,
+        progress=common.show_progress(args),
     )
     if common.data_file(args.task):
         # evaluate, diagnose and train then take the part of the file that suits them.

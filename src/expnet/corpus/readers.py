@@ -54,7 +54,8 @@ def input_format(path: str | Path) -> str:
     if suffix not in INPUT_SUFFIXES:
         raise ExpnetError(f"--input {path}: unknown format {suffix or '(no suffix)'}; give a {', '.join(INPUT_SUFFIXES)} file")
     if not Path(path).is_file():
-        raise ExpnetError(f"--input {path}: no such file")
+        what = "a folder" if Path(path).is_dir() else "not a regular file" if Path(path).exists() else "no such file"
+        raise ExpnetError(f"--input {path}: {what}; give a {', '.join(INPUT_SUFFIXES)} file")
     return suffix[1:]
 
 
