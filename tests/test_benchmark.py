@@ -404,12 +404,17 @@ def test_quick_preset_end_to_end(capsys, tmp_path):
         assert (out / name).is_file()
 
 
+EIGHT_IDS = list("abcdefgh")
+
+
 def _row(name: str, kind: str, f1_topk: list, auroc: list, binarisation: str = "top-k (rate 0.200)", f1: list | None = None) -> dict:
+    """A leaderboard row of eight examples: the four values given, twice (a paired interval needs
+    at least six pairs; the means are the four values')."""
     f1 = f1_topk if f1 is None else f1  # a top-k row's own binary rationale is its top-k
     return {
         "explainer": name, "kind": kind, "binarisation": binarisation,
         "f1": float(np.mean(f1)), "f1_topk": float(np.mean(f1_topk)), "auroc": float(np.nanmean(np.array(auroc, dtype=float))),
-        "per_example": {"ids": ["a", "b", "c", "d"], "f1": f1, "f1_topk": f1_topk, "auroc": auroc},
+        "per_example": {"ids": EIGHT_IDS, "f1": f1 * 2, "f1_topk": f1_topk * 2, "auroc": auroc * 2},
     }
 
 
@@ -436,7 +441,7 @@ def test_comparisons_take_the_best_real_baseline_per_metric():
     assert found["f1"]["baseline"] == "strong" and found["f1"]["difference"] == pytest.approx(-0.1)
     assert found["f1"]["verdict"] == "loss"
     # AUROC: weak (0.95) is best; ExpNet's undefined last example is dropped: -0.05 on 3 pairs.
-    assert found["auroc"]["baseline"] == "weak" and found["auroc"]["n_pairs"] == 3
+    assert found["auroc"]["baseline"] == "weak" and found["auroc"]["n_pairs"] == 6
     assert found["auroc"]["difference"] == pytest.approx(-0.05) and found["auroc"]["verdict"] == "loss"
     headers, rows = comparison_rows({"comparisons": list(found.values())})
     assert headers[-1] == "Verdict" and rows[0][:3] == ["F1 (own rule vs top-k)", "strong", "-0.100"]
@@ -449,10 +454,10 @@ def test_the_own_rule_is_also_compared_with_selecting_every_word():
     expnet = _row("expnet", "expnet", [0.5] * 4, [0.9] * 4, "own rule (perplexity)", f1=[0.4, 0.5, 0.6, 0.7])
     table = {"rows": [expnet, _row("strong", "baseline", [0.3] * 4, [0.5] * 4)]}
     assert all(c["baseline"] != EVERY_WORD for c in table_comparisons(table))  # results saved before: none
-    table["every_word"] = {"f1": 0.6, "per_example": {"ids": ["a", "b", "c", "d"], "f1": [0.6, 0.6, 0.6, 0.7]}}
+    table["every_word"] = {"f1": 0.575, "per_example": {"ids": EIGHT_IDS, "f1": [0.6, 0.6, 0.6, 0.5] * 2}}
     floor = [c for c in table_comparisons(table) if c["baseline"] == EVERY_WORD]
-    # Against strong's top-k ExpNet's F1 wins by 0.25; against every word: -0.2, -0.1, 0, 0 -> -0.075.
-    assert len(floor) == 1 and floor[0]["metric"] == "f1" and floor[0]["difference"] == pytest.approx(-0.075)
+    # Against strong's top-k ExpNet's F1 wins by 0.25; against every word: -0.2, -0.1, 0, +0.2 -> -0.025.
+    assert len(floor) == 1 and floor[0]["metric"] == "f1" and floor[0]["difference"] == pytest.approx(-0.025)
     assert floor[0]["verdict"] == "tie"
     _, rows = comparison_rows({"comparisons": floor})
     assert rows[0][:2] == ["F1 (own rule vs every word)", EVERY_WORD]
@@ -501,13 +506,13 @@ def test_truncated_texts_add_comparisons_over_the_words_read():
     # over the words read, ExpNet is 0.2 higher on the three texts kept (the fourth is NaN: its
     # gold words all lay beyond the cut).
     expnet, baseline = _row("expnet", "expnet", [0.5] * 4, [0.5] * 4, "own rule (perplexity)"), _row("strong", "baseline", [0.5] * 4, [0.5] * 4)
-    for row, seen in ((expnet, [0.8, 0.8, 0.8, np.nan]), (baseline, [0.6, 0.6, 0.6, np.nan])):
+    for row, seen in ((expnet, [0.8, 0.8, 0.8, np.nan] * 2), (baseline, [0.6, 0.6, 0.6, np.nan] * 2)):
         row.update(f1_topk_seen=0.8 if row is expnet else 0.6, auroc_seen=0.8 if row is expnet else 0.6, n_truncated=2)
         row["per_example"].update(f1_topk_seen=seen, auroc_seen=seen)
     found = {c["metric"]: c for c in table_comparisons({"rows": [expnet, baseline]})}
     assert found["auroc"]["verdict"] == "tie"
     for metric in ("f1_topk_seen", "auroc_seen"):
-        assert found[metric]["n_pairs"] == 3 and found[metric]["difference"] == pytest.approx(0.2)
+        assert found[metric]["n_pairs"] == 6 and found[metric]["difference"] == pytest.approx(0.2)
         assert found[metric]["verdict"] == "win"
     # Texts read whole: the seen view equals the main one, so it is not compared twice.
     for row in (expnet, baseline):

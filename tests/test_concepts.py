@@ -254,7 +254,7 @@ def test_cli_writes_json_plot_and_escaped_html(capsys, tiny_classifier_dir, conc
         (lambda a, f: a[:10] + ["nosuchlabel"] + a[11:], "unknown label"),
         (lambda a, f: a + ["--layers", "7"], "layer 7 does not exist"),
         (lambda a, f: a + ["--layers", "x"], "--layers"),
-        (lambda a, f: a + ["--n-cavs", "1"], "--n-cavs 1: the t-tests need at least 2 CAVs"),
+        (lambda a, f: [*a[:-5], "1", *a[-4:]], "--n-cavs 1: the t-tests need at least 2 CAVs"),
         (lambda a, f: a + ["--data", "sst2"], "exactly one of --inputs"),
         (lambda a, f: a + ["--concept", f"awful={f.concept}"], "given twice"),
     ],
