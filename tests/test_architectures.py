@@ -397,15 +397,22 @@ def test_a_decoder_without_a_pad_id_whose_texts_end_with_its_only_pad_candidate_
         Classifier.load(folder, device="cpu")
 
 
-def test_an_encoder_padding_on_the_left_or_without_a_pad_token_reads_a_batched_text_as_alone(folders, tmp_path):
-    # Left padding put [PAD] at position 0, where the head reads; no pad token could not batch.
-    for arch, change in (("bert", {"padding_side": "left"}), ("modernbert", {"pad_token": None})):
-        folder = shutil.copytree(folders[arch], tmp_path / arch)
-        settings = json.loads((folder / "tokenizer_config.json").read_text())
-        (folder / "tokenizer_config.json").write_text(json.dumps({**settings, **change}))
-        classifier = load(folder)
-        for name in ("raw_attention", "saliency"):
-            alone = small(name).explain(classifier, [TEXTS[1]])[0]
-            batched = get_explainer(name, batch_size=2).explain(classifier, [TEXTS[1], TEXTS[2]])[0]
-            np.testing.assert_allclose(batched.probabilities, alone.probabilities, atol=1e-5, err_msg=f"{arch} {name}")
-            np.testing.assert_allclose(batched.scores, alone.scores, rtol=1e-4, atol=1e-5, err_msg=f"{arch} {name}")
+def _with_tokenizer_setting(source: str, folder, **change) -> str:
+    """A copy of a classifier folder with ``change`` written into its tokenizer_config.json."""
+    folder = shutil.copytree(source, folder)
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**settings, **change}))
+    return str(folder)
+
+
+def test_an_encoder_padding_on_the_left_reads_a_batched_text_as_alone_and_one_without_a_pad_token_is_refused(folders, tmp_path):
+    # No pad token: once a transformers traceback on the first padded batch.
+    with pytest.raises(ExpnetError, match="this encoder's tokenizer has no pad token"):
+        load(_with_tokenizer_setting(folders["modernbert"], tmp_path / "modernbert", pad_token=None))
+    # Left padding put [PAD] at position 0, where the head reads.
+    classifier = load(_with_tokenizer_setting(folders["bert"], tmp_path / "bert", padding_side="left"))
+    for name in ("raw_attention", "saliency"):
+        alone = small(name).explain(classifier, [TEXTS[1]])[0]
+        batched = get_explainer(name, batch_size=2).explain(classifier, [TEXTS[1], TEXTS[2]])[0]
+        np.testing.assert_allclose(batched.probabilities, alone.probabilities, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(batched.scores, alone.scores, rtol=1e-4, atol=1e-5, err_msg=name)

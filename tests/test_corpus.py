@@ -226,6 +226,16 @@ def test_resume_refuses_a_parts_folder_with_other_settings(tiny_classifier_dir, 
         explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl"))
 
 
+def test_parts_cut_by_an_older_reader_are_not_resumed(tiny_classifier_dir, tmp_path):
+    # A lone "\r" once started a row: parts numbered that way, resumed now, lost and shifted texts.
+    source = write_input(tmp_path, "jsonl", corpus())
+    plan = job(tiny_classifier_dir, source, tmp_path / "out.jsonl")
+    earlier = {**plan.settings(plan.load()[1]), "reader": 1}
+    PartStore(tmp_path / "out.jsonl", earlier).open()
+    with pytest.raises(ExpnetError, match="other settings \\(reader: 1 then, 2 now\\)"):
+        explain_corpus(plan)
+
+
 def test_a_resume_never_mixes_two_models_of_one_folder(tmp_path):
     import conftest
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from expnet import __version__
-from expnet.corpus.readers import Chunk
+from expnet.corpus.readers import READER_VERSION, Chunk
 from expnet.corpus.writers import explanations_table
 from expnet.explainers import get_explainer
 from expnet.explainers.base import Explainer
@@ -59,6 +59,8 @@ class CorpusJob:
         return {
             **precision,
             "expnet_version": __version__,
+            # Which rows a file yields (line ends, decoding): parts cut under other rules never mix.
+            "reader": READER_VERSION,
             "classifier": resolved.classifier,
             "explainer": resolved.explainer if isinstance(resolved.explainer, str) else explainer.name,
             # default=repr: a setting that is an object is compared by what it prints.

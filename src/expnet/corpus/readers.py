@@ -19,6 +19,9 @@ from pathlib import Path
 from expnet.errors import ExpnetError
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
+# Bumped when the rows a file yields change (2: lines end at "\n" only, bytes that are not UTF-8
+# make a bad row), so a corpus job never resumes with parts numbered under the old rules.
+READER_VERSION = 2
 # Rows per parquet batch: big enough to amortise the per-batch cost, small enough to stay bounded.
 ARROW_BATCH_ROWS = 4096
 

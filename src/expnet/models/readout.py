@@ -207,8 +207,7 @@ def align_padding(model: PreTrainedModel, tokenizer, trained: bool = True) -> No
 
     - right padding for every model: an encoder's head reads position 0, which left padding makes
       a pad token; a decoder's absolute positions (GPT-2's learned ones) would shift;
-    - an encoder without a pad token pads with its sep, eos or unk token (masked out, so which one
-      does not matter);
+    - an encoder without a pad token is refused (one line);
 
     and for a decoder:
 
@@ -223,10 +222,12 @@ def align_padding(model: PreTrainedModel, tokenizer, trained: bool = True) -> No
     tokenizer.padding_side = "right"
     if not is_causal(model.config):
         if tokenizer.pad_token_id is None:
-            filler = next((t for t in (tokenizer.sep_token, tokenizer.eos_token, tokenizer.unk_token) if t is not None), None)
-            if filler is None:
-                raise ExpnetError("this classifier's tokenizer has no pad, sep, eos or unk token, so texts cannot be batched; give it a pad token")
-            tokenizer.pad_token = filler
+            # Not a stand-in chosen here: the pad id is also what removed words become and the
+            # gradient baseline, where a [SEP] in its place would change the scores unasked.
+            raise ExpnetError(
+                "this encoder's tokenizer has no pad token, so texts cannot be batched; set pad_token in its "
+                "tokenizer_config.json to the token the model was trained to pad with"
+            )
         return
     head_pad = getattr(model.config, "pad_token_id", None)
     if head_pad is not None and head_pad != tokenizer.pad_token_id:
