@@ -129,3 +129,20 @@ def test_cli_functions_stay_short():
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert long == []
+
+
+def test_the_demo_draws_bars_only_on_a_terminal_or_with_progress(monkeypatch, tmp_path, capsys):
+    # Its fine-tune bars once filled a log file with carriage returns.
+    import expnet.cli.demo as demo_command
+    from expnet.cli.main import main
+
+    asked = []
+
+    def fake_demo(out, protocol, data_dir, seed, device, progress, log):
+        asked.append(progress)
+        raise KeyboardInterrupt  # stop before any work; main reports it in one line
+
+    monkeypatch.setattr(demo_command, "run_demo", fake_demo)
+    for extra in ([], ["--progress"]):
+        main(["demo", "--out", str(tmp_path / "demo"), *extra])
+    assert asked == [False, True]  # pytest's stderr is not a terminal

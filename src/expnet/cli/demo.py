@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     )
     common.add_out_folder(parser, "output folder (classifiers are cached here; default runs/demo)", default="runs/demo")
     common.add_data_dir(parser)
+    common.add_progress(parser)
     common.add_seed(parser)
     common.add_device(parser)
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     common.start(args)
     console = Console(stderr=True)
     out = common.check_out_folder(args, [args.data_dir])
-    result = run_demo(out, PROTOCOL, args.data_dir, args.seed, args.device, progress=True, log=console.print)
+    result = run_demo(out, PROTOCOL, args.data_dir, args.seed, args.device, progress=common.show_progress(args), log=console.print)
     held_out, shown = PROTOCOL.held_out, len(result.examples)
     print_results(result.results["all"], f"{held_out} (unseen by ExpNet): {shown} annotated posts, fast explainers", console)
     print_results(
