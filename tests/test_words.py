@@ -72,17 +72,15 @@ def _pieces_of_each_word(tokenizer, words):
     return [tokenizer.convert_tokens_to_string(p).lstrip() for p in pieces]
 
 
-@pytest.mark.parametrize("make_tokenizer", ["gpt2", "deberta_v2", "roberta"])
+@pytest.mark.parametrize("make_tokenizer", ["gpt2", "deberta_v2"])
 def test_a_bare_space_piece_belongs_to_the_word_it_starts(make_tokenizer):
     # Byte-level BPE and SentencePiece emit a lone "Ġ" / "▁" before a word they have no merged
-    # piece for; its offset sits on the space, which once gave it to the word before. RoBERTa
-    # trims it to a zero-width offset, which once gave it to no word: removing the word left it.
+    # piece for; its offset sits on the space, which once gave it to the word before.
     from transformers import GPT2Tokenizer
 
-    from architectures import _byte_level, deberta_tokenizer, roberta_tokenizer
+    from architectures import _byte_level, deberta_tokenizer
 
-    makers = {"gpt2": lambda: _byte_level(GPT2Tokenizer), "deberta_v2": deberta_tokenizer, "roberta": roberta_tokenizer}
-    tokenizer = makers[make_tokenizer]()
+    tokenizer = _byte_level(GPT2Tokenizer) if make_tokenizer == "gpt2" else deberta_tokenizer()
     words = "unbelievable ! you love this movie".split()
     tokens = tokenizer.convert_ids_to_tokens(tokenizer(" ".join(words))["input_ids"])
     assert {"Ġ", "▁"} & set(tokens)  # the case under test occurs

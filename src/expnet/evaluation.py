@@ -103,7 +103,8 @@ def forward_pass(classifier: Classifier, words: Sequence[Sequence[str]], batch_s
     return predictions, len(words) / seconds
 
 
-SEEN_KEYS = (*SEEN, "n_examples_seen", "n_truncated")  # the seen view's, and how many texts were cut
+SEEN_VIEW_KEYS = (*SEEN, "n_examples_seen")  # what seen_window_scores gives
+SEEN_KEYS = (*SEEN_VIEW_KEYS, "n_truncated")  # and how many texts were cut (score_run counts them)
 
 
 def seen_window_scores(golds, scores, seen_masks, rate: float, top_k: int | None = None) -> tuple[dict, dict]:
@@ -134,7 +135,7 @@ def seen_window_scores(golds, scores, seen_masks, rate: float, top_k: int | None
         aligned = np.full(len(golds), np.nan)
         aligned[kept] = seen_view.per_example.get(source, np.array([]))
         per_example[key] = aligned.tolist()
-    return dict(zip(SEEN_KEYS[:-1], values, strict=True)), per_example
+    return dict(zip(SEEN_VIEW_KEYS, values, strict=True)), per_example
 
 
 def subword_pieces(classifier: Classifier, words: Sequence[Sequence[str]], batch_size: int = 64) -> list[np.ndarray]:

@@ -173,7 +173,7 @@ def _jsonl_rows(path: Path, text_field: str, id_field: str):
         if not isinstance(row, dict):
             yield number, None, BadRow(number, None, f"not a JSON object but {type(row).__name__}")
             continue
-        row_id = str(number) if id_field is None else _id(row.get(id_field))
+        row_id = _row_id(number, id_field, row.get(id_field))
         if row_id is None or row.get(text_field) is None:
             field = id_field if row_id is None else text_field
             yield number, row_id, BadRow(number, row_id, f"missing field {field!r}")
@@ -192,7 +192,7 @@ def _csv_rows(path: Path, text_field: str, id_field: str):
             number = reader.line_num  # the record's last line (a quoted value may span several)
             if not row:
                 continue
-            row_id = None if len(row) != len(header) else str(number) if id_at is None else _id(row[id_at])
+            row_id = None if len(row) != len(header) else _row_id(number, id_field, None if id_at is None else row[id_at])
             if len(row) != len(header):
                 yield number, None, BadRow(number, None, f"{len(row)} columns, the header has {len(header)}")
             elif row_id is None:
@@ -220,7 +220,7 @@ def _parquet_rows(path: Path, text_field: str, id_field: str):
         ids = [None] * len(texts) if id_field is None else batch.column(id_field).to_pylist()
         for row_id, text in zip(ids, texts, strict=True):
             number += 1
-            row_id = str(number) if id_field is None else _id(row_id)
+            row_id = _row_id(number, id_field, row_id)
             if row_id is None or text is None:
                 field = id_field if row_id is None else text_field
                 yield number, row_id, BadRow(number, row_id, f"missing field {field!r}")
@@ -250,8 +250,11 @@ def _require_columns(columns: list[str], path: Path, text_field: str, id_field: 
             raise ExpnetError(f"--input {path} has no column {field!r} ({flag}); its columns: {', '.join(columns)}")
 
 
-def _id(value) -> str | None:
-    """An id as text; a missing or empty one is None."""
+def _row_id(number: int, id_field: str | None, value) -> str | None:
+    """Row ``number``'s id: its ``id_field`` value as text (None when missing or empty), or the
+    number itself when no id is read (``id_field`` None)."""
+    if id_field is None:
+        return str(number)
     return None if value is None or value == "" else str(value)
 
 
