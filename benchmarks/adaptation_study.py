@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import torch
 
 from expnet.benchmark.presets import DEFAULTS
 from expnet.benchmark.tasks import sample
+from expnet.cli.common import positive_int
+from expnet.cli.main import invocation, run_script
 from expnet.data import load_examples
 from expnet.evaluation import run_explainer, score_run
 from expnet.explainers import get_explainer
@@ -42,7 +45,7 @@ def main() -> None:
     parser.add_argument("--classifiers", required=True, help="folder with clf-hatexplain, clf-sst2, clf-movies")
     parser.add_argument("--held-out", choices=TASKS, required=True)
     parser.add_argument("--teachers", default="saliency,alti", help="comma-separated teacher explainers")
-    parser.add_argument("--max-unlabelled", type=int, default=1500)
+    parser.add_argument("--max-unlabelled", type=positive_int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/adaptation")
     args = parser.parse_args()
@@ -73,7 +76,7 @@ def main() -> None:
         rows[name] = score_run(run_explainer(classifier, get_explainer(name, seed=seed, **budget), words), evaluation, rate, "majority")
     baselines = {name: (row["f1_topk"], row["per_example"]) for name, row in rows.items()}
     auroc_baselines = {name: (row["auroc"], row["per_example"]) for name, row in rows.items()}
-    results = {"held_out": held, "n_examples": len(evaluation), "rate": rate, "teacher": teacher.to_dict(), "baselines": {}, "expnet": {}}
+    results = {"command": invocation(), "seed": seed, "held_out": held, "n_examples": len(evaluation), "rate": rate, "teacher": teacher.to_dict(), "baselines": {}, "expnet": {}}
     for name, row in rows.items():
         results["baselines"][name] = {"f1_topk": row["f1_topk"], "auroc": row["auroc"], "examples_per_second": row["examples_per_second"]}
     for name, expnet in expnets.items():
@@ -99,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

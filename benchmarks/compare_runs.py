@@ -16,7 +16,10 @@ import math
 import sys
 from pathlib import Path
 
-TIMING = {"seconds", "examples_per_second", "expnet_speedup", "forward_examples_per_second", "cache"}
+from expnet.cli.main import run_script
+
+# Wall-clock figures and the time a run finished: two runs of the same config differ there only.
+TIMING = {"seconds", "examples_per_second", "expnet_speedup", "forward_examples_per_second", "cache", "finished"}
 
 
 def json_differences(a, b, path: str = "") -> list[str]:
@@ -69,4 +72,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

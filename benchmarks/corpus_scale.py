@@ -11,7 +11,8 @@ difference of the two times gives the marginal rate, without startup. Prints a t
 
 Measured here (``--n 10000``, started at load 1.7 on the 2-core machine, but another job's
 benchmark shared the cores throughout (load ~3); nice 15; runs/full/clf-hatexplain, MiniLM-L6,
-batch 32, one torch thread per process; raw_attention only: no ExpNet ships yet): local 50 ex/s
+batch 32, one torch thread per process; raw_attention only, written before an ExpNet shipped:
+the script now adds the shipped ExpNet's rows, as in corpus_scale_2k_with_expnet.json): local 50 ex/s
 (200 s, 50.5 marginal), peak 1.0 GB; Ray 1 worker 42.5 ex/s (235 s, 44.5 marginal: ~10 s start
 and the actor's own model load), peak 3.2 GB (raylet, GCS and idle workers included); Ray 2
 workers 43.7 ex/s (229 s, 52 marginal), peak 3.8 GB: a second actor gains nothing when the other
@@ -38,11 +39,15 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from expnet.cli.common import positive_int
+from expnet.cli.main import invocation, run_script
 
 RESULTS = Path(__file__).parent / "results" / "corpus_scale.json"
 ENGINES = (("local", 1), ("ray", 1), ("ray", 2))
@@ -103,35 +108,52 @@ def tree_rss_mb(root: int) -> float:
 
 def measure(config: dict) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--run", json.dumps(config)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    peak = 0.0
-    while child.poll() is None:
-        peak = max(peak, tree_rss_mb(child.pid))
-        time.sleep(0.5)
-    out = child.stdout.read()
-    if child.returncode:
-        raise SystemExit(f"{config['engine']} x{config['workers']} failed (exit {child.returncode})")
+    # stderr to a file, not a pipe: a pipe nobody reads while the child runs would fill and stall it.
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--run", json.dumps(config)], env=env, stdout=subprocess.PIPE, stderr=errors, text=True,
+            start_new_session=True,  # its own process group: Ray's processes go with it if this one stops
+        )
+        peak = 0.0
+        try:
+            while child.poll() is None:
+                peak = max(peak, tree_rss_mb(child.pid))
+                time.sleep(0.5)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+                child.wait()
+        out = child.stdout.read()
+        if child.returncode:
+            errors.seek(0)
+            last = ([line for line in errors.read().splitlines() if line.strip()] or ["(no message)"])[-1]
+            raise SystemExit(f"{config['engine']} x{config['workers']} failed (exit {child.returncode}): {last}")
     result = json.loads(out.strip().splitlines()[-1])
     return {
         "explainer": config["explainer"],
         "engine": config["engine"],
         "workers": config["workers"],
         "rows": result["rows"],
-        "seconds": round(result["seconds"], 2),
-        "examples_per_second": round(result["rows"] / result["seconds"], 1),
+        "seconds": result["seconds"],
+        "examples_per_second": result["rows"] / result["seconds"],
         "peak_tree_rss_mb": round(peak),
         "driver_maxrss_mb": round(result["self_maxrss_mb"]),
     }
+
+
+def marginal_rate(rows: int, seconds: float, small_rows: int, small_seconds: float) -> float | None:
+    """Examples/s of the rows the larger run adds (startup cancels out); None when the larger run
+    was not slower, which says only that the corpus is too small to measure it."""
+    extra = seconds - small_seconds
+    return (rows - small_rows) / extra if extra > 0 else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", nargs="?", type=Path, help="the datasets (hatexplain/, sst2/)")
     parser.add_argument("--classifier", default="runs/full/clf-hatexplain")
-    parser.add_argument("--n", type=int, default=10_000, help="texts in the corpus (default 10,000)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--n", type=positive_int, default=10_000, help="texts in the corpus (default 10,000)")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # child side
     args = parser.parse_args()
@@ -161,19 +183,19 @@ def main() -> None:
                               "engine": engine, "workers": workers, "batch_size": args.batch_size}
                     timings[size] = measure(config)
                 row = timings[args.n]
-                # Startup (Ray, model loading in each actor) cancels out of the difference.
-                row["marginal_examples_per_second"] = round((args.n - small) / (row["seconds"] - timings[small]["seconds"]), 1)
+                row["marginal_examples_per_second"] = marginal_rate(row["rows"], row["seconds"], timings[small]["rows"], timings[small]["seconds"])
                 row["seconds_small_run"] = timings[small]["seconds"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print(f"\n{'explainer':<14} {'engine':<6} {'workers':>7} {'rows':>6} {'s':>7} {'ex/s':>7} {'marginal ex/s':>13} {'peak MB':>8}")
     for r in rows:
+        marginal = "n/a" if r["marginal_examples_per_second"] is None else f"{r['marginal_examples_per_second']:.1f}"
         print(f"{r['explainer']:<14} {r['engine']:<6} {r['workers']:>7} {r['rows']:>6} {r['seconds']:>7.1f} "
-              f"{r['examples_per_second']:>7.1f} {r['marginal_examples_per_second']:>13.1f} {r['peak_tree_rss_mb']:>8}")
+              f"{r['examples_per_second']:>7.1f} {marginal:>13} {r['peak_tree_rss_mb']:>8}")
     machine = {"cpus": os.cpu_count(), "load_average_at_start": load_at_start, "python": platform.python_version()}
-    report = {"n": args.n, "batch_size": args.batch_size, "classifier": args.classifier, "machine": machine, "runs": rows}
+    report = {"command": invocation(), "n": args.n, "batch_size": args.batch_size, "classifier": args.classifier, "machine": machine, "runs": rows}
     atomic_write_json(args.out, report)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,8 @@ import torch
 import transformers
 from scipy.stats import spearmanr
 
+from expnet.cli.common import positive_int
+from expnet.cli.main import invocation, run_script
 from expnet.data import load_examples
 from expnet.explainers import get_explainer
 from expnet.io import atomic_write_json
@@ -76,8 +79,9 @@ def agreement(reference, other) -> dict:
         else:
             constant += 1
     return {
-        "spearman": float(np.mean(rhos)),
-        "spearman_min": float(np.min(rhos)),
+        # Spearman is undefined on a text whose scores are all equal (counted in constant_texts).
+        "spearman": float(np.mean(rhos)) if rhos else None,
+        "spearman_min": float(np.min(rhos)) if rhos else None,
         "top5_overlap": float(np.mean(overlaps)),
         "max_abs_diff": float(np.mean(diffs)),
         "prediction_agreement": same / len(reference),
@@ -90,8 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="/work/shared/data", help="folder holding hatexplain/test.jsonl")
     parser.add_argument("--classifier", default="runs/full/clf-hatexplain", help="fine-tuned HateXplain classifier folder")
-    parser.add_argument("--examples", type=int, default=100, help="HateXplain test posts (the first N)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--examples", type=positive_int, default=100, help="HateXplain test posts (the first N)")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -112,14 +116,16 @@ def main() -> None:
     print(f"{'explainer':<14} {'dtype':<9} {'Spearman':>8} {'min':>6} {'top-5':>6} {'max|d|':>7} {'pred':>5}")
     for name, by_dtype in results.items():
         for dtype, row in by_dtype.items():
+            rho, rho_min = ("n/a" if row[key] is None else f"{row[key]:.3f}" for key in ("spearman", "spearman_min"))
             print(
-                f"{name:<14} {dtype:<9} {row['spearman']:>8.3f} {row['spearman_min']:>6.3f} {row['top5_overlap']:>6.3f} "
+                f"{name:<14} {dtype:<9} {rho:>8} {rho_min:>6} {row['top5_overlap']:>6.3f} "
                 f"{row['max_abs_diff']:>7.4f} {row['prediction_agreement']:>5.2f}"
             )
     atomic_write_json(
         args.out,
         {
             "what": "per-text agreement of bf16/fp16 explanations with fp32 ones (benchmarks/dtype_agreement.py)",
+            "command": invocation(),
             "classifier": source,
             "texts": len(texts),
             "data": "hatexplain test.jsonl, first posts",
@@ -135,4 +141,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

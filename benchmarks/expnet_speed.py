@@ -9,7 +9,7 @@ Three sections, written to benchmarks/results/expnet_speed.json and printed:
    texts tokenised by the HF tokenizer in length-sorted batches, logits only. ExpNet runs over the
    same length-sorted texts with the same batch size, tokenisation and word alignment included.
    Modes: ``transfer`` (readout rows only: one SDPA pass,
-   ``expnet.models.attention.readout_attention``), ``transfer`` (head norms and contribution
+   ``expnet.models.attention.readout_attention``), ``transfer_norms`` (head norms and contribution
    signals: the eager pass with the hooks of ``expnet.models.decomposition``), and for reference
    the plain eager pass with ``output_attentions=True`` (how attention was read before) and
    ``saliency`` (the benchmark's strongest plausibility baseline: one forward+backward). ExpNets
@@ -46,12 +46,15 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from expnet.cli.common import positive_int
+from expnet.cli.main import invocation, run_script
 from expnet.explainers import get_explainer
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.io import atomic_write_json
@@ -249,11 +252,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder holding hatexplain/test.jsonl")
     parser.add_argument("--classifier", default="runs/full/clf-hatexplain", help="classifier folder (default backbone if missing)")
-    parser.add_argument("--examples", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--memory-length", type=int, default=512)
-    parser.add_argument("--memory-batch", type=int, default=32)
+    parser.add_argument("--examples", type=positive_int, default=500)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--memory-length", type=positive_int, default=512)
+    parser.add_argument("--memory-batch", type=positive_int, default=32)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--skip-memory", action="store_true")
@@ -261,6 +264,7 @@ def main() -> None:
     device = load_classifier(args.classifier, args.device).device
     print(f"speed ({args.examples} HateXplain test posts, batch {args.batch_size}, {args.repeats} interleaved repeats):", flush=True)
     results = {
+        "command": invocation(),
         "machine": {
             "device": str(device),
             "cpus": os.cpu_count(),
@@ -289,4 +293,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from expnet.benchmark.cache import source_digest
+from expnet.benchmark.cache import canonical, classifier_fingerprint, examples_digest, source_digest
+from expnet.cli.main import invocation, run_script
 from expnet.data import load_examples
 from expnet.explainers import get_explainer
 from expnet.io import atomic_write_json
@@ -32,18 +34,25 @@ from expnet.network.features import WORD_PROPERTIES, rank_within_text, within_te
 NOT_BASELINES = ("expnet", "random")
 
 
-def cached_scores(bench: Path, task: str, n: int) -> dict[str, list[np.ndarray]]:
-    """Each baseline's word scores of the task's n-example draw, from the cache entry of its
-    current source code (the one the leaderboard shows; older entries stay in the cache)."""
+def cached_scores(bench: Path, task: str, run: dict, examples: list) -> dict[str, list[np.ndarray]]:
+    """Each baseline's word scores of the run's evaluation draw, from the cache entry of its
+    current source code, this classifier and these examples (the one the leaderboard shows; a
+    cache also holds the entries of older code, other classifiers and other draws)."""
+    wanted = {
+        "task": task, "split": run["evaluation_split"], "n": len(examples), "examples": examples_digest(examples),
+        "classifier": canonical(classifier_fingerprint(run["classifier"]["folder"])),
+    }
     runs: dict[str, list[np.ndarray]] = {}
-    for path in (bench / "cache" / "explanations").glob("*.json"):
+    for path in sorted((bench / "cache" / "explanations").glob("*.json")):
         entry = json.loads(path.read_text())
         key = entry["key"]
         name = key["explainer"]["name"]
-        if key.get("task") != task or key.get("n") != n or name in NOT_BASELINES:
+        if name in NOT_BASELINES or any(key.get(field) != value for field, value in wanted.items()):
             continue
         if key["explainer"].get("code") != source_digest(get_explainer(name)):
             continue
+        if name in runs:
+            raise SystemExit(f"two cached runs of {name} on {task} in {bench} (other settings): give a benchmark folder of one run")
         runs[name] = [
             np.array([np.nan if s is None else s for s in e["scores"]], dtype=np.float64) for e in entry["payload"]["explanations"]
         ]
@@ -70,11 +79,13 @@ def ceiling(task: str, run: dict, bench: Path, data_dir: str, seed: int, folds: 
     examples = [by_id[i] for i in run["example_ids"]]
     golds = [np.asarray(e.gold_mask("majority")) for e in examples]
     runs = {
-        name: scores for name, scores in cached_scores(bench, task, len(examples)).items()
+        name: scores for name, scores in cached_scores(bench, task, run, examples).items()
         if all(len(s) == len(g) for s, g in zip(scores, golds, strict=True))
     }
     if not runs:
-        raise SystemExit(f"no cached baseline explanations of {task} in {bench}: run expnet benchmark first")
+        raise SystemExit(
+            f"no cached baseline explanations of {task} in {bench} for this classifier and draw: run expnet benchmark first"
+        )
     rate = run["rationale_rate"]
 
     def scored(scores: list[np.ndarray]) -> dict:
@@ -121,8 +132,8 @@ def main() -> None:
             f"in-domain fusion F1@k {r['in_domain_fusion']['f1_topk']:.3f} ({r['fusion_f1_topk_ratio']:.3f}x), "
             f"AUROC {r['in_domain_fusion']['auroc']:.3f}"
         )
-    atomic_write_json(args.out, {"command": "python benchmarks/fusion_ceiling.py", "seed": args.seed, "tasks": results})
+    atomic_write_json(args.out, {"command": invocation(), "seed": args.seed, "tasks": results})
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

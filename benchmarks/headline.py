@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from expnet.benchmark.report import EVERY_WORD
+from expnet.cli.main import run_script
 
 METRICS = (("f1", "F1 (own rule)"), ("f1_topk", "F1@k"), ("auroc", "AUROC"))
 SEEN_METRICS = (("f1_topk_seen", "F1@k read"), ("auroc_seen", "AUROC read"))
@@ -32,7 +34,9 @@ def _comparison(comparisons: list[dict], explainer: str, metric: str, floor: boo
     )
     if found is None:
         return "-"
-    return f"{found['difference']:+.3f} [{found['low']:+.3f}, {found['high']:+.3f}] {found['verdict']} ({found['baseline']})"
+    # Below the bootstrap's minimum of pairs the interval is NaN, stored as null.
+    difference, low, high = (("n/a" if found[key] is None else f"{found[key]:+.3f}") for key in ("difference", "low", "high"))
+    return f"{difference} [{low}, {high}] {found['verdict']} ({found['baseline']})"
 
 
 def _best(rows: list[dict], metric: str) -> str:
@@ -85,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -21,6 +21,7 @@ of the backbone's favourite words people mark in the source tasks.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,8 @@ from scipy.stats import spearmanr
 
 from expnet.benchmark.config import load_config
 from expnet.benchmark.tasks import prepare_task
+from expnet.cli.common import positive_int
+from expnet.cli.main import invocation, run_script
 from expnet.io import atomic_write_json
 from expnet.metrics.plausibility import plausibility
 from expnet.models.classifier import Classifier, default_backbone
@@ -83,7 +86,7 @@ def main() -> None:
     parser.add_argument(
         "--backbone", default=None, help="the classifiers' backbone before fine-tuning (default: the bundled MiniLM)"
     )
-    parser.add_argument("--max-examples", type=int, default=None, help="at most N texts a task (a dry run)")
+    parser.add_argument("--max-examples", type=positive_int, default=None, help="at most N texts a task (a dry run)")
     parser.add_argument("--seed", type=int, default=0, help="accepted for the house rule: nothing here is random")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -92,8 +95,7 @@ def main() -> None:
     readers = {name: Classifier.load(Path(args.classifiers) / f"clf-{name}", device="cpu") for name in names}
     # The pretrained encoder with an untrained head: its attention does not depend on the head.
     backbone = Classifier.load(args.backbone or default_backbone(), device="cpu", require_classifier=False)
-    given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)
-    result: dict = {"command": f"python benchmarks/layer_agreement.py {given}", "tasks": {}}
+    result: dict = {"command": invocation(), "tasks": {}}
     print(f"{'task':10s} layer  rho other clf  rho backbone  AUROC own  AUROC backbone")
     for task in config.tasks:
         examples = prepare_task(task, config, args.data_dir).evaluation[slice(args.max_examples)]
@@ -125,4 +127,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -20,6 +20,7 @@ read (reviews with a gold word among them), with paired bootstrap 95% intervals:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ import torch
 
 from expnet.benchmark.config import load_config
 from expnet.benchmark.tasks import prepare_task
+from expnet.cli.common import positive_int
+from expnet.cli.main import invocation, run_script
 from expnet.data import load_examples
 from expnet.explainers import get_explainer
 from expnet.explainers.learned import ExpNetExplainer
@@ -52,7 +55,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--classifiers", required=True, help="folder with clf-hatexplain, clf-sst2, clf-movies")
     parser.add_argument("--config", default=str(Path(__file__).parent / "full.toml"))
-    parser.add_argument("--examples", type=int, default=60, help="the first N movie test reviews")
+    parser.add_argument("--examples", type=positive_int, default=60, help="the first N movie test reviews")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -84,9 +87,8 @@ def main() -> None:
     for other in ("expnet own rule (one softmax)", *(f"{name} top-k" for name in BASELINES)):
         mean, low, high = paired_bootstrap(f1["expnet own rule (windowed)"], f1[other], seed=args.seed)
         comparisons.append({"against": other, "difference": mean, "low": low, "high": high, "verdict": verdict(low, high)})
-    given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
     result = {
-        "command": f"python benchmarks/long_text_rationale.py {given}",
+        "command": invocation(),
         "reviews": len(keep),
         "perplexity_window": windowed.history["perplexity_window"],
         "perplexity_temperature": windowed.history["perplexity_temperature"],
@@ -106,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -14,10 +14,13 @@ ExpNet against the best baseline). Per-example values are left out of the saved 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
 
+from expnet.cli.common import positive_int
+from expnet.cli.main import run_script
 from expnet.data import load_examples, rationale_rate
 from expnet.evaluation import compare_explainers, evaluate
 from expnet.explainers import get_explainer
@@ -58,7 +61,7 @@ def main() -> None:
     parser.add_argument("--task", required=True)
     parser.add_argument("--expnet", required=True, help="an ExpNet trained on the other tasks (transfer)")
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--max-examples", type=int, default=300)
+    parser.add_argument("--max-examples", type=positive_int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -93,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

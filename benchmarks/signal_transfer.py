@@ -22,6 +22,7 @@ its cost, is left out). Per-example values are left out of the saved JSON.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ from tqdm import tqdm
 
 from expnet.benchmark.config import load_config
 from expnet.benchmark.tasks import prepare_task
+from expnet.cli.common import positive_int
+from expnet.cli.main import invocation, run_script
 from expnet.explainers import get_explainer
 from expnet.io import atomic_write_json
 from expnet.metrics.bootstrap import paired_bootstrap, verdict
@@ -119,7 +122,7 @@ def main() -> None:
     parser.add_argument("--classifiers", required=True, help="folder with clf-hatexplain, clf-sst2, clf-movies")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--config", default="benchmarks/full.toml")
-    parser.add_argument("--max-examples", type=int, default=None, help="at most N texts of each part (a dry run)")
+    parser.add_argument("--max-examples", type=positive_int, default=None, help="at most N texts of each part (a dry run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -135,8 +138,7 @@ def main() -> None:
             "evaluation": collect(classifier, prepared.evaluation[cap]),
         }
     settings = recipe_settings("transfer")
-    given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)
-    result: dict = {"command": f"python benchmarks/signal_transfer.py {given}", "tasks": {}}
+    result: dict = {"command": invocation(), "tasks": {}}
     for held_out in data:
         training = [r for t in data if t != held_out for r in data[t]["train"] if r["correct"] and r["gold"].numel()]
         rate = float(np.mean([float(r["gold"].mean()) for r in training]))
@@ -171,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

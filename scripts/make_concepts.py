@@ -35,9 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
+    from expnet.cli.main import run_script
     from expnet.data import ptb
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT / "src"))
+    from expnet.cli.main import run_script
     from expnet.data import ptb
 
 SEED = 20250812
@@ -202,4 +204,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -18,14 +18,19 @@ import random
 import shutil
 import sys
 import tarfile
+import tempfile
 from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
+    from expnet.cli.main import run_script
     from expnet.data import ptb, sst2
+    from expnet.io import atomic_directory
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT / "src"))
+    from expnet.cli.main import run_script
     from expnet.data import ptb, sst2
+    from expnet.io import atomic_directory
 
 SEED = 20240601
 # (file relative to the data dir, number of data lines to keep, header lines kept on top)
@@ -41,6 +46,7 @@ PLAIN = [
     ("cola/in_domain_dev.tsv", 300, 0),
 ]
 MOVIES = {"train": 150, "val": 40, "test": 40}
+TASKS = ("hatexplain", "sst2", "movies", "cola")
 COPIED = ["cola/README"]  # upstream licence / fair-use note travels with the data
 
 
@@ -108,16 +114,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "src/expnet/samples")
     args = parser.parse_args(argv)
     src, out = args.data_dir, args.out
-    for task in ("hatexplain", "sst2", "movies", "cola"):
-        shutil.rmtree(out / task, ignore_errors=True)  # no stale files from an older draw
-    sample_plain(src, out)
-    sample_dev_trees(src, out)
-    sample_movies(src, out)
-    for rel in COPIED:
-        shutil.copyfile(src / rel, out / rel)
+    out.mkdir(parents=True, exist_ok=True)
+    # Everything is drawn into a staging folder first, so a missing or broken source leaves the
+    # samples as they were; each task's folder is then replaced whole (no stale files of an older draw).
+    with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as staging:
+        built = Path(staging)
+        sample_plain(src, built)
+        sample_dev_trees(src, built)
+        sample_movies(src, built)
+        for rel in COPIED:
+            shutil.copyfile(src / rel, built / rel)
+        for task in TASKS:
+            with atomic_directory(out / task) as folder:
+                shutil.copytree(built / task, folder, dirs_exist_ok=True)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote samples to {out}: {total / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

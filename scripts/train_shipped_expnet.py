@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save
 
+from expnet.benchmark.cache import classifier_fingerprint, examples_digest
 from expnet.benchmark.presets import DEFAULTS
+from expnet.cli.main import run_script
 from expnet.data import load_examples
-from expnet.explainers.learned import ExpNetExplainer
+from expnet.explainers.learned import ExpNetExplainer, check_save_folder
+from expnet.io import atomic_write_bytes, json_digest
 from expnet.models.classifier import Classifier
 from expnet.network.features import FeatureSpec
 from expnet.network.training import (
@@ -51,16 +56,26 @@ def wide_spec(classifier: Classifier) -> FeatureSpec:
 
 
 def bank(task: str, classifier: Classifier, data_dir: str, seed: int, path: Path) -> tuple[WordDataset, FeatureSpec]:
+    """The task's word features, from ``path`` when it holds those of this classifier, these
+    examples and this spec (its key, in the file's metadata), else computed and saved there."""
     spec = wide_spec(classifier)
+    examples = examples_of(task, data_dir, seed)
+    key = json_digest({
+        "classifier": classifier_fingerprint(classifier.source), "examples": examples_digest(examples),
+        "spec": spec.to_dict(), "settings": recipe_settings("transfer").to_dict(),
+    })
     if path.is_file():
-        tensors = load_file(str(path))
-        n = len([k for k in tensors if k.startswith("features.")])
-        dataset = WordDataset([tensors[f"features.{i}"] for i in range(n)], [tensors[f"labels.{i}"] for i in range(n)], [task] * n)
-        return dataset, spec
-    dataset = collect_features(classifier, examples_of(task, data_dir, seed), spec, recipe_settings("transfer"))
+        with safe_open(str(path), framework="pt") as stored:
+            if (stored.metadata() or {}).get("key") == key:
+                tensors = {name: stored.get_tensor(name) for name in stored.keys()}  # noqa: SIM118 (not a dict)
+                n = len([k for k in tensors if k.startswith("features.")])
+                features, labels = [tensors[f"features.{i}"] for i in range(n)], [tensors[f"labels.{i}"] for i in range(n)]
+                return WordDataset(features, labels, [task] * n), spec
+        print(f"{task}: {path} holds the features of another classifier, draw or spec; computing them again")
+    dataset = collect_features(classifier, examples, spec, recipe_settings("transfer"))
     tensors = {f"features.{i}": f.contiguous() for i, f in enumerate(dataset.features)}
     tensors.update({f"labels.{i}": y.contiguous() for i, y in enumerate(dataset.labels)})
-    save_file(tensors, str(path))
+    atomic_write_bytes(path, save(tensors, metadata={"key": key}))  # a kill never leaves half a bank
     return dataset, spec
 
 
@@ -73,6 +88,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    check_save_folder(Path(args.out))
     torch.set_num_threads(1)
     Path(args.bank).mkdir(parents=True, exist_ok=True)
     settings = recipe_settings(args.recipe)
@@ -90,4 +106,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -99,6 +99,23 @@ def test_save_load_round_trip(trained, tmp_path):
         np.testing.assert_allclose(x.scores, y.scores, rtol=1e-6)
 
 
+def test_save_refuses_a_folder_of_other_files_and_replaces_its_own(trained, tmp_path):
+    _, _, expnet = trained
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ExpnetError, match="holds files that are not an ExpNet's"):
+        expnet.save_pretrained(folder)
+    assert (folder / "notes.txt").read_text() == "mine" and sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    own = expnet.save_pretrained(tmp_path / "own")
+    expnet.save_pretrained(own)  # its own earlier save is replaced without asking
+    (own / "README.md").write_text("a model card")
+    with pytest.raises(ExpnetError, match="pass overwrite=True"):
+        expnet.save_pretrained(own)
+    expnet.save_pretrained(own, overwrite=True)
+    assert sorted(p.name for p in own.iterdir()) == ["config.json", "model.safetensors"]
+
+
 def test_refuses_classifier_of_another_shape(trained, tmp_path, tiny_classifier_3heads_dir):
     _, _, expnet = trained
     other = Classifier.load(tiny_classifier_3heads_dir)

@@ -14,7 +14,7 @@ import expnet.data
 from expnet.data import RationaleExample, load_examples, task_name
 from expnet.data.registry import or_list
 from expnet.errors import ExpnetError
-from expnet.explainers.registry import is_expnet_folder
+from expnet.explainers.learned import holds_only_expnet_files
 from expnet.io import json_digest, recover_directory, write_target
 from expnet.models.classifier import DTYPES, Classifier, check_labels, read_metrics
 from expnet.seeding import seed_everything
@@ -214,12 +214,6 @@ def data_description(args: argparse.Namespace) -> tuple[str, str]:
     return task_name(args.data), args.split or "default evaluation split"
 
 
-def _is_trained_expnet(folder: Path) -> bool:
-    """An ExpNet folder holding only what 'expnet train' writes: a model card or the user's notes
-    beside it would be lost with the folder, so those need --overwrite."""
-    return is_expnet_folder(folder) and {p.name for p in folder.iterdir()} <= {"config.json", "model.safetensors"}
-
-
 # What 'expnet finetune' writes: save_pretrained's model and tokenizer files (sharded or not, of
 # any tokenizer family), and metrics.json.
 _FINETUNE_FILES = re.compile(
@@ -238,7 +232,7 @@ def _holds_only(folder: Path, marker: str, names: re.Pattern) -> bool:
 
 # How each command recognises a folder it wrote before, which it may replace without --overwrite.
 PREVIOUS_OUTPUT: dict[str, Callable[[Path], bool]] = {
-    "train": _is_trained_expnet,
+    "train": holds_only_expnet_files,
     "finetune": lambda folder: (folder / "config.json").is_file() and _holds_only(folder, "metrics.json", _FINETUNE_FILES),
     "diagnose": lambda folder: _holds_only(folder, "diagnostics.json", _DIAGNOSE_FILES),
     "concepts": lambda folder: (folder / "tcav.json").is_file(),

@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from expnet import __version__
 from expnet.errors import ExpnetError, UnmeasuredWarning
@@ -130,16 +132,38 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default", UnmeasuredWarning)  # shown once, whatever filters the caller set
             warnings.showwarning = one_line_warnings(name, warnings.showwarning)
             return int(args.func(args) or 0)
-    except (ExpnetError, OSError, UnicodeDecodeError) as error:
-        message = user_error(error)
-        if message is None:
-            raise
-        print(f"{name}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as interrupt:
-        how = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+    except (ExpnetError, OSError, UnicodeDecodeError, KeyboardInterrupt) as error:
+        return exit_status(name, error)
+
+
+def exit_status(name: str, error: BaseException) -> int:
+    """Say what stopped command ``name`` in one line and give its exit status; an error that is
+    not the user's (a bug) is raised again, traceback and all."""
+    if isinstance(error, KeyboardInterrupt):
+        how = "terminated" if isinstance(error, Terminated) else "interrupted"
         print(f"{name}: {how}; nothing half-written was kept", file=sys.stderr)
-        return 143 if isinstance(interrupt, Terminated) else 130
+        return 143 if isinstance(error, Terminated) else 130
+    message = user_error(error) if isinstance(error, Exception) else None
+    if message is None:
+        raise error
+    print(f"{name}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_script(main_function: Callable[[], int | None]) -> int:
+    """The entry of a script in benchmarks/ or scripts/: the command's handling of user errors,
+    Ctrl-C and SIGTERM around ``main_function``."""
+    name = Path(sys.argv[0]).name
+    try:
+        with sigterm_unwinds():
+            return int(main_function() or 0)
+    except (ExpnetError, OSError, UnicodeDecodeError, KeyboardInterrupt) as error:
+        return exit_status(name, error)
+
+
+def invocation() -> str:
+    """This process's command line, as a results file records what produced it."""
+    return shlex.join(["python", *sys.argv])
 
 
 if __name__ == "__main__":

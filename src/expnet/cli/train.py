@@ -138,6 +138,6 @@ def run(args) -> int:
         explainer = train_with_unlabelled(sources, unlabelled, settings, teacher, seed=args.seed, progress=common.show_progress(args))
     else:
         explainer = ExpNetExplainer.train(sources, settings, seed=args.seed, progress=common.show_progress(args))
-    explainer.save_pretrained(out)
+    explainer.save_pretrained(out, overwrite=True)  # --out was checked above (check_out_folder)
     print(json.dumps({"out": str(out), **explainer.history}))
     return 0

@@ -76,6 +76,30 @@ def _check_config_keys(folder: Path, config: dict) -> None:
         )
 
 
+def is_expnet_folder(path: Path) -> bool:
+    """True for a folder whose config.json is an ExpNet's (what 'expnet train' writes)."""
+    try:
+        return json.loads((path / CONFIG_NAME).read_text(encoding="utf-8")).get("format") == "expnet"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def holds_only_expnet_files(folder: Path) -> bool:
+    """An ExpNet folder with nothing beside what ``save_pretrained`` writes: a model card or the
+    user's notes there would be lost with the folder."""
+    return is_expnet_folder(folder) and {p.name for p in folder.iterdir()} <= {CONFIG_NAME, WEIGHTS_NAME}
+
+
+def check_save_folder(folder: Path) -> None:
+    """Refuse a folder that ``save_pretrained`` may not replace (before the work of training)."""
+    recover_directory(folder)  # a save a kill interrupted: put back, so it is recognised
+    if folder.is_dir() and any(folder.iterdir()) and not holds_only_expnet_files(folder):
+        raise ExpnetError(
+            f"{folder} holds files that are not an ExpNet's, and saving replaces the folder whole: "
+            "save to a new or empty folder, or pass overwrite=True"
+        )
+
+
 class ExpNetExplainer(Explainer):
     """A trained ExpNet. Scores are the sigmoid of each word's logit, in [0, 1]: P(word is
     important) for the focal loss; for the listwise loss, a ranking within the text (not a
@@ -222,7 +246,13 @@ class ExpNetExplainer(Explainer):
         return selected.to(torch.int8)
 
     # --- Hugging Face-style folder ---------------------------------------------------------
-    def save_pretrained(self, folder: str | Path) -> Path:
+    def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Save as ``folder`` (config.json + model.safetensors), replacing the folder whole and
+        atomically; a folder holding anything else (a model card, the user's files) is refused
+        unless ``overwrite``, since those files would go with it."""
+        folder = Path(folder)
+        if not overwrite:
+            check_save_folder(folder)
         config = {
             "format": "expnet",
             "format_version": FORMAT_VERSION,
@@ -239,7 +269,7 @@ class ExpNetExplainer(Explainer):
             (staging / CONFIG_NAME).write_text(json.dumps(strict_json(config), indent=2, allow_nan=False) + "\n")
             state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
             save_file(state, str(staging / WEIGHTS_NAME))
-        return Path(folder)
+        return folder
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, **overrides) -> ExpNetExplainer:

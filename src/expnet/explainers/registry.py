@@ -4,7 +4,6 @@ pretrained ExpNets that ship inside the package, by name."""
 from __future__ import annotations
 
 import inspect
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +46,8 @@ def pretrained_folder(name: str) -> Path:
 def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
     """An explainer by registered name, a shipped ExpNet by name, or a trained ExpNet from its
     folder, with constructor ``settings``; a setting the explainer does not have is an error."""
+    from expnet.explainers.learned import LOAD_SETTINGS, ExpNetExplainer, is_expnet_folder
+
     name = str(name_or_dir)
     if (name in _REGISTRY or name in PRETRAINED) and is_expnet_folder(Path(name)):
         # Which one the user means cannot be known, and the wrong one gives other scores silently.
@@ -58,8 +59,6 @@ def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
         cls = _REGISTRY[name]
         _check_settings(name, settings, init_parameters(cls))
         return cls(**settings)
-    from expnet.explainers.learned import LOAD_SETTINGS, ExpNetExplainer
-
     path = pretrained_folder(name) if name in PRETRAINED else Path(name)
     if path.is_dir():
         _check_settings(name, settings, LOAD_SETTINGS)
@@ -68,14 +67,6 @@ def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
         f"unknown explainer {name!r}: give an ExpNet folder, a shipped ExpNet ({', '.join(PRETRAINED)}) or one of "
         f"{', '.join(explainer_names())} (see 'expnet explainers')"
     )
-
-
-def is_expnet_folder(path: Path) -> bool:
-    """True for a folder whose config.json is an ExpNet's (what 'expnet train' writes)."""
-    try:
-        return json.loads((path / "config.json").read_text(encoding="utf-8")).get("format") == "expnet"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _check_settings(name: str, settings: dict, accepted) -> None:
