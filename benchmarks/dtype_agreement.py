@@ -49,12 +49,12 @@ HALF = ("bfloat16", "float16")
 TOP_K = 5
 
 
-def load_classifiers(folder: str | None, device: str | None) -> tuple[dict[str, Classifier], str]:
+def load_classifiers(folder: str | None, device: str | None, seed: int) -> tuple[dict[str, Classifier], str]:
     """float32, bfloat16 and float16 copies of the same weights, and what they are."""
     if folder and Path(folder).is_dir():
         loaded = {dtype: Classifier.load(folder, device=device, dtype=dtype) for dtype in ("float32", *HALF)}
         return loaded, str(folder)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     base = Classifier.load(default_backbone(), device=device, require_classifier=False)
     casts = {dtype: replace(base, model=copy.deepcopy(base.model).to(getattr(torch, dtype))) for dtype in HALF}
     return {"float32": base, **casts}, "default backbone, seeded fresh head (no fine-tuned classifier given)"
@@ -98,10 +98,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--seed", type=int, default=0, help="seeds the fresh head (no classifier given)")
     args = parser.parse_args()
 
     texts = [example.words for example in load_examples("hatexplain", "test", args.data_dir)[: args.examples]]
-    classifiers, source = load_classifiers(args.classifier, args.device)
+    classifiers, source = load_classifiers(args.classifier, args.device, args.seed)
     results: dict[str, dict] = {}
     seconds: dict[str, dict] = {}
     for name in EXPLAINERS:

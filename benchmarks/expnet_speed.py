@@ -63,6 +63,7 @@ from expnet.models.classifier import Classifier, default_backbone
 from expnet.network.gradient_features import batch_features
 from expnet.network.model import ExpNetModel
 from expnet.network.training import recipe_settings, settings_spec
+from expnet.seeding import seed_everything
 
 RESULTS = Path(__file__).parent / "results" / "expnet_speed.json"
 RECIPES = ("transfer", "transfer_norms")
@@ -260,7 +261,9 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the untrained ExpNets' weights and any sampling explainer")
     args = parser.parse_args()
+    seed_everything(args.seed)
     device = load_classifier(args.classifier, args.device).device
     print(f"speed ({args.examples} HateXplain test posts, batch {args.batch_size}, {args.repeats} interleaved repeats):", flush=True)
     results = {

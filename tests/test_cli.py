@@ -311,3 +311,14 @@ def test_text_output_shows_small_scores_by_their_significant_digits():
         prediction=1, probabilities=np.array([0.2, 0.8]), explainer="grad", label_names=("neg", "pos"),
     )
     assert render_text([explanation]).splitlines()[1] == "  a(0.000128) great(0.000196) film(0.5)"  # once all 0.000
+
+
+def test_every_command_takes_a_seed():
+    import argparse
+
+    from expnet.cli.main import SUBCOMMANDS, build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == set(SUBCOMMANDS)
+    for name in SUBCOMMANDS:
+        assert "--seed" in commands[name]._option_string_actions, f"expnet {name} has no --seed"

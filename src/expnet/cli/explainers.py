@@ -9,12 +9,14 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from expnet.cli.common import add_seed
 from expnet.explainers import list_explainers
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("explainers", help="list the registered explainers")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_seed(parser)  # every command takes one; a listing has nothing random in it
     parser.set_defaults(func=run)
 
 
