@@ -261,7 +261,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the untrained ExpNets' weights and any sampling explainer")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the untrained ExpNets' weights")
     args = parser.parse_args()
     seed_everything(args.seed)
     device = load_classifier(args.classifier, args.device).device
