@@ -322,3 +322,24 @@ def test_every_command_takes_a_seed():
     assert set(commands) == set(SUBCOMMANDS)
     for name in SUBCOMMANDS:
         assert "--seed" in commands[name]._option_string_actions, f"expnet {name} has no --seed"
+
+
+def test_evaluate_on_a_task_without_rationales_says_so_in_one_line(capsys, tiny_classifier_dir, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", "cola", "--explainers", "raw_attention",
+                           "--max-examples", "3", "--out", tmp_path / "e.json")
+    assert_one_line_error(code, err, "cola has no word rationales")
+
+
+def test_a_benchmark_that_stops_early_leaves_a_folder_its_rerun_accepts(capsys, tmp_path):
+    from expnet.benchmark.config import load_config
+    from expnet.cli.common import PREVIOUS_OUTPUT
+
+    out = tmp_path / "bench"
+    code, _, err = run_cli(capsys, "benchmark", "--quick", "--out", out, "--data-dir", tmp_path / "no-data", "--quiet")
+    assert_one_line_error(code, err, "data directory not found")
+    assert not (out / "config.json").exists()
+    out.mkdir(exist_ok=True)
+    (out / "config.json").write_text(json.dumps(load_config(None, quick=True).to_dict()))
+    assert PREVIOUS_OUTPUT["benchmark"](out)  # stopped after its first write: a rerun may go on
+    (out / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    assert not PREVIOUS_OUTPUT["benchmark"](out)  # someone else's config.json

@@ -616,14 +616,15 @@ def test_out_of_range_values_get_one_line(capsys, tiny_classifier_dir, toy_data,
 
 
 def test_finetune_refuses_training_data_without_every_class(capsys, tiny_classifier_dir, tmp_path):
-    # The movies training split lists every negative review first: its first 60 are one class.
+    # One example is one class, whichever the draw picks.
     code, _, err = run_cli(
         capsys, "finetune", "--task", "movies", "--backbone", tiny_classifier_dir, "--max-length", "32",
-        "--max-examples", "60", "--out", tmp_path / "clf",
+        "--max-examples", "1", "--out", tmp_path / "clf",
     )
-    assert_one_line_error(code, err, "the 60 training examples have no example of class 'positive'; raise --max-examples")
+    assert_one_line_error(code, err, "the 1 training examples have no example of class")
     assert not (tmp_path / "clf").exists()
-    # The library's own cut (benchmark and demo settings) is checked as well.
+    # The library's own cut, the first N (benchmark and demo settings), is checked as well: the
+    # movies training split lists every negative review first, so its first 60 are one class.
     from expnet.data import load_examples
     from expnet.errors import ExpnetError
     from expnet.models.finetune import FinetuneSettings, finetune
@@ -1120,3 +1121,17 @@ def test_corpus_mode_never_replaces_a_file_beside_its_output(capsys, tiny_classi
     assert not output.exists()
     assert run_cli(capsys, *argv, "--overwrite")[0] == 0
     assert run_cli(capsys, *argv)[0] == 0  # its own output and sidecars: replaced
+
+
+def test_max_examples_is_a_seeded_draw_in_file_order_not_the_first_rows():
+    from expnet.cli.common import load_limited
+    from expnet.data import load_examples
+
+    everything = load_examples("movies", None, None, purpose="classifier_train")
+    assert {e.label for e in everything[:60]} == {0}  # why the first 60 would not do
+    drawn = load_limited("movies", None, None, "classifier_train", 60, seed=0)
+    assert len(drawn) == 60 and {e.label for e in drawn} == {0, 1}
+    position = {e.id: i for i, e in enumerate(everything)}
+    assert [position[e.id] for e in drawn] == sorted(position[e.id] for e in drawn)
+    assert [e.id for e in load_limited("movies", None, None, "classifier_train", 60, seed=0)] == [e.id for e in drawn]
+    assert [e.id for e in load_limited("movies", None, None, "classifier_train", 60, seed=1)] != [e.id for e in drawn]

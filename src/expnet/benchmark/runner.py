@@ -112,6 +112,7 @@ class BenchmarkRunner:
         """The whole protocol, seeded with ``config.seed``; torch runs on ``config.threads`` CPU
         threads for the run when set (0: torch's default). ``OUT/config.json`` says, from the
         start, what the run does (the results follow at the end, ``report.write_outputs``)."""
+        resolve_data_dir(self.data_dir)  # a wrong --data-dir is refused before anything is written
         atomic_write_json(self.out / "config.json", self.config.to_dict())
         threads = torch.get_num_threads()
         seed_everything(self.config.seed)

@@ -13,6 +13,7 @@ from pathlib import Path
 import expnet.data
 from expnet.data import RationaleExample, load_examples, task_name
 from expnet.data.registry import or_list
+from expnet.data.splits import seeded_draw
 from expnet.errors import ExpnetError
 from expnet.explainers.learned import holds_only_expnet_files
 from expnet.io import json_digest, recover_directory, write_target
@@ -144,16 +145,16 @@ def start(args: argparse.Namespace) -> None:
     seed_everything(getattr(args, "seed", 0))
 
 
-def load_limited(task: str, split: str | None, data_dir, purpose: str, max_examples: int | None, classifier_dir=None):
-    """The first ``max_examples`` of ``task``'s ``split`` (default: its ``purpose``'s). For a JSONL
-    file that ``classifier_dir`` was fine-tuned on, only the part that suits ``purpose``
-    (``finetuned_part``)."""
+def load_limited(task: str, split: str | None, data_dir, purpose: str, max_examples: int | None, classifier_dir=None, seed: int = 0):
+    """A seeded draw of ``max_examples`` of ``task``'s ``split`` (default: its ``purpose``'s), in
+    file order. For a JSONL file that ``classifier_dir`` was fine-tuned on, only the part that
+    suits ``purpose`` (``finetuned_part``)."""
     examples = load_examples(task, split, data_dir, purpose=purpose)
     if not examples:
         raise ExpnetError(f"no examples in {task} (split {split or 'default'}); check --data-dir and --split")
     if classifier_dir is not None:
         examples = finetuned_part(task, examples, classifier_dir, purpose)
-    return examples[:max_examples] if max_examples else examples
+    return seeded_draw(examples, max_examples, f"{seed}:{task_name(task)}:{split}:{purpose}")
 
 
 def jsonl_split_record(path: str, examples: list[RationaleExample], seed: int) -> dict:
@@ -190,13 +191,18 @@ def require_rationales(examples: list[RationaleExample], task: str, split: str |
     if data_file(task) is not None:
         raise ExpnetError(f"{task} has no word rationales; give a file whose lines carry 'rationale' or 'rationales'")
     with_rationales = expnet.data.get_task_spec(task).rationale_splits
+    if not with_rationales:
+        raise ExpnetError(
+            f"{task} has no word rationales, so there is no agreement with people to score; use a task that has "
+            "them, or a JSONL file whose lines carry 'rationale'"
+        )
     raise ExpnetError(f"{task} split {split!r} carries no word rationales; use --split {or_list(with_rationales)}")
 
 
 def evaluation_examples(args: argparse.Namespace, classifier: Classifier, need_rationales: bool) -> list[RationaleExample]:
-    """The first --max-examples of --data's --split (default: its evaluation split), checked
+    """A seeded draw of --max-examples of --data's --split (default: its evaluation split), checked
     against the classifier's labels (and to carry rationales, where the command scores them)."""
-    examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples, args.classifier)
+    examples = load_limited(args.data, args.split, args.data_dir, "evaluation", args.max_examples, args.classifier, args.seed)
     if need_rationales:
         require_rationales(examples, args.data, args.split)
     check_labels(classifier, examples)
@@ -224,6 +230,17 @@ _FINETUNE_FILES = re.compile(
 _DIAGNOSE_FILES = re.compile(r"diagnostics\.json|report\.html|(permutation|adversarial|correlation|uniform)\.png")
 
 
+def _benchmark_started(folder: Path) -> bool:
+    """Only the config.json a benchmark writes first: a run that stopped before its cache existed."""
+    if {p.name for p in folder.iterdir()} != {"config.json"}:
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"tasks", "explainers", "candidates"} <= set(config)
+
+
 def _holds_only(folder: Path, marker: str, names: re.Pattern) -> bool:
     """``folder`` has ``marker`` and nothing a command writing ``names`` would not have written:
     the folder is replaced whole, so a file of the user's beside them would be lost."""
@@ -237,7 +254,7 @@ PREVIOUS_OUTPUT: dict[str, Callable[[Path], bool]] = {
     "diagnose": lambda folder: _holds_only(folder, "diagnostics.json", _DIAGNOSE_FILES),
     "concepts": lambda folder: (folder / "tcav.json").is_file(),
     # These two resume from what they left in --out (a cache, cached classifiers).
-    "benchmark": lambda folder: (folder / "cache").is_dir(),
+    "benchmark": lambda folder: (folder / "cache").is_dir() or _benchmark_started(folder),
     "demo": lambda folder: (folder / "classifiers").is_dir(),
 }
 

@@ -51,6 +51,7 @@ def register(subparsers) -> None:
     parser.add_argument("--heat-examples", type=common.positive_int, default=5, help="inputs shown with per-word heat in the HTML page (default 5)")
     parser.add_argument("--batch-size", type=common.positive_int, default=16)
     common.add_out_folder(parser, "folder for tcav.json, scores_by_layer.png and heat.html")
+    common.add_progress(parser)
     common.add_model_options(parser)
 
 
@@ -139,7 +140,7 @@ def run(args) -> int:
         max_tokens=args.max_tokens,
         batch_size=args.batch_size,
         significance_level=args.alpha,
-        progress=True,
+        progress=common.show_progress(args),
     )
     result.settings.update(
         {

@@ -22,11 +22,12 @@ def register(subparsers) -> None:
     )
     common.add_classifier(parser, "classifier folder or Hugging Face name (BERT family)")
     common.add_data(parser)
-    parser.add_argument("--max-examples", type=common.positive_int, default=200, help="first N examples (default 200)")
+    parser.add_argument("--max-examples", type=common.positive_int, default=200, help="a seeded random draw of N examples, in file order (default 200)")
     parser.add_argument(
         "--layer", type=int, default=-1, help="layer to intervene on; negative counts from the end (default -1, the final layer)"
     )
     common.add_out_folder(parser, "output folder (diagnostics.json, *.png, report.html)")
+    common.add_progress(parser)
     parser.add_argument(
         "--diagnostics", default=",".join(DIAGNOSTICS), help=f"comma-separated subset of {', '.join(DIAGNOSTICS)} (default: all)"
     )
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     examples = common.evaluation_examples(args, classifier, need_rationales=False)
     data, split = common.data_description(args)
     result = run_diagnostics(
-        classifier, examples, out, settings, seed=args.seed, data=data, split=split, progress=True,
+        classifier, examples, out, settings, seed=args.seed, data=data, split=split, progress=common.show_progress(args),
         log=functools.partial(print, flush=True),
     )
     for name in settings.diagnostics:

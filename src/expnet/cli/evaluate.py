@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     common.add_data(parser)
     parser.add_argument("--explainers", required=True, help="comma-separated explainer names and/or ExpNet folders")
     parser.add_argument("--out", required=True, help="results JSON file")
-    parser.add_argument("--max-examples", type=common.positive_int, default=None)
+    parser.add_argument("--max-examples", type=common.positive_int, default=None, help="score a seeded random draw of N examples (in file order)")
     parser.add_argument("--batch-size", type=common.positive_int, default=16)
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority")
     selection = parser.add_mutually_exclusive_group()  # both given, one would be recorded but unused

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     common.add_data_dir(parser)
     common.add_out_folder(parser, "folder to write the classifier to")
     parser.add_argument("--backbone", default=None, help="model name or folder (default: the bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--max-examples", type=common.positive_int, default=None, help="use at most N training examples")
+    parser.add_argument("--max-examples", type=common.positive_int, default=None, help="train on a seeded random draw of N examples")
     parser.add_argument("--epochs", type=common.positive_int, default=1)
     parser.add_argument(
         "--max-length", type=common.positive_int, default=None,
@@ -46,7 +46,7 @@ def run(args) -> int:
         everything = common.load_limited(args.task, None, args.data_dir, "classifier_train", None)
         dev, train = jsonl_split(everything, task_name(args.task), JSONL_EVAL_FRACTION, args.seed)  # finetune cuts to --max-examples
     else:
-        train = common.load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples)
+        train = common.load_limited(args.task, None, args.data_dir, "classifier_train", args.max_examples, seed=args.seed)
         dev = load_examples(args.task, None, args.data_dir, purpose="classifier_dev")
     settings = FinetuneSettings(
         epochs=args.epochs,

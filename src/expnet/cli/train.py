@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     common.add_data_dir(parser)
     common.add_out_folder(parser, "folder to save the ExpNet to (config.json + safetensors)")
     parser.add_argument("--split", default=None, help="rationale split to train on (default: each task's explainer-training split)")
-    parser.add_argument("--max-examples", type=common.positive_int, default=None, help="at most N examples per task")
+    parser.add_argument("--max-examples", type=common.positive_int, default=None, help="a seeded random draw of at most N examples per task")
     parser.add_argument("--recipe", choices=tuple(RECIPES), default="transfer", help="feature and learner settings: transfer (default: what carried best to unseen tasks; any architecture), transfer_norms (plus head norms; BERT, RoBERTa, ELECTRA) or paper")
     parser.add_argument("--layers", default=None, help="attention layers for features: last (the recipes' choice: it carries best to other tasks), all (better when training on the task you will explain: README), or indices like 4,5")
     parser.add_argument("--in-text", action="store_true", help="also give ExpNet each feature standardised within its text")
@@ -122,7 +122,7 @@ def run(args) -> int:
     sources = []
     for task, classifier_dir in pairs:
         classifier = common.load_classifier(classifier_dir, args)
-        examples = common.load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples, classifier_dir)
+        examples = common.load_limited(task, args.split, args.data_dir, "explainer_train", args.max_examples, classifier_dir, args.seed)
         common.require_rationales(examples, task, args.split)
         common.check_labels(classifier, examples)
         sources.append((classifier, examples))

@@ -1,4 +1,5 @@
-"""Splits for data that comes without them: a JSONL file is one pool of examples."""
+"""Splits for data that comes without them (a JSONL file is one pool of examples), and seeded
+draws of a split."""
 
 from __future__ import annotations
 
@@ -23,3 +24,12 @@ def jsonl_split(
     random.Random(f"{seed}:{name}:jsonl-split").shuffle(order)
     n_eval = max(1, round(eval_fraction * len(examples)))
     return [examples[i] for i in order[:n_eval]], [examples[i] for i in order[n_eval:]]
+
+
+def seeded_draw(examples: Sequence, n: int | None, salt: str) -> list:
+    """``n`` of ``examples`` drawn at random (seeded by ``salt``) and kept in their order; all of
+    them when ``n`` is None or not smaller. Not the first ``n``: a file sorted by class (ERASER's
+    movie reviews put every negative review first) would give one class only."""
+    if n is None or n >= len(examples):
+        return list(examples)
+    return [examples[i] for i in sorted(random.Random(salt).sample(range(len(examples)), n))]
