@@ -414,3 +414,11 @@ def test_diagnose_correlates_a_trained_expnet_too(tiny_classifier_dir, tmp_path,
     pairs = results["correlation"]["summary"]["pairs"]
     assert pairs["expnet vs occlusion"]["examples"] + pairs["expnet vs occlusion"]["undefined"] == 6
     capsys.readouterr()
+
+
+def test_the_permutation_verdict_does_not_call_weights_irrelevant_when_predictions_flip():
+    from expnet.diagnostics.report import _permutation_meaning
+
+    assert "does not matter" in _permutation_meaning(0.001, 0.0)
+    flipped = _permutation_meaning(0.001, 0.243)
+    assert "does not matter" not in flipped and "decides the output" in flipped

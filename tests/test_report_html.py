@@ -32,7 +32,7 @@ def test_an_unscored_words_tooltip_says_why():
         0, 0, np.array([0.6, 0.4]), "random", cut=np.array([False, False, True, False]),
     )
     titles = [part.split('"')[0] for part in highlight(explanation).split('title="')[1:]]
-    assert titles == ["0.5000", "not scored (no subword tokens)", "not scored (truncated)", "no score"]
+    assert titles == ["0.5", "not scored (no subword tokens)", "not scored (truncated)", "no score"]
 
 
 def test_a_difference_that_rounds_to_zero_has_no_minus_sign():
@@ -56,3 +56,12 @@ def test_an_evaluation_page_names_each_explanation_as_its_table_row_does():
     example = RationaleExample("x", "t", ["good", "film"], 0, ("neg", "pos"), rationales=[[1, 0]])
     page = evaluation_page(result, [example], "majority", "t", 1)
     assert page.count('<div class="meta">expnet &middot;') == 1 and page.count('<div class="meta">runs/my-expnet &middot;') == 1
+
+
+def test_a_tooltip_keeps_the_digits_of_a_gradient_sized_score():
+    from expnet.explainers.base import Explanation
+    from expnet.report.html import highlight
+
+    explanation = Explanation(["tiny", "score"], np.array([1.234e-5, 2.0e-6]), np.array([True, True]), 0, 0, np.array([0.6, 0.4]), "saliency")
+    titles = [part.split('"')[0] for part in highlight(explanation).split('title="')[1:]]
+    assert titles == ["1.23e-05", "2e-06"]

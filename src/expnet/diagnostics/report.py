@@ -122,7 +122,16 @@ def _strength(tau: float) -> str:
     return "moderate" if magnitude < TAU_MODERATE else "strong"
 
 
-def _permutation_meaning(median_tvd: float) -> str:
+# A share of flipped predictions above which "the weights do not matter" would contradict the flips.
+FLIPS_NOTABLE = 0.05
+
+
+def _permutation_meaning(median_tvd: float, flip_rate: float) -> str:
+    if median_tvd < TVD_SMALL and flip_rate >= FLIPS_NOTABLE:
+        return (
+            "The typical text barely moves, but the flipped predictions show that for some texts which token "
+            "receives which weight in this layer decides the output."
+        )
     if median_tvd < TVD_NEGLIGIBLE:
         return (
             "Which token receives which weight in this layer practically does not matter to this classifier, so "
@@ -213,7 +222,7 @@ def interpret(results: dict) -> dict[str, str]:
             f"Shuffling layer {s['layer']}'s attention ({s['permutations']} times per example) moves the output "
             f"distribution by a median TVD of {s['median_tvd']:.3f} ({_size(s['median_tvd'])}); "
             f"{100 * s['share_tvd_below_0.01']:.0f}% of examples change by less than 0.01 and permutations flip "
-            f"{100 * s['mean_flip_rate']:.1f}% of predictions. " + _permutation_meaning(s["median_tvd"])
+            f"{100 * s['mean_flip_rate']:.1f}% of predictions. " + _permutation_meaning(s["median_tvd"], s["mean_flip_rate"])
         )
     if "adversarial" in results:
         s = results["adversarial"]["summary"]

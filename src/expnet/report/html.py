@@ -68,7 +68,7 @@ def highlight(explanation: Explanation, gold: np.ndarray | None = None) -> str:
         if not explanation.scored[i]:  # the same reasons as the text and JSON forms give
             title = "not scored (truncated)" if explanation.cut_words[i] else "not scored (no subword tokens)"
         else:
-            title = "no score" if np.isnan(score) else f"{score:.4f}"
+            title = "no score" if np.isnan(score) else f"{score:.3g}"  # gradient-sized scores keep their digits
         spans.append(f'<span class="{" ".join(classes)}" style="{style}" title="{title}">{html.escape(word)}</span>')
     return '<div class="text">' + " ".join(spans) + "</div>"
 
