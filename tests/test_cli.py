@@ -343,3 +343,11 @@ def test_a_benchmark_that_stops_early_leaves_a_folder_its_rerun_accepts(capsys, 
     assert PREVIOUS_OUTPUT["benchmark"](out)  # stopped after its first write: a rerun may go on
     (out / "config.json").write_text(json.dumps({"model_type": "bert"}))
     assert not PREVIOUS_OUTPUT["benchmark"](out)  # someone else's config.json
+
+
+def test_evaluate_records_the_split_it_scored_by_name(capsys, tiny_classifier_dir, tmp_path):
+    out = tmp_path / "e.json"
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", "sst2", "--explainers", "raw_attention",
+                           "--max-examples", "4", "--out", out)
+    assert code == 0, err
+    assert json.loads(out.read_text())["settings"]["split"] == "dev"  # SST-2's evaluation split

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import expnet.data
 from expnet.data import RationaleExample, load_examples, task_name
-from expnet.data.registry import or_list
+from expnet.data.registry import or_list, split_for
 from expnet.data.splits import seeded_draw
 from expnet.errors import ExpnetError
 from expnet.explainers.learned import holds_only_expnet_files
@@ -216,8 +216,12 @@ def classifier_record(name: str | Path) -> str:
 
 
 def data_description(args: argparse.Namespace) -> tuple[str, str]:
-    """(task or file, split) as results record them."""
-    return task_name(args.data), args.split or "default evaluation split"
+    """(task or file, split) as results record them: the split by its name, the default one too."""
+    if args.split:
+        return task_name(args.data), args.split
+    if data_file(args.data) is not None:
+        return task_name(args.data), "the whole file (or its held-out part for a classifier fine-tuned on it)"
+    return task_name(args.data), split_for(expnet.data.get_task_spec(args.data), "evaluation")
 
 
 # What 'expnet finetune' writes: save_pretrained's model and tokenizer files (sharded or not, of
@@ -287,8 +291,8 @@ def check_out_folder(args: argparse.Namespace, inputs: Iterable[str | Path | Non
     _require_writable(out, f"--out {args.out}")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite and not PREVIOUS_OUTPUT[args.command](out):
         raise ExpnetError(
-            f"--out {args.out} holds other files (not written by 'expnet {args.command}'), and it is replaced whole: "
-            "give a new or empty folder, or pass --overwrite to replace it"
+            f"--out {args.out} holds other files (not written by 'expnet {args.command}'), which writing there could "
+            "replace or delete: give a new or empty folder, or pass --overwrite to write there anyway"
         )
     return out
 
