@@ -14,7 +14,6 @@ import argparse
 import gzip
 import io
 import json
-import random
 import shutil
 import sys
 import tarfile
@@ -25,11 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 try:
     from expnet.cli.main import run_script
     from expnet.data import ptb, sst2
+    from expnet.data.splits import seeded_draw
     from expnet.io import atomic_directory
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT / "src"))
     from expnet.cli.main import run_script
     from expnet.data import ptb, sst2
+    from expnet.data.splits import seeded_draw
     from expnet.io import atomic_directory
 
 SEED = 20240601
@@ -52,10 +53,7 @@ COPIED = ["cola/README"]  # upstream licence / fair-use note travels with the da
 
 def draw(lines: list[str], k: int, name: str) -> list[str]:
     """``k`` lines chosen by a per-file seeded RNG, in their original order."""
-    if k >= len(lines):
-        return lines
-    keep = sorted(random.Random(f"{SEED}:{name}").sample(range(len(lines)), k))
-    return [lines[i] for i in keep]
+    return seeded_draw(lines, k, f"{SEED}:{name}")
 
 
 def sample_plain(src: Path, out: Path) -> None:

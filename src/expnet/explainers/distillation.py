@@ -12,7 +12,6 @@ that of the human rationales: the teacher's soft targets have no rate of their o
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import torch
 from scipy.stats import rankdata
 from tqdm.auto import tqdm
 
+from expnet.data.splits import seeded_draw
 from expnet.errors import ExpnetError, require_whole
 from expnet.explainers.base import Explainer
 from expnet.explainers.learned import ExpNetExplainer
@@ -126,10 +126,7 @@ def fit_with_unlabelled(
     teachers = [get_explainer(name, seed=seed) for name in teacher.teachers]
     n_texts = []
     for number, (classifier, texts) in enumerate(unlabelled):
-        chosen = list(texts)
-        if len(chosen) > teacher.max_texts:
-            keep = sorted(random.Random(f"{seed}:unlabelled:{number}").sample(range(len(chosen)), teacher.max_texts))
-            chosen = [chosen[i] for i in keep]
+        chosen = seeded_draw(list(texts), teacher.max_texts, f"{seed}:unlabelled:{number}")
         extra = teacher_dataset(classifier, chosen, teachers, spec, teacher.sharpness, f"{TEACHER_TASK}-{number}", progress=progress)
         dataset.extend(extra)
         n_texts.append(len(extra))
