@@ -34,6 +34,7 @@ from expnet.io import atomic_write_json
 from expnet.metrics.bootstrap import compare_with_best
 from expnet.models.classifier import Classifier
 from expnet.network.training import recipe_settings
+from expnet.report.format import interval
 
 TASKS = ("hatexplain", "sst2", "movies")
 BASELINES = ("saliency", "smoothgrad", "raw_attention", "alti", "globenc")
@@ -95,8 +96,8 @@ def main() -> None:
         line = f"  {name:34s} F1@k {row['f1_topk']:.3f}  AUROC {row['auroc']:.3f}"
         if "vs_best_f1_topk" in row:
             c1, c2 = row["vs_best_f1_topk"], row["vs_best_auroc"]
-            line += f"  vs {c1['baseline']} {c1['difference']:+.3f} [{c1['low']:+.3f}, {c1['high']:+.3f}] {c1['verdict']}"
-            line += f"; vs {c2['baseline']} {c2['difference']:+.3f} [{c2['low']:+.3f}, {c2['high']:+.3f}] {c2['verdict']}"
+            line += f"  vs {c1['baseline']} {c1['difference']:+.3f} {interval(c1['low'], c1['high'])} {c1['verdict']}"
+            line += f"; vs {c2['baseline']} {c2['difference']:+.3f} {interval(c2['low'], c2['high'])} {c2['verdict']}"
         print(line)
     print(json.dumps({"seconds": round(results["seconds"])}))
 

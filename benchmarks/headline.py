@@ -21,6 +21,7 @@ import sys
 
 from expnet.benchmark.report import EVERY_WORD
 from expnet.cli.main import run_script
+from expnet.report.format import interval
 
 METRICS = (("f1", "F1 (own rule)"), ("f1_topk", "F1@k"), ("auroc", "AUROC"))
 SEEN_METRICS = (("f1_topk_seen", "F1@k read"), ("auroc_seen", "AUROC read"))
@@ -35,8 +36,8 @@ def _comparison(comparisons: list[dict], explainer: str, metric: str, floor: boo
     if found is None:
         return "-"
     # Below the bootstrap's minimum of pairs the interval is NaN, stored as null.
-    difference, low, high = (("n/a" if found[key] is None else f"{found[key]:+.3f}") for key in ("difference", "low", "high"))
-    return f"{difference} [{low}, {high}] {found['verdict']} ({found['baseline']})"
+    difference = "n/a" if found["difference"] is None else f"{found['difference']:+.3f}"
+    return f"{difference} {interval(found['low'], found['high'])} {found['verdict']} ({found['baseline']})"
 
 
 def _best(rows: list[dict], metric: str) -> str:

@@ -38,6 +38,7 @@ from expnet.metrics.bootstrap import paired_bootstrap, verdict
 from expnet.metrics.plausibility import plausibility, top_k_mask
 from expnet.models.classifier import Classifier
 from expnet.network.training import recipe_settings
+from expnet.report.format import interval
 
 RESULTS = Path(__file__).parent / "results" / "long_text_rationale.json"
 SOURCES = ("hatexplain", "sst2")
@@ -103,7 +104,7 @@ def main() -> None:
     for rule in f1:
         print(f"  {rule:32s} F1 {result['f1'][rule]:.3f}  selects {share[rule]:.3f}")
     for c in comparisons:
-        print(f"  windowed - {c['against']}: {c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']}")
+        print(f"  windowed - {c['against']}: {c['difference']:+.3f} {interval(c['low'], c['high'])} {c['verdict']}")
     print(f"wrote {args.out}")
 
 

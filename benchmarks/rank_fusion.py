@@ -28,6 +28,7 @@ from expnet.explainers.base import BatchAttribution, Explainer
 from expnet.io import atomic_write_json
 from expnet.models.classifier import Classifier
 from expnet.network.features import rank_within_text, valid_words
+from expnet.report.format import interval
 
 BASELINES = ("saliency", "smoothgrad", "raw_attention", "alti", "globenc", "attention_norm", "attention_shapley_mutual_grad", "grad_sam")
 
@@ -92,7 +93,7 @@ def main() -> None:
         print(f"{name:30s} F1@k {scores['f1_topk']:.3f}  AUROC {scores['auroc']:.3f}  {scores['examples_per_second']:7.1f} ex/s")
     for c in comparisons:
         if c["metric"] in ("f1_topk", "auroc"):
-            print(f"{c['explainer']:26s} {c['metric']:8s} vs {c['baseline']:14s} {c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']}")
+            print(f"{c['explainer']:26s} {c['metric']:8s} vs {c['baseline']:14s} {c['difference']:+.3f} {interval(c['low'], c['high'])} {c['verdict']}")
 
 
 if __name__ == "__main__":

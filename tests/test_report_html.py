@@ -43,6 +43,16 @@ def test_a_difference_that_rounds_to_zero_has_no_minus_sign():
     assert difference(None) == "-"
 
 
+def test_an_interval_that_excludes_zero_never_reads_as_holding_it():
+    # [0.000, 0.006] once stood for a win whose low bound was 0.0004.
+    from expnet.report.format import interval
+
+    assert interval(0.0004, 0.0061) == "[+0.0004, +0.006]"
+    assert interval(-0.000042, 0.0123) == "[-4.2e-05, +0.012]"
+    assert interval(0.0, 0.2) == "[+0.000, +0.200]" and interval(-0.0312, -0.0101) == "[-0.031, -0.010]"
+    assert interval(None, 0.1) == "[n/a]" and interval(float("nan"), 0.1) == "[n/a]"
+
+
 def test_an_evaluation_page_names_each_explanation_as_its_table_row_does():
     # Two ExpNet folders both explain as "expnet"; the page once labelled both blocks so.
     from expnet.data.records import RationaleExample

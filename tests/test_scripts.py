@@ -55,7 +55,7 @@ def test_headline_shows_a_missing_interval_as_n_a():
     headline = script("benchmarks/headline.py")
     comparison = {"explainer": "expnet", "metric": "auroc", "baseline": "saliency", "difference": 0.034, "low": None,
                   "high": None, "verdict": "n/a"}
-    assert headline._comparison([comparison], "expnet", "auroc") == "+0.034 [n/a, n/a] n/a (saliency)"
+    assert headline._comparison([comparison], "expnet", "auroc") == "+0.034 [n/a] n/a (saliency)"
 
 
 def _cache_entry(cache: Path, classifier: dict, examples, scores: list[list[float]]) -> None:

@@ -33,7 +33,7 @@ from expnet.metrics.table import (
 )
 from expnet.report import html
 from expnet.report.figures import new_figure, png_bytes, png_img
-from expnet.report.format import difference, number
+from expnet.report.format import difference, interval, number
 
 CSV_COLUMNS = (
     "task", "table", "table_examples", "explainer", "kind", "family", "binarisation", "n_examples",
@@ -138,7 +138,7 @@ def comparison_rows(table: dict) -> tuple[list[str], list[list[str]]]:
             _compared(c["metric"], c["baseline"]) + ("" if c["explainer"] == "expnet" else f" ({c['explainer']})"),
             c["baseline"],
             difference(c["difference"]),
-            f"[{number(c['low'])}, {number(c['high'])}]",
+            interval(c["low"], c["high"]),
             str(c["n_pairs"]),
             c["verdict"],
         ]

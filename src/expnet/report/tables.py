@@ -13,7 +13,7 @@ from rich.table import Table
 
 from expnet.metrics.table import EVALUATION as RESULT_COLUMNS
 from expnet.metrics.table import SEEN_COLUMNS, Metric, header
-from expnet.report.format import difference, number
+from expnet.report.format import difference, interval, number
 
 
 def _truncated(results: dict) -> int:
@@ -69,8 +69,9 @@ def comparisons_table(results: dict) -> Table:
         _number_column(table, name)
     table.add_column("verdict", no_wrap=True)
     for c in results["comparisons"]:
-        interval = f"[{number(c['low'])}, {number(c['high'])}]"
-        table.add_row(c["explainer"], header(c["metric"]), c["baseline"], difference(c["difference"]), interval, str(c["n_pairs"]), c["verdict"])
+        table.add_row(
+            c["explainer"], header(c["metric"]), c["baseline"], difference(c["difference"]), interval(c["low"], c["high"]), str(c["n_pairs"]), c["verdict"]
+        )
     return table
 
 
