@@ -1,6 +1,7 @@
 """Corpus inputs, streamed: one record per text, never the whole file in memory.
 
-``.txt`` has one text a line (its line number is the id); ``.jsonl`` one JSON object a line,
+``.txt`` has one text a line (its line number is the id; blank lines, as between paragraphs,
+hold no text and are skipped, as in ``explain``'s stdin); ``.jsonl`` one JSON object a line,
 ``.csv`` and ``.parquet`` one row a text, with the text and the id in the fields named by
 ``text_field`` and ``id_field``. A text is a string (split on whitespace) or a list of words.
 Rows that cannot be explained (empty text, a line that is not JSON, a missing field, an id seen
@@ -20,8 +21,9 @@ from expnet.errors import ExpnetError
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 # Bumped when the rows a file yields change (2: lines end at "\n" only, bytes that are not UTF-8
-# make a bad row), so a corpus job never resumes with parts numbered under the old rules.
-READER_VERSION = 2
+# make a bad row; 3: a blank .txt line is no row, not a bad one), so a corpus job never resumes
+# with parts numbered under the old rules.
+READER_VERSION = 3
 # Rows per parquet batch: big enough to amortise the per-batch cost, small enough to stay bounded.
 ARROW_BATCH_ROWS = 4096
 
@@ -68,7 +70,7 @@ def read_rows(path: str | Path, text_field: str = "text", id_field: str | None =
     path = Path(path)
     fmt = input_format(path)
     if fmt == "txt":
-        raw = ((number, str(number), line.rstrip("\r\n")) for number, line in _lines(path))
+        raw = ((number, str(number), line.rstrip("\r\n")) for number, line in _lines(path) if line.strip())
     elif fmt == "jsonl":
         raw = _jsonl_rows(path, text_field, id_field)
     elif fmt == "csv":
