@@ -85,6 +85,15 @@ def test_demo_protocol_runs_from_python(tiny_classifier_dir, tmp_path):
     assert not any(metrics["cached"] for metrics in result.classifier_metrics.values())
 
 
+def test_the_demo_records_the_budget_each_explainer_ran_at():
+    # results.json once recorded the shared budgets only: shapley_sampling read as 50 samples, not 3.
+    protocol = DemoProtocol()
+    assert protocol.budgets_for("shapley_sampling") == {"n_samples": 3}
+    assert protocol.budgets_for("lime") == {"n_samples": 50} and protocol.budgets_for("integrated_gradients") == {"n_steps": 10}
+    assert protocol.budgets_for("raw_attention") == {}
+    assert protocol.explainer("shapley_sampling", seed=0).settings()["n_samples"] == 3
+
+
 def test_demo_protocol_checks_its_tasks():
     with pytest.raises(ExpnetError, match="must be among"):
         DemoProtocol(classifiers={"nope": FinetuneSettings()}, train_tasks=("nope",), held_out="nope")
