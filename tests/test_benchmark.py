@@ -586,3 +586,19 @@ def test_a_decoder_classifier_benchmarks_with_the_variants_it_can_compute(capsys
     task = results["tasks"]["alpha"]
     assert task["expnet"]["selected"] not in {name.split(":")[1] for name in skipped}
     assert {row["variant"] for row in task["ablation"] if row["kind"] == "variant"} >= {"last_cls_to_token", "q_attn_only_list"}
+
+
+def test_the_selection_progress_lines_fit_80_columns_and_mark_the_candidates():
+    # The line once ran to 290 columns and did not say which variants could be selected.
+    from expnet.benchmark.expnet_step import Selection
+
+    names = ["last", "last_cls_to_token", "q_attn_list", "q_attn_only_list", "q_sig_list", "q_attn_only_list_words"]
+    validation = {name: {"mean": 0.5 + i / 100} for i, name in enumerate(names)}
+    selection = Selection(names, ["q_attn_list", "q_attn_only_list"], {}, {}, validation, "q_attn_only_list")
+    lines = selection.summary_lines("auroc_seen", 0.376)
+    assert all(len(f"[ 2146s] {line}") <= 80 for line in lines) and len(lines) > 3
+    body = " ".join(lines[1:-1])
+    assert "q_attn_list* 0.520" in body and "last 0.500" in body and "last_cls_to_token 0.510," in body
+    assert lines[0].endswith("(* may be selected):") and lines[-1] == "  -> selected q_attn_only_list; top-k rate 0.376"
+    everyone = Selection(names, names, {}, {}, validation, "last").summary_lines("auroc_seen", 0.4)
+    assert "*" not in " ".join(everyone)

@@ -12,6 +12,7 @@ collects them the same way (``FeatureSpec.union``), and each variant takes its c
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,16 @@ class Selection:
     @property
     def expnet(self) -> ExpNetExplainer:
         return self.trained[self.selected]
+
+    def summary_lines(self, metric: str, rate: float, width: int = 71) -> list[str]:
+        """The validation scores and the choice, as progress lines of at most ``width`` columns
+        (80 less the progress lines' time stamp); a ``*`` marks the candidates when not every
+        variant is one."""
+        marked = set(self.candidates) != set(self.usable)
+        scores = [f"{v}{'*' if marked and v in self.candidates else ''} {self.validation[v]['mean']:.3f}" for v in self.usable]
+        head = f"  ExpNet variants, validation {metric}" + (" (* may be selected):" if marked else ":")
+        lines = textwrap.wrap(", ".join(scores), width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
+        return [head, *lines, f"  -> selected {self.selected}; top-k rate {rate:.3f}"]
 
 
 class ExpNetStep:

@@ -177,13 +177,8 @@ class BenchmarkRunner:
         # ExpNet variants, trained on the other tasks; selection on their validation parts.
         selection = self.expnets.select(held, entry, sources)
         selected, rate = selection.selected, selection.expnet.rationale_rate
-        self.say(
-            "  ExpNet variants (validation "
-            + config.selection_metric
-            + "): "
-            + ", ".join(f"{v} {selection.validation[v]['mean']:.3f}" for v in selection.usable)
-            + f" -> selected {selected}; top-k rate {rate:.3f}"
-        )
+        for line in selection.summary_lines(config.selection_metric, rate):
+            self.say(line)
 
         # Every explainer on the held-out examples (slow ones on the common prefix).
         runs: Runs = {}
