@@ -9,8 +9,9 @@ window (``expnet.network.training.perplexity_counts``). This script measures bot
 same explanations, next to top-k at the training rate for ExpNet, saliency and raw attention.
 
 The ExpNet is the benchmark's transfer recipe trained on the fit parts of HateXplain and SST-2
-(full.toml's draws), each explained by its own classifier; it explains the first ``--examples``
-movie test reviews with the movies classifier. F1 is per review over the words the classifier
+(full.toml's draws), each explained by its own classifier; it explains a seeded draw of
+``--examples`` movie test reviews (in file order; not the first N: the file lists every negative
+review first) with the movies classifier. F1 is per review over the words the classifier
 read (reviews with a gold word among them), with paired bootstrap 95% intervals::
 
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/long_text_rationale.py \\
@@ -31,6 +32,7 @@ from expnet.benchmark.tasks import prepare_task
 from expnet.cli.common import positive_int
 from expnet.cli.main import invocation, run_script
 from expnet.data import load_examples
+from expnet.data.splits import seeded_draw
 from expnet.explainers import get_explainer
 from expnet.explainers.learned import ExpNetExplainer
 from expnet.io import atomic_write_json
@@ -56,7 +58,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--classifiers", required=True, help="folder with clf-hatexplain, clf-sst2, clf-movies")
     parser.add_argument("--config", default=str(Path(__file__).parent / "full.toml"))
-    parser.add_argument("--examples", type=positive_int, default=60, help="the first N movie test reviews")
+    parser.add_argument("--examples", type=positive_int, default=60, help="how many movie test reviews (a seeded draw)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -67,7 +69,8 @@ def main() -> None:
     windowed = ExpNetExplainer.train(sources, recipe_settings("transfer"), seed=args.seed, progress=False)
     # The same network and temperature, every text counted in one softmax (the rule before).
     whole = ExpNetExplainer(windowed.model, windowed.spec, windowed.settings_used, {**windowed.history, "perplexity_window": None})
-    reviews = [e for e in load_examples("movies", data_dir=args.data_dir)[: args.examples] if e.has_rationale]
+    drawn = seeded_draw(load_examples("movies", data_dir=args.data_dir), args.examples, f"{args.seed}:movies:test:long_text")
+    reviews = [e for e in drawn if e.has_rationale]
     words = [e.words for e in reviews]
     runs = {"expnet": windowed.explain(classifier["movies"], words), "expnet_whole": whole.explain(classifier["movies"], words)}
     runs.update({name: get_explainer(name).explain(classifier["movies"], words) for name in BASELINES})
