@@ -589,7 +589,7 @@ def test_a_decoder_classifier_benchmarks_with_the_variants_it_can_compute(capsys
 
 
 def test_the_selection_progress_lines_fit_80_columns_and_mark_the_candidates():
-    # The line once ran to 290 columns and did not say which variants could be selected.
+    # The line once ran past 300 columns and did not say which variants could be selected.
     from expnet.benchmark.expnet_step import Selection
 
     names = ["last", "last_cls_to_token", "q_attn_list", "q_attn_only_list", "q_sig_list", "q_attn_only_list_words"]

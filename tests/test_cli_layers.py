@@ -69,7 +69,7 @@ def test_demo_protocol_runs_from_python(tiny_classifier_dir, tmp_path):
         classifiers={"sst2": tiny, "hatexplain": tiny},
         train_tasks=("sst2",),
         held_out="hatexplain",
-        explainers=("random", "raw_attention", "occlusion"),
+        explainers=("random", "raw_attention", "occlusion", "shapley_sampling"),
         slow_examples=2,
     )
     lines: list[str] = []
@@ -78,7 +78,9 @@ def test_demo_protocol_runs_from_python(tiny_classifier_dir, tmp_path):
     assert saved.keys() == result.results.keys() == {"all", "slow"} and result.report_path.is_file()
     # occlusion is of the perturbation family: only in the table of the first slow_examples texts.
     assert set(saved["all"]["explainers"]) == {"expnet", "random", "raw_attention"}
-    assert set(saved["slow"]["explainers"]) == {"expnet", "random", "raw_attention", "occlusion"}
+    assert set(saved["slow"]["explainers"]) == {"expnet", "random", "raw_attention", "occlusion", "shapley_sampling"}
+    # What each explainer ran at: shapley_sampling its own 3 permutations, the others no budget.
+    assert saved["slow"]["settings"]["budgets"] == {"shapley_sampling": {"n_samples": 3}}
     assert saved["slow"]["n_examples"] == 2 and saved["all"]["n_examples"] == len(result.examples)
     assert saved["all"]["settings"]["trained_on"] == ["sst2"] and (tmp_path / "demo" / "expnet").is_dir()
     assert any(line.startswith("classifier sst2: dev accuracy") for line in lines)
