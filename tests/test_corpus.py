@@ -171,6 +171,29 @@ def test_bytes_that_are_not_utf8_make_a_bad_row_and_a_byte_order_mark_is_skipped
         assert isinstance(good, Record) and good.words == ["fine"], name
 
 
+def test_the_progress_bar_ends_full_over_blank_lines_bad_rows_and_max_examples(tiny_classifier_dir, tmp_path, monkeypatch):
+    # Its total once counted blank lines and a quoted CSV value's lines, and bad rows never moved
+    # it: the bar stopped short of its total.
+    from tqdm import tqdm
+
+    ends: list[tuple[int, int]] = []
+
+    class RecordingBar(tqdm):
+        def close(self):
+            ends.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr("expnet.corpus.runner.tqdm", RecordingBar)
+    (tmp_path / "in.txt").write_text("the movie\n\nwas good\n   \nfine\n\n")
+    (tmp_path / "in.csv").write_text('id,text\n1,the movie\n,no id\n\n4,"two\nlines"\n5,fine\n')
+    jsonl = ["{not json", json.dumps({"id": "a", "text": "good"}), "", json.dumps({"id": "b"}), json.dumps({"id": "c", "text": "fun"})]
+    (tmp_path / "in.jsonl").write_text("\n".join([*jsonl, *jsonl[1:2]]) + "\n")  # and a duplicate id
+    for name, max_examples, read in [("in.txt", None, 3), ("in.csv", None, 4), ("in.jsonl", None, 5), ("in.jsonl", 1, 2)]:
+        out = tmp_path / f"{name}-{max_examples}.parquet"
+        explain_corpus(job(tiny_classifier_dir, tmp_path / name, out, max_examples=max_examples), progress=True)
+        assert ends[-1] == (read, read), (name, max_examples)
+
+
 def test_max_examples_counts_good_rows(tiny_classifier_dir, tmp_path):
     source = write_input(tmp_path, "jsonl", corpus())
     summary = explain_corpus(job(tiny_classifier_dir, source, tmp_path / "out.jsonl", max_examples=5))

@@ -95,18 +95,17 @@ def read_rows(path: str | Path, text_field: str = "text", id_field: str | None =
 
 
 def count_rows(path: str | Path) -> int:
-    """How many rows the input has (bad ones included), for the progress bar, without parsing it."""
+    """How many rows the input has, as the readers see them (bad ones included, blank lines not),
+    for the progress bar: a Parquet footer, CSV records, otherwise lines that are not blank."""
     path = Path(path)
     fmt = input_format(path)
     if fmt == "parquet":
         return _parquet_file(path).metadata.num_rows
-    lines, last = 0, b"\n"
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    lines += last != b"\n"
-    return lines - (fmt == "csv")  # the header
+    if fmt == "csv":  # a quoted value may span lines: only the csv module knows where records end
+        with _open_text(path, newline="") as handle:
+            return max(sum(1 for row in csv.reader(handle) if row) - 1, 0)  # less the header
+    with path.open("rb") as handle:  # lines end at "\n" only, as _lines reads them
+        return sum(1 for line in handle if line.strip())
 
 
 def require_fields(path: str | Path, text_field: str, id_field: str, rows_read: int = 100) -> None:

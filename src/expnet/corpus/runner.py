@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,12 +51,23 @@ def explain_corpus(
     classifier, explainer = job.load()
     store = PartStore(job.output, job.settings(explainer))
     done, done_rows = store.open()
-    total = min(total, job.max_examples) if job.max_examples else total
+    # The bar counts rows read: the good ones explained in this pass, and every bad one (each pass
+    # reads the whole input). With max_examples, bad rows do not count towards it but are read.
+    rows_left = max(total - done_rows, 0)
     counts = {"bad": 0, "new": 0}
     with store.errors_file() as errors, tqdm(
-        total=max(total - done_rows, 0), unit="ex", desc="explain", disable=not progress, smoothing=0.1
+        total=min(rows_left, max(job.max_examples - done_rows, 0)) if job.max_examples else rows_left,
+        unit="ex", desc="explain", disable=not progress, smoothing=0.1,
     ) as bar:
-        pending = (chunk for chunk in _chunks(job, errors, counts) if chunk.index not in done)
+
+        def bad_row(row: BadRow) -> None:
+            errors.write(json.dumps(row.to_dict()) + "\n")
+            counts["bad"] += 1
+            if job.max_examples:
+                bar.total = min(bar.total + 1, rows_left)
+            bar.update(1)
+
+        pending = (chunk for chunk in _chunks(job, bad_row) if chunk.index not in done)
         if engine == "local":
             from expnet.corpus.local import explain_locally
 
@@ -85,15 +96,14 @@ def explain_corpus(
     )
 
 
-def _chunks(job: CorpusJob, errors, counts: dict) -> Iterator[Chunk]:
-    """The input's chunks of good rows (the first ``max_examples``); bad rows go to ``errors``."""
+def _chunks(job: CorpusJob, bad_row: Callable[[BadRow], None]) -> Iterator[Chunk]:
+    """The input's chunks of good rows (the first ``max_examples``); bad rows go to ``bad_row``."""
 
     def good_rows():
         kept = 0
         for row in read_rows(job.input, job.text_field, job.id_field):
             if isinstance(row, BadRow):
-                errors.write(json.dumps(row.to_dict()) + "\n")
-                counts["bad"] += 1
+                bad_row(row)
                 continue
             yield row
             kept += 1
