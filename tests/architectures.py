@@ -179,7 +179,10 @@ def deberta_tokenizer() -> DebertaV2Tokenizer:
     return DebertaV2Tokenizer(vocab=vocab, unk_id=1, model_max_length=MAX_POSITIONS)
 
 
-def build_deberta_v2(folder, num_labels: int = 2, seed: int = 0, initializer_range: float = 0.02) -> str:
+def build_deberta_v2(
+    folder, num_labels: int = 2, seed: int = 0, initializer_range: float = 0.02, position_biased_input: bool = True
+) -> str:
+    """DeBERTa-v2; ``position_biased_input=False`` (no absolute positions) is how the v3 checkpoints are."""
     tokenizer = deberta_tokenizer()
     torch.manual_seed(seed)
     config = DebertaV2Config(
@@ -187,7 +190,7 @@ def build_deberta_v2(folder, num_labels: int = 2, seed: int = 0, initializer_ran
         intermediate_size=32, max_position_embeddings=MAX_POSITIONS, type_vocab_size=0,
         relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=16, max_relative_positions=-1,
         pooler_hidden_size=HIDDEN, pad_token_id=tokenizer.pad_token_id, initializer_range=initializer_range,
-        **_labels(num_labels),
+        position_biased_input=position_biased_input, **_labels(num_labels),
     )
     return _save(folder, DebertaV2ForSequenceClassification(config), tokenizer)
 

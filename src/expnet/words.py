@@ -120,6 +120,10 @@ def encode_words(tokenizer, batch_words: Sequence[Sequence[str]], max_length: in
     encoded = tokenizer(
         texts,
         padding=True,
+        # Right, whatever the tokenizer was set to since: an encoder's head reads position 0 and
+        # GPT-2's positions are absolute, so left padding would change what they see; a decoder
+        # reads its last real token on either side (``expnet.models.readout``).
+        padding_side="right",
         truncation=True,
         max_length=max_length,
         return_offsets_mapping=True,

@@ -36,7 +36,7 @@ from expnet.errors import ExpnetError
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
-from expnet.models.gradients import input_embeddings, target_logits
+from expnet.models.gradients import embedding_scale_ignored, input_embeddings, target_logits
 from expnet.models.readout import head_reads_readout
 from expnet.words import EncodedBatch, pool_to_words
 
@@ -128,6 +128,13 @@ class InputXGradientExplainer(Explainer):
     cost = "1 forward+backward"
     signed = True
     explains = "logit"
+
+    def check(self, classifier) -> None:
+        if embedding_scale_ignored(classifier.config):
+            raise ExpnetError(
+                f"input_x_gradient is zero up to rounding on {classifier.config.model_type}: its word embeddings "
+                "go straight into a LayerNorm, which ignores their scale; use saliency or integrated_gradients"
+            )
 
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
         attributions, logits = _attribute_in_one_pass(InputXGradient, classifier, batch, targets)

@@ -22,6 +22,21 @@ def input_embeddings(classifier: Classifier, batch: EncodedBatch) -> torch.Tenso
     return classifier.input_embeddings()(batch.input_ids).detach()
 
 
+def embedding_scale_ignored(config) -> bool:
+    """Whether the word-piece embeddings enter a LayerNorm with nothing added to them: ModernBERT,
+    and DeBERTa without absolute positions or segment embeddings (as the v3 checkpoints are). A
+    norm ignores its input's scale, so scaling one word's embedding changes no logit, and
+    embedding x gradient (the derivative along that scaling) is zero up to the norm's epsilon."""
+    model_type = getattr(config, "model_type", "")
+    if model_type == "modernbert":
+        return True
+    return (
+        model_type in ("deberta", "deberta-v2")
+        and not getattr(config, "position_biased_input", True)
+        and getattr(config, "type_vocab_size", 0) == 0
+    )
+
+
 def target_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, targets.view(-1, 1)).squeeze(1)
 
