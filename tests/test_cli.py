@@ -351,3 +351,60 @@ def test_evaluate_records_the_split_it_scored_by_name(capsys, tiny_classifier_di
                            "--max-examples", "4", "--out", out)
     assert code == 0, err
     assert json.loads(out.read_text())["settings"]["split"] == "dev"  # SST-2's evaluation split
+
+
+def test_explainer_settings_reach_the_explainer_and_the_record(capsys, tiny_classifier_dir, tmp_path):
+    """--setting KEY=VALUE: the scores are those of the explainer built with it in Python, and
+    evaluate records every explainer's settings."""
+    texts = ["a good movie", "bad"]
+    code, out, err = run_cli(
+        capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "lime", "--setting", "n_samples=12", "--format", "json", *texts
+    )
+    assert code == 0, err
+    expected = get_explainer("lime", n_samples=12).explain(Classifier.load(tiny_classifier_dir, device="cpu"), [t.split() for t in texts])
+    given = json.loads(out)
+    assert given["settings"]["n_samples"] == 12
+    for row, e in zip(given["explanations"], expected, strict=True):
+        np.testing.assert_allclose(row["scores"], e.scores, rtol=1e-6)
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    command = ["--classifier", tiny_classifier_dir, "--explainer", "lime", "--setting", "n_samples=12"]
+    code, _, err = run_cli(capsys, "explain", *command, "--input", tmp_path / "in.txt", "--output", tmp_path / "out.jsonl")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    for row, e in zip(rows, expected, strict=True):  # corpus mode: the same explainer
+        np.testing.assert_allclose(row["scores"], e.scores, rtol=1e-6)
+    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
+    out_file = tmp_path / "r.json"
+    code, _, err = run_cli(
+        capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", data, "--explainers", "integrated_gradients,lime,saliency",
+        "--setting", "n_samples=12", "--setting", "integrated_gradients.n_steps=3", "--out", out_file,
+    )  # fmt: skip
+    assert code == 0, err
+    recorded = json.loads(out_file.read_text())["settings"]["explainer_settings"]
+    assert recorded["lime"]["n_samples"] == 12 and recorded["integrated_gradients"]["n_steps"] == 3
+    assert recorded["integrated_gradients"]["baseline"] == "pad" and set(recorded["saliency"]) == {"batch_size", "seed"}
+
+
+@pytest.mark.parametrize(
+    ("explainers", "setting", "fragment"),
+    [
+        ("lime", "n_samples", "give KEY=VALUE"),
+        ("lime", "n_samples=many", "n_samples is a whole number"),
+        ("lime", "n_sample=5", "lime has no setting 'n_sample'; settings: n_samples, perturbations_per_eval"),
+        ("saliency,random", "n_steps=5", "saliency and random have no setting 'n_steps'"),
+        ("lime", "seed=3", "seed has its own option, --seed"),
+        ("smoothgrad", "noise=inf", "noise must be a finite number"),
+        ("globenc", "second_norm=maybe", "second_norm is true or false"),
+        ("lime,kernel_shap", "lime.n_samples=5,kernel_shap.n_samples=6", "n_samples is a whole number"),
+        ("no_such_method", "n_steps=5", "unknown explainer"),
+    ],
+)
+def test_a_bad_explainer_setting_is_one_line(capsys, tiny_classifier_dir, tmp_path, explainers, setting, fragment):
+    data = write_jsonl(tmp_path / "toy.jsonl", TWELVE_ROWS)
+    command = ["--classifier", tiny_classifier_dir, "--setting", setting]
+    code, _, err = run_cli(capsys, "evaluate", *command, "--data", data, "--explainers", explainers, "--out", tmp_path / "r.json")
+    assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "r.json").exists()
+    if "," not in explainers:
+        code, _, err = run_cli(capsys, "explain", *command, "--explainer", explainers, "good")
+        assert_one_line_error(code, err, fragment)

@@ -3,11 +3,14 @@ one finite score per word, and every architecture."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
-from architectures import BUILDERS, budgets_for, build_bert, check_one_score_per_word
+from architectures import ARCHITECTURES, BUILDERS, budgets_for, build_bert, check_one_score_per_word
+from expnet.errors import IncompleteAttributionWarning
 from expnet.explainers import get_explainer
 from expnet.explainers.gradient import baseline_embeddings
 from expnet.models.classifier import Classifier
@@ -53,6 +56,35 @@ def test_integrated_gradients_completeness_gap_shrinks_with_steps(sharp_bert):
     assert gap_1 > gap_4 > gap_50
     # Word scores add up to f(x) - f(PAD baseline): specials and padding get nothing.
     assert gap_50 < 1e-3 * max(1.0, difference)
+
+
+def warns_incomplete(classifier, n_steps) -> bool:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        get_explainer("integrated_gradients", n_steps=n_steps).explain(classifier, TEXTS)
+    return any(issubclass(w.category, IncompleteAttributionWarning) for w in caught)
+
+
+def misses_completeness(classifier, n_steps) -> bool:
+    """Brute force: does some text's score sum miss f(x) - f(baseline) by more than 10% (0.01 at least)?"""
+    batch = classifier.encode(TEXTS)
+    with torch.no_grad():
+        at_input = classifier.forward(batch).logits
+        at_baseline = classifier.forward(batch, inputs_embeds=baseline_embeddings(classifier, batch)).logits
+    explanations = get_explainer("integrated_gradients", n_steps=n_steps).explain(classifier, TEXTS)
+    differences = [(at_input[i, e.target] - at_baseline[i, e.target]).item() for i, e in enumerate(explanations)]
+    return any(
+        abs(np.nansum(e.scores) - d) > max(0.1 * abs(d), 0.01) for e, d in zip(explanations, differences, strict=True)
+    )
+
+
+def test_integrated_gradients_warns_exactly_when_its_scores_miss_completeness(sharp_bert, tmp_path):
+    # A tiny Qwen2 (RMSNorm, zero [PAD] embedding) needs about 64 steps; the sharp BERT more.
+    qwen2 = Classifier.load(ARCHITECTURES["qwen2"](tmp_path), device="cpu", max_length=32)
+    cases = [(classifier, n) for classifier in (sharp_bert, qwen2) for n in (1, 4, 16, 256)]
+    missed = [misses_completeness(classifier, n) for classifier, n in cases]
+    assert True in missed and False in missed  # both kinds of case, or the test could not fail
+    assert [warns_incomplete(classifier, n) for classifier, n in cases] == missed
 
 
 def test_input_x_gradient_matches_autograd_for_explicit_targets(sharp_bert):

@@ -1,5 +1,5 @@
 """The error type for mistakes a user can fix (the CLI prints these as one line, no traceback), and
-the warning for results nobody has measured; and the checks of numeric settings that raise the
+the warnings for results to take with care; and the checks of numeric settings that raise the
 error, so that every constructor refuses a bad number in the same words."""
 
 import math
@@ -9,9 +9,18 @@ class ExpnetError(Exception):
     """Bad input or state, with a message that says what is wrong and how to fix it."""
 
 
-class UnmeasuredWarning(UserWarning):
+class ExpnetWarning(UserWarning):
+    """A result to take with care: printed by the CLI as one warning line, never an error."""
+
+
+class UnmeasuredWarning(ExpnetWarning):
     """A result nobody has measured (e.g. a trained ExpNet on a classifier unlike the ones it was
-    trained on): printed by the CLI as one warning line, never an error."""
+    trained on)."""
+
+
+class IncompleteAttributionWarning(ExpnetWarning):
+    """Attributions that miss a property they promise by more than rounding (e.g. Integrated
+    Gradients whose word scores do not add up to f(x) - f(baseline) at too few steps)."""
 
 
 def require_whole(name: str, value: object, minimum: int = 1) -> int:

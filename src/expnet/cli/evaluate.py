@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from expnet import __version__
 from expnet.cli import common
+from expnet.cli.explainer_settings import add_settings, parse_settings
 from expnet.data import load_examples, rationale_rate, resolve_data_dir
 from expnet.data.errors import DataError
 from expnet.errors import ExpnetError
@@ -27,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="results JSON file")
     parser.add_argument("--max-examples", type=common.positive_int, default=None, help="score a seeded random draw of N examples (in file order)")
     parser.add_argument("--batch-size", type=common.positive_int, default=16)
+    add_settings(parser, several=True)
     parser.add_argument("--gold-rule", choices=("majority", "union"), default="majority")
     selection = parser.add_mutually_exclusive_group()  # both given, one would be recorded but unused
     selection.add_argument(
@@ -98,11 +102,12 @@ def display_names(names: list[str]) -> dict[str, str]:
     return labels if len(set(labels.values())) == len(labels) else {name: name for name in names}
 
 
-def build_explainers(spec: str, batch_size: int, seed: int) -> tuple[dict, dict[str, str]]:
+def build_explainers(spec: str, batch_size: int, seed: int, setting_pairs: Sequence[str] = ()) -> tuple[dict, dict[str, str]]:
     """Explainers keyed by their display labels, and each label's source (name or folder)."""
     names = requested_names(spec)
     labels = display_names(names)
-    explainers = {labels[name]: get_explainer(name, batch_size=batch_size, seed=seed) for name in names}
+    settings = parse_settings(setting_pairs, names)
+    explainers = {labels[name]: get_explainer(name, batch_size=batch_size, seed=seed, **settings[name]) for name in names}
     return explainers, {labels[name]: name for name in names}
 
 
@@ -129,7 +134,7 @@ def run(args) -> int:
     if page is not None and page.resolve() == out.resolve():
         raise ExpnetError(f"--html {args.html} is the --out file; give the page its own path")
     classifier = common.load_classifier(args.classifier, args)
-    explainers, sources = build_explainers(args.explainers, args.batch_size, args.seed)
+    explainers, sources = build_explainers(args.explainers, args.batch_size, args.seed, args.setting)
     examples = common.evaluation_examples(args, classifier, need_rationales=True)
     if args.rationale_rate is not None:
         if not 0 < args.rationale_rate <= 1:
@@ -158,6 +163,8 @@ def run(args) -> int:
         "seed": args.seed,
         "expnet_rationale": {n: e.rationale_rule for n, e in explainers.items() if isinstance(e, ExpNetExplainer)},
         "explainer_sources": sources,
+        # Each explainer's settings (budgets included), as saved explanation runs record them.
+        "explainer_settings": {n: json.loads(json.dumps(e.settings(), default=repr)) for n, e in explainers.items()},
     }
     results = result.to_dict()
     atomic_write_json(out, results)

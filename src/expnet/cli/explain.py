@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from expnet.cli import common
+from expnet.cli.explainer_settings import add_settings, parse_settings
 from expnet.corpus import CorpusJob, explain_corpus
 from expnet.corpus.runner import ENGINES
 from expnet.corpus.writers import sidecars
@@ -33,6 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="write here instead of stdout (written atomically)")
     parser.add_argument("--target", default=None, help="class to explain, index or name (default: the predicted class)")
     parser.add_argument("--batch-size", type=common.positive_int, default=16)
+    add_settings(parser, several=False)
     common.add_progress(parser)
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to explain; none: read one per line from stdin")
     corpus = parser.add_argument_group("corpus mode (--input and --output: a whole file, streamed and resumable)")
@@ -151,7 +153,8 @@ def run(args) -> int:
     out = common.check_out_file(args.out, "--out", [args.classifier, args.explainer], args.overwrite)
     words = read_texts(args)
     classifier = common.load_classifier(args.classifier, args)
-    explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed)
+    settings = parse_settings(args.setting, [args.explainer])[args.explainer]
+    explainer = get_explainer(args.explainer, batch_size=args.batch_size, seed=args.seed, **settings)
     targets = None if args.target is None else [classifier.label_id(args.target)] * len(words)
     explanations = explainer.explain(classifier, words, targets, progress=common.show_progress(args))
     warn_unscored(explanations, classifier.max_length)
@@ -177,7 +180,8 @@ def run_corpus(args) -> int:
         common.check_out_file(sidecar, "--output's companion file", inputs, args.overwrite)
     # The options are named after the job's fields; those without an option keep their defaults.
     options = {f.name: getattr(args, f.name) for f in fields(CorpusJob) if f.name != "output" and hasattr(args, f.name)}
-    job = CorpusJob(**options, output=output)
+    settings = parse_settings(args.setting, [args.explainer])[args.explainer]
+    job = CorpusJob(**options, output=output, explainer_settings=settings)
     progress = common.show_progress(args)
     summary = explain_corpus(job, args.engine, args.num_workers, args.address, args.gpus_per_worker, progress=progress)
     resumed = f" ({summary.resumed_rows} from an earlier run)" if summary.resumed_rows else ""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from expnet import __version__
-from expnet.errors import ExpnetError, UnmeasuredWarning
+from expnet.errors import ExpnetError, ExpnetWarning
 
 SUBCOMMANDS = ("finetune", "train", "explain", "evaluate", "explainers", "demo", "diagnose", "concepts", "benchmark")
 
@@ -110,7 +110,7 @@ def one_line_warnings(name: str, fallback):
     """expnet's own warnings as one line ('expnet explain: warning: ...'); others as Python shows them."""
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, UnmeasuredWarning):
+        if issubclass(category, ExpnetWarning):
             print(f"{name}: warning: {message}", file=sys.stderr)
         else:
             fallback(message, category, filename, lineno, file, line)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse(argv)
         name = f"expnet {args.command}"
         with sigterm_unwinds(), warnings.catch_warnings():
-            warnings.simplefilter("default", UnmeasuredWarning)  # shown once, whatever filters the caller set
+            warnings.simplefilter("default", ExpnetWarning)  # shown once, whatever filters the caller set
             warnings.showwarning = one_line_warnings(name, warnings.showwarning)
             return int(args.func(args) or 0)
     except (ExpnetError, OSError, UnicodeDecodeError, KeyboardInterrupt) as error:

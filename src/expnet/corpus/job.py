@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,13 +36,14 @@ class CorpusJob:
     trust_remote_code: bool = False
     dtype: str | None = None  # the classifier's weights: float32 (None), bfloat16, float16 or auto
     part_size: int = DEFAULT_PART_SIZE
+    explainer_settings: Mapping[str, object] = field(default_factory=dict)  # e.g. {"n_steps": 200}
 
     def load(self) -> tuple[Classifier, Explainer]:
         """The classifier and explainer, loaded once per process (a Ray actor, or the local driver)."""
         classifier = Classifier.load(self.classifier, device=self.device, trust_remote_code=self.trust_remote_code, dtype=self.dtype)
         if isinstance(self.explainer, Explainer):
             return classifier, self.explainer
-        return classifier, get_explainer(self.explainer, batch_size=self.batch_size, seed=self.seed)
+        return classifier, get_explainer(self.explainer, batch_size=self.batch_size, seed=self.seed, **self.explainer_settings)
 
     def resolved(self) -> CorpusJob:
         """The job with local model folders as absolute paths, for processes in other folders (Ray actors)."""

@@ -27,18 +27,25 @@ noisy embeddings), so they make one extra no-grad forward pass for the logits an
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
-from expnet.errors import ExpnetError
+from expnet.errors import ExpnetError, IncompleteAttributionWarning
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
 from expnet.models.gradients import embedding_scale_ignored, input_embeddings, target_logits
 from expnet.models.readout import head_reads_readout
 from expnet.words import EncodedBatch, pool_to_words
+
+# IG's word scores add up to f(x) - f(baseline) once the integral converges: a miss above 10% of
+# that difference (and above 0.01 logits, which a near-zero difference would make any error exceed)
+# means too few steps.
+COMPLETENESS_TOLERANCE = 0.1
+COMPLETENESS_FLOOR = 0.01
 
 
 def logit_function(classifier: Classifier, batch: EncodedBatch):
@@ -175,15 +182,35 @@ class IntegratedGradientsExplainer(Explainer):
         embeddings = input_embeddings(classifier, batch)
         extra = (batch.attention_mask, batch.token_type_ids)
         baselines = baseline_embeddings(classifier, batch, self.baseline)
-        attributions = IntegratedGradients(logit_function(classifier, batch)).attribute(
+        attributions, delta = IntegratedGradients(logit_function(classifier, batch)).attribute(
             embeddings,
             baselines=baselines,
             target=chosen,
             additional_forward_args=extra,
             n_steps=self.n_steps,
             internal_batch_size=max(self.internal_batch_size, batch.batch_size),
+            return_convergence_delta=True,
         )
+        self._warn_if_incomplete(attributions, delta)
         return BatchAttribution(pool_to_words(sum_pool(attributions), batch, "sum"), logits)
+
+    def _warn_if_incomplete(self, attributions: torch.Tensor, delta: torch.Tensor) -> None:
+        """Warn when some text's scores miss f(x) - f(baseline) by more than COMPLETENESS_TOLERANCE.
+
+        Captum's delta is sum(attributions) - (f(x) - f(baseline)): two extra forward passes of the
+        batch, small beside the n_steps ones. Too few steps for a model that bends sharply between
+        baseline and input (RMSNorm decoders from a zero [PAD] embedding, for one) give scores
+        whose sum is off by more than the difference itself: a ranking to distrust, not an error."""
+        difference = sum_pool(attributions).sum(-1) - delta.float()
+        allowed = torch.clamp(COMPLETENESS_TOLERANCE * difference.abs(), min=COMPLETENESS_FLOOR)
+        if (delta.float().abs() > allowed).any():
+            warnings.warn(
+                f"integrated_gradients at n_steps={self.n_steps}: on some texts the word scores miss "
+                f"f(input) - f(baseline) by more than {COMPLETENESS_TOLERANCE:.0%}, so the integral is not converged; "
+                "raise n_steps (e.g. 4x) and compare",
+                IncompleteAttributionWarning,
+                stacklevel=4,
+            )
 
 
 @register

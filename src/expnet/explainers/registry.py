@@ -59,10 +59,16 @@ def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
         cls = _REGISTRY[name]
         _check_settings(name, settings, init_parameters(cls))
         return cls(**settings)
+    folder = _expnet_folder(name)
+    _check_settings(name, settings, LOAD_SETTINGS)
+    return ExpNetExplainer.from_pretrained(folder, **settings)
+
+
+def _expnet_folder(name: str) -> Path:
+    """The folder of a shipped ExpNet or of one named by its path; refused when it is neither."""
     path = pretrained_folder(name) if name in PRETRAINED else Path(name)
     if path.is_dir():
-        _check_settings(name, settings, LOAD_SETTINGS)
-        return ExpNetExplainer.from_pretrained(path, **settings)
+        return path
     raise ExpnetError(
         f"unknown explainer {name!r}: give an ExpNet folder, a shipped ExpNet ({', '.join(PRETRAINED)}) or one of "
         f"{', '.join(explainer_names())} (see 'expnet explainers')"
@@ -73,6 +79,24 @@ def _check_settings(name: str, settings: dict, accepted) -> None:
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise ExpnetError(f"explainer {name!r} has no setting {unknown[0]!r}; its settings: {', '.join(sorted(accepted))}")
+
+
+def setting_defaults(name_or_dir: str | Path) -> dict[str, object]:
+    """The settings an explainer (a registered name, a shipped ExpNet or an ExpNet folder) takes,
+    each with its default: how a setting given as text is read (``inspect.Parameter.empty``: none)."""
+    from expnet.explainers.learned import LOAD_SETTINGS, ExpNetExplainer
+
+    name = str(name_or_dir)
+    if name not in _REGISTRY:
+        _expnet_folder(name)
+    cls: type = _REGISTRY.get(name, ExpNetExplainer)
+    accepted = init_parameters(cls) if name in _REGISTRY else set(LOAD_SETTINGS)
+    defaults: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's default overrides its base's
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            defaults |= {k: p.default for k, p in inspect.signature(init).parameters.items() if k in accepted}
+    return defaults
 
 
 def init_parameters(cls: type) -> set[str]:
