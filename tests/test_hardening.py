@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
 from expnet.cli.main import main
-from expnet.errors import ExpnetError
+from expnet.errors import ExpnetError, NotAboveChanceWarning
 from expnet.models.classifier import Classifier
 
 
@@ -648,6 +649,46 @@ def test_finetune_on_a_jsonl_file_measures_dev_accuracy_on_its_held_out_part(cap
     assert "fine-tune" not in err
     code, _, err = run_cli(capsys, "finetune", "--task", toy_data, "--backbone", tiny_classifier_dir, "--max-length", "16", "--out", tmp_path / "clf", "--progress")
     assert code == 0 and "fine-tune" in err
+
+
+def test_finetune_gives_its_dev_accuracy_an_interval_and_warns_when_it_is_not_above_chance(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    import math
+
+    from expnet.data import JSONL_EVAL_FRACTION, jsonl_split, load_examples, task_name
+    from expnet.models.classifier import Classifier
+    from expnet.models.finetune import dev_metrics, warn_if_not_above_chance
+
+    def wilson(correct, n, z=1.959964):  # by hand, to check scipy's
+        p = correct / n
+        centre, spread = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return [(centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)]
+
+    examples = load_examples(str(toy_data))
+    classifier = Classifier.load(tiny_classifier_dir, device="cpu", max_length=16)
+    predicted = classifier.predict_logits(classifier.encode([e.words for e in examples])).argmax(-1).tolist()
+    correct = sum(p == e.label for p, e in zip(predicted, examples, strict=True))
+    metrics = dev_metrics(classifier, examples, batch_size=5)
+    labels = [e.label for e in examples]
+    assert metrics["dev_accuracy"] == correct / len(examples)
+    assert metrics["dev_majority_accuracy"] == max(labels.count(0), labels.count(1)) / len(examples)
+    assert metrics["dev_accuracy_interval"] == pytest.approx(wilson(correct, len(examples)), abs=1e-4)
+    # 22 of 40 right on a balanced set could be chance; 30 of 40 could not.
+    for right, warns in ((22, True), (30, False)):
+        given = {"dev_accuracy": right / 40, "dev_accuracy_interval": wilson(right, 40), "dev_majority_accuracy": 0.5, "dev_examples": 40}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warn_if_not_above_chance(given)
+        assert [issubclass(w.category, NotAboveChanceWarning) for w in caught] == ([True] if warns else [])
+    # The command line: the interval in metrics.json and its output, and the warning in one line
+    # (a tiny random classifier on a few dev texts is never clearly above chance).
+    code, out, err = run_cli(capsys, "finetune", "--task", toy_data, "--backbone", tiny_classifier_dir, "--max-length", "16", "--out", tmp_path / "clf")
+    assert code == 0, err
+    saved = json.loads((tmp_path / "clf" / "metrics.json").read_text())
+    dev, _ = jsonl_split(examples, task_name(str(toy_data)), JSONL_EVAL_FRACTION)
+    assert json.loads(out)["dev_accuracy_interval"] == saved["dev_accuracy_interval"]
+    assert saved["dev_majority_accuracy"] == max([e.label for e in dev].count(c) for c in (0, 1)) / len(dev)
+    assert [line for line in err.splitlines() if line.strip()] == [line for line in err.splitlines() if "warning: dev accuracy" in line]
+    assert err.count("is not clearly above the") == 1 and err.startswith("expnet finetune: warning: dev accuracy")
 
 
 def test_rationales_that_mark_no_word_are_refused_by_train_and_evaluate(capsys, tiny_classifier_dir, tmp_path):

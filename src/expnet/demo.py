@@ -27,7 +27,7 @@ from expnet.explainers.learned import ExpNetExplainer
 from expnet.explainers.registry import accepted_settings
 from expnet.io import atomic_write_json, atomic_write_text
 from expnet.models.classifier import Classifier
-from expnet.models.finetune import FinetuneSettings
+from expnet.models.finetune import FinetuneSettings, describe_accuracy
 from expnet.network.training import recipe_settings
 from expnet.pipeline import ensure_classifier
 from expnet.report.pages import evaluation_page
@@ -136,7 +136,7 @@ def run_demo(
             task, out / "classifiers" / task, settings, data_dir, backbone=backbone, seed=seed, device=device, progress=progress
         )
         cached = " (cached)" if metrics[task]["cached"] else ""
-        say(f"classifier {task}: dev accuracy {metrics[task]['dev_accuracy']:.3f}{cached}")
+        say(f"classifier {task}: dev accuracy {describe_accuracy(metrics[task])}{cached}")
     sources = [(classifiers[t], load_examples(t, None, data_dir, purpose="explainer_train")) for t in protocol.train_tasks]
     expnet = ExpNetExplainer.train(sources, recipe_settings(protocol.recipe), seed=seed, progress=progress)
     expnet.save_pretrained(out / "expnet")

@@ -18,6 +18,11 @@ class UnmeasuredWarning(ExpnetWarning):
     trained on)."""
 
 
+class NotAboveChanceWarning(ExpnetWarning):
+    """A fine-tuned classifier whose dev accuracy is not clearly above always predicting the
+    commonest class: explanations of it explain little."""
+
+
 class IncompleteAttributionWarning(ExpnetWarning):
     """Attributions that miss a property they promise by more than rounding (e.g. Integrated
     Gradients whose word scores do not add up to f(x) - f(baseline) at too few steps)."""

@@ -139,7 +139,7 @@ class TaskResult:
 
     held_out: str
     trained_on: list[str]
-    classifier: dict  # folder, dev_accuracy, cached
+    classifier: dict  # folder, dev_accuracy (its 95% interval, the commonest class's rate), cached
     evaluation_split: str
     n_examples: int
     n_slow_examples: int

@@ -56,6 +56,7 @@ from expnet.data import rationale_rate, resolve_data_dir
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer, list_explainers
 from expnet.io import atomic_write_json
+from expnet.models.finetune import describe_accuracy
 from expnet.seeding import seed_everything
 
 
@@ -147,8 +148,8 @@ class BenchmarkRunner:
             entry = provide_classifier(task, self.out, config.backbone, config.seed, self.data_dir, self.device, self.bars)
             self.cache.note("classifier", bool(entry.metrics.get("cached")))
             classifiers[task.name] = entry
-            accuracy = entry.metrics.get("dev_accuracy")
-            self.say(f"classifier {task.name}: {entry.note}" + (f", dev accuracy {accuracy:.3f}" if isinstance(accuracy, float) else ""))
+            measured = isinstance(entry.metrics.get("dev_accuracy"), float)
+            self.say(f"classifier {task.name}: {entry.note}" + (f", dev accuracy {describe_accuracy(entry.metrics)}" if measured else ""))
         per_task: dict[str, TaskResult] = {}
         examples: dict[str, ShownExamples] = {}
         for number, held in enumerate(tasks, start=1):
@@ -230,7 +231,11 @@ class BenchmarkRunner:
         result = TaskResult(
             held_out=held.name,
             trained_on=[t.name for t in others],
-            classifier={"folder": entry.folder, "dev_accuracy": entry.metrics.get("dev_accuracy"), "cached": entry.metrics.get("cached")},
+            classifier={
+                "folder": entry.folder,
+                **{key: entry.metrics.get(key) for key in ("dev_accuracy", "dev_accuracy_interval", "dev_majority_accuracy")},
+                "cached": entry.metrics.get("cached"),
+            },
             evaluation_split=held.eval_split,
             n_examples=n_all,
             n_slow_examples=n_slow,

@@ -72,5 +72,6 @@ def run(args) -> int:
         metrics["jsonl_split"] = common.jsonl_split_record(args.task, everything, args.seed)
         atomic_write_json(Path(out) / "metrics.json", {k: v for k, v in metrics.items() if k != "cached"})
     metrics["task"] = task_name(args.task)
-    print(json.dumps({k: metrics[k] for k in ("task", "dev_accuracy", "dev_examples", "train_examples", "train_seconds")}))
+    shown = ("task", "dev_accuracy", "dev_accuracy_interval", "dev_majority_accuracy", "dev_examples", "train_examples", "train_seconds")
+    print(json.dumps({k: metrics[k] for k in shown if k in metrics}))
     return 0

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from scipy.stats import binomtest
 from tqdm.auto import tqdm
 from transformers import (
     AutoModelForSequenceClassification,
@@ -21,7 +24,7 @@ from transformers import (
 )
 
 from expnet.data.records import RationaleExample
-from expnet.errors import ExpnetError, require_number, require_whole
+from expnet.errors import ExpnetError, NotAboveChanceWarning, require_number, require_whole
 from expnet.io import atomic_directory, atomic_write_json
 from expnet.models.classifier import (
     Classifier,
@@ -57,14 +60,48 @@ class FinetuneSettings:
 
 
 @torch.no_grad()
-def accuracy(classifier: Classifier, examples: Sequence[RationaleExample], batch_size: int = 64) -> float:
+def dev_metrics(classifier: Classifier, examples: Sequence[RationaleExample], batch_size: int = 64) -> dict:
+    """Accuracy on ``examples``, its Wilson 95% interval, and the accuracy of always predicting
+    their commonest class: on a few dozen texts, 0.55 may be no better than that."""
     correct = 0
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         logits = classifier.predict_logits(classifier.encode([e.words for e in chunk]))
         labels = torch.tensor([e.label for e in chunk], device=logits.device)
         correct += int((logits.argmax(-1) == labels).sum())
-    return correct / max(1, len(examples))
+    interval = binomtest(correct, len(examples)).proportion_ci(confidence_level=0.95, method="wilson")
+    commonest = Counter(e.label for e in examples).most_common(1)[0][1]
+    return {
+        "dev_accuracy": correct / len(examples),
+        "dev_accuracy_interval": [round(float(interval.low), 4), round(float(interval.high), 4)],
+        "dev_majority_accuracy": commonest / len(examples),
+    }
+
+
+def describe_accuracy(metrics: dict) -> str:
+    """'0.550 [0.398, 0.693] on 40, commonest class 0.500' (the accuracy alone for a classifier
+    saved before the interval was measured)."""
+    if "dev_accuracy_interval" not in metrics:
+        return f"{metrics['dev_accuracy']:.3f}"
+    low, high = metrics["dev_accuracy_interval"]
+    return (
+        f"{metrics['dev_accuracy']:.3f} [{low:.3f}, {high:.3f}] on {metrics['dev_examples']}, "
+        f"commonest class {metrics['dev_majority_accuracy']:.3f}"
+    )
+
+
+def warn_if_not_above_chance(metrics: dict) -> None:
+    """One warning when the dev accuracy's interval reaches down to the commonest class's rate."""
+    low, high = metrics["dev_accuracy_interval"]
+    if low <= metrics["dev_majority_accuracy"]:
+        warnings.warn(
+            f"dev accuracy {metrics['dev_accuracy']:.3f} (95% interval {low:.3f} to {high:.3f}, {metrics['dev_examples']} "
+            f"examples) is not clearly above the {metrics['dev_majority_accuracy']:.3f} of always predicting the commonest "
+            "class: the classifier may have learned little, and explanations of it say little; train on more examples "
+            "or longer (--epochs), or measure on more dev examples",
+            NotAboveChanceWarning,
+            stacklevel=3,
+        )
 
 
 def finetune(
@@ -144,7 +181,7 @@ def finetune(
     model.eval()
     classifier = Classifier.from_parts(model, tokenizer, settings.max_length)
     metrics = {
-        "dev_accuracy": accuracy(classifier, dev) if dev else None,
+        **(dev_metrics(classifier, dev) if dev else {"dev_accuracy": None}),
         "dev_examples": len(dev),
         "train_examples": len(train),
         "train_seconds": round(train_seconds, 1),
@@ -159,4 +196,6 @@ def finetune(
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         atomic_write_json(staging / "metrics.json", metrics)
+    if dev:
+        warn_if_not_above_chance(metrics)
     return metrics
