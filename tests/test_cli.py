@@ -408,3 +408,49 @@ def test_a_bad_explainer_setting_is_one_line(capsys, tiny_classifier_dir, tmp_pa
     if "," not in explainers:
         code, _, err = run_cli(capsys, "explain", *command, "--explainer", explainers, "good")
         assert_one_line_error(code, err, fragment)
+
+
+def test_benchmark_and_demo_recognise_their_output_only_when_it_holds_nothing_else(tiny_classifier_dir, tmp_path):
+    """A folder they wrote (stopped at any point) is theirs to resume; a user's file anywhere in it,
+    beside the results or inside a cached classifier, makes it someone else's."""
+    import shutil
+
+    from expnet.benchmark.config import load_config
+    from expnet.cli.common import PREVIOUS_OUTPUT
+
+    def folder(name, *entries):
+        root = tmp_path / name
+        for entry in entries:
+            (root / entry).parent.mkdir(parents=True, exist_ok=True)
+            (root / entry).write_text("{}")
+        return root
+
+    def with_classifier(root, task="sst2"):
+        shutil.copytree(tiny_classifier_dir, root / "classifiers" / task)
+        (root / "classifiers" / task / "metrics.json").write_text("{}")
+        return root
+
+    config = json.dumps(load_config(None, quick=True).to_dict())
+    benchmark = PREVIOUS_OUTPUT["benchmark"]
+    stopped = with_classifier(folder("b1"))  # killed after its first classifier, before the cache
+    (stopped / "config.json").write_text(config)
+    assert benchmark(stopped)
+    (stopped / "classifiers" / ".hatexplain.staging-999999-x").mkdir()  # and while saving the next
+    assert benchmark(stopped)
+    finished = with_classifier(folder("b2", "cache/explain/ab.json", "results.json", "results.csv", "plots/f1.png", "expnets/sst2/last/config.json"))
+    (finished / "config.json").write_text(config)
+    (finished / "expnets/sst2/last/config.json").write_text(json.dumps({"format": "expnet"}))
+    assert benchmark(finished)
+    for entry in ("notes.md", "classifiers/sst2/my_model.bin", "cache/mine.txt", "plots/mine.pdf", "results.csv/x"):
+        root = tmp_path / f"copy-{entry.replace('/', '-')}"
+        shutil.copytree(finished, root)
+        if (root / entry).parent.is_file():
+            (root / entry).parent.unlink()
+        (root / entry).parent.mkdir(parents=True, exist_ok=True)
+        (root / entry).write_text("mine")
+        assert not benchmark(root), entry
+    assert not benchmark(folder("b3", "cache/explain/ab.json"))  # a cache/ folder alone is no benchmark's
+    demo = PREVIOUS_OUTPUT["demo"]
+    assert demo(with_classifier(folder("d1", "results.json", "report.html")))
+    assert not demo(with_classifier(folder("d2", "classifiers/movies/my_model.bin")))
+    assert not demo(with_classifier(folder("d3", "results.csv")))

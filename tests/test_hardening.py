@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cli_helpers import assert_one_line_error, run_cli
 from expnet.cli.main import main
@@ -215,6 +216,62 @@ def test_finetune_into_its_backbone_is_refused_before_training(capsys, monkeypat
     code, _, err = run_cli(capsys, "finetune", "--task", toy_data, "--backbone", classifier, "--out", classifier)
     assert_one_line_error(code, err, "overlaps the input")
     assert (classifier / "model.safetensors").is_file()
+
+
+def test_a_diverged_fine_tune_saves_nothing_and_a_broken_classifier_is_not_explained(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    code, _, err = run_cli(capsys, "finetune", "--task", toy_data, "--backbone", tiny_classifier_dir, "--max-length", "16",
+                           "--learning-rate", "1e6", "--epochs", "5", "--out", tmp_path / "clf")  # fmt: skip
+    assert_one_line_error(code, err, "fine-tuning diverged: the loss became nan")
+    assert not (tmp_path / "clf").exists()
+    broken = copy_classifier(tiny_classifier_dir, tmp_path / "broken")
+    model = AutoModelForSequenceClassification.from_pretrained(broken)
+    with torch.no_grad():
+        model.classifier.weight.fill_(float("nan"))
+    model.save_pretrained(broken)
+    capsys.readouterr()
+    for explainer in ("raw_attention", "saliency", "random"):
+        code, out, err = run_cli(capsys, "explain", "--classifier", broken, "--explainer", explainer, "a good movie")
+        assert_one_line_error(code, err, "the classifier's logits are not finite")
+        assert "nan" not in out
+
+
+def test_train_refuses_a_task_given_twice(capsys, tiny_classifier_dir, toy_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(toy_data.parent)
+    for second in (f"{toy_data}={tiny_classifier_dir}", f"{toy_data.name}=other-clf", f"./{toy_data.name}={tiny_classifier_dir}"):
+        code, _, err = run_cli(capsys, *train_args(toy_data, tiny_classifier_dir, tmp_path / "w"), "--task", second)
+        assert_one_line_error(code, err, "again; give each task once")
+    code, _, err = run_cli(capsys, "train", "--task", f"sst2={tiny_classifier_dir}", "--task", f"sst2={tiny_classifier_dir}", "--out", tmp_path / "w")
+    assert_one_line_error(code, err, "--task 'sst2=")
+    assert not (tmp_path / "w").exists()
+
+
+def test_what_ships_is_an_input_of_every_command_even_unnamed(capsys, monkeypatch, tiny_classifier_dir, toy_data, tmp_path):
+    """The default backbone (no --backbone given) and expnet's own folder (samples, pretrained
+    ExpNet) are never replaced, --overwrite or not: finetune --out BACKBONE once emptied it."""
+    import expnet
+
+    backbone = copy_classifier(tiny_classifier_dir, tmp_path / "pkg" / "model")
+    (backbone / "README.md").write_text("the backbone's card")
+    monkeypatch.setattr("expnet.cli.common.default_backbone", lambda: str(backbone))
+    monkeypatch.setattr("expnet.cli.finetune.default_backbone", lambda: str(backbone))
+    monkeypatch.setattr("expnet.cli.finetune.finetune", lambda *a, **k: pytest.fail("trained before checking --out"))
+    for out in (backbone, backbone.parent, Path(expnet.__file__).parent / "samples" / "sst2"):
+        code, _, err = run_cli(capsys, "finetune", "--task", toy_data, "--out", out, "--overwrite")
+        assert_one_line_error(code, err, "overlaps the input")
+    assert (backbone / "README.md").read_text() == "the backbone's card"
+    code, _, err = run_cli(capsys, "explain", "--classifier", tiny_classifier_dir, "--explainer", "random", "--out",
+                           Path(expnet.__file__).parent / "samples" / "README.md", "--overwrite", "good")  # fmt: skip
+    assert_one_line_error(code, err, "overlaps the input")
+
+
+def test_an_empty_name_in_a_list_of_inputs_is_not_the_current_folder(capsys, tiny_classifier_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "e.json").write_text("{}")
+    code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", "sst2", "--explainers", "raw_attention,",
+                           "--out", "e.json", "--overwrite", "--max-examples", "3")  # fmt: skip
+    assert "overlaps the input" not in err
 
 
 def test_out_holding_the_working_directory_is_refused(capsys, monkeypatch, tiny_classifier_dir, toy_data, tmp_path):

@@ -175,6 +175,12 @@ def recover_directory(target: str | Path) -> None:
 _LEFTOVER = re.compile(r"\.(?P<kind>staging|ready|old|tmp)-(?P<pid>\d+)(-\w+)?")
 
 
+def is_leftover(name: str) -> bool:
+    """Whether ``name`` is what a write here leaves while it runs or when it is killed (a hidden
+    staging, swap or temporary file beside its target ``NAME``: ``.NAME.KIND-PID-*``)."""
+    return re.fullmatch(r"\..+" + _LEFTOVER.pattern, name) is not None
+
+
 def _leftovers(target: Path) -> list[tuple[str, int, Path]]:
     """``(kind, pid, path)`` of what writers left beside ``target``: swap folders and (kind
     ``tmp``) temporary files."""

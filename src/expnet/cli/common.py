@@ -16,8 +16,8 @@ from expnet.data.registry import or_list, split_for
 from expnet.data.splits import seeded_draw
 from expnet.errors import ExpnetError
 from expnet.explainers.learned import holds_only_expnet_files
-from expnet.io import json_digest, recover_directory, write_target
-from expnet.models.classifier import DTYPES, Classifier, check_labels, read_metrics
+from expnet.io import is_leftover, json_digest, recover_directory, write_target
+from expnet.models.classifier import DTYPES, Classifier, check_labels, default_backbone, read_metrics
 from expnet.seeding import seed_everything
 
 
@@ -234,32 +234,79 @@ _FINETUNE_FILES = re.compile(
 _DIAGNOSE_FILES = re.compile(r"diagnostics\.json|report\.html|(permutation|adversarial|correlation|uniform)\.png")
 
 
-def _benchmark_started(folder: Path) -> bool:
-    """Only the config.json a benchmark writes first: a run that stopped before its cache existed."""
-    if {p.name for p in folder.iterdir()} != {"config.json"}:
-        return False
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and {"tasks", "explainers", "candidates"} <= set(config)
-
-
 def _holds_only(folder: Path, marker: str, names: re.Pattern) -> bool:
     """``folder`` has ``marker`` and nothing a command writing ``names`` would not have written:
     the folder is replaced whole, so a file of the user's beside them would be lost."""
     return (folder / marker).is_file() and all(names.fullmatch(p.name) for p in folder.iterdir())
 
 
+def _finetune_output(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and _holds_only(folder, "metrics.json", _FINETUNE_FILES)
+
+
+def _tree_of(root: Path, written: Callable[[Path], bool]) -> bool:
+    """Every folder under ``root`` that holds files is one ``written`` recognises (what interrupted
+    writes leave aside): a file of the user's anywhere in it would be replaced or deleted."""
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not is_leftover(name)]
+        if any(not is_leftover(name) for name in files) and not written(Path(folder)):
+            return False
+    return True
+
+
+def _only_suffix(suffix: str) -> Callable[[Path], bool]:
+    return lambda folder: all(p.name.endswith(suffix) or is_leftover(p.name) for p in folder.iterdir() if not p.is_dir())
+
+
+def _expnet_store(folder: Path) -> bool:
+    """A benchmark's trained ExpNet, or the folder of them with each one's ``NAME.key.json``."""
+    return holds_only_expnet_files(folder) or _only_suffix(".key.json")(folder)
+
+
+# What 'expnet benchmark' and 'expnet demo' write at the top of --out, and what each subfolder holds.
+_BENCHMARK_TREE: dict[str, Callable[[Path], bool] | None] = {
+    "config.json": None, "results.json": None, "results.csv": None, "leaderboard.md": None, "report.html": None,
+    "cache": _only_suffix(".json"), "classifiers": _finetune_output, "expnets": _expnet_store,
+    "plots": _only_suffix(".png"),
+}  # fmt: skip
+_DEMO_TREE: dict[str, Callable[[Path], bool] | None] = {
+    "results.json": None, "report.html": None, "classifiers": _finetune_output, "expnet": holds_only_expnet_files,
+}  # fmt: skip
+
+
+def _written_tree(folder: Path, tree: dict[str, Callable[[Path], bool] | None]) -> bool:
+    """``folder`` holds only the files and subfolders of ``tree`` (and leftovers of interrupted
+    writes), each subfolder only what its check recognises."""
+    for entry in folder.iterdir():
+        if is_leftover(entry.name):
+            continue
+        if entry.name not in tree or (tree[entry.name] is None) == entry.is_dir():
+            return False
+        check = tree[entry.name]
+        if check is not None and not _tree_of(entry, check):
+            return False
+    return True
+
+
+def _benchmark_output(folder: Path) -> bool:
+    """A benchmark's --out: its config.json (written before any work) and only what it writes."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    started = isinstance(config, dict) and {"tasks", "explainers", "candidates"} <= set(config)
+    return started and _written_tree(folder, _BENCHMARK_TREE)
+
+
 # How each command recognises a folder it wrote before, which it may replace without --overwrite.
 PREVIOUS_OUTPUT: dict[str, Callable[[Path], bool]] = {
     "train": holds_only_expnet_files,
-    "finetune": lambda folder: (folder / "config.json").is_file() and _holds_only(folder, "metrics.json", _FINETUNE_FILES),
+    "finetune": _finetune_output,
     "diagnose": lambda folder: _holds_only(folder, "diagnostics.json", _DIAGNOSE_FILES),
     "concepts": lambda folder: (folder / "tcav.json").is_file(),
     # These two resume from what they left in --out (a cache, cached classifiers).
-    "benchmark": lambda folder: (folder / "cache").is_dir() or _benchmark_started(folder),
-    "demo": lambda folder: (folder / "classifiers").is_dir(),
+    "benchmark": _benchmark_output,
+    "demo": lambda folder: (folder / "classifiers").is_dir() and _written_tree(folder, _DEMO_TREE),
 }
 
 
@@ -373,8 +420,15 @@ def _is_expnet_file(path: Path) -> bool:
 def _local_paths(inputs: Iterable[str | Path | None]) -> Iterator[tuple[str | Path, Path]]:
     """``(as given, resolved)`` for the inputs that are local paths (not hub or task names)."""
     for source in inputs:
-        if source is not None and Path(source).exists():
+        # "" is no path ("a,,b" has an empty name): Path("") would be the current folder.
+        if source is not None and str(source) != "" and Path(source).exists():
             yield source, Path(source).resolve()
+
+
+def _shipped() -> list[Path]:
+    """What ships with the install, an input of every command whether named or not: the default
+    backbone's package and expnet's own (its samples and pretrained ExpNet)."""
+    return [Path(default_backbone()).parent, Path(__file__).resolve().parents[1]]
 
 
 def _refuse_inputs(out: Path, label: str, inputs: Iterable[str | Path | None], nested: bool = True) -> None:
@@ -382,7 +436,7 @@ def _refuse_inputs(out: Path, label: str, inputs: Iterable[str | Path | None], n
     replaced whole) holding an input or inside an input folder, and a file output replacing a
     file of an input folder (a new file beside a classifier harms nothing)."""
     resolved = out.resolve()
-    for source, path in _local_paths(inputs):
+    for source, path in _local_paths([*inputs, *_shipped()]):
         in_input_folder = path.is_dir() and path in resolved.parents
         if nested:
             overlaps = resolved in path.parents or in_input_folder

@@ -16,11 +16,18 @@ from expnet.network.training import RECIPES, recipe_settings
 
 
 def parse_task_pairs(pairs: list[str], option: str = "--task") -> list[tuple[str, str]]:
-    parsed = []
+    parsed: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}  # a task (a file by its resolved path) -> how it was first given
     for pair in pairs:
         task, sep, classifier = pair.partition("=")
         if not sep or not task or not classifier:
             raise ExpnetError(f"{option} {pair!r} must be TASK=CLASSIFIER_DIR, e.g. {option} sst2=runs/clf-sst2")
+        # The same texts twice would be trained on twice, and copies of training texts would
+        # land in the validation split that picks the epoch.
+        identity = str(Path(task).resolve()) if common.data_file(task) else task
+        if identity in seen:
+            raise ExpnetError(f"{option} {pair!r} gives the task of {option} {seen[identity]!r} again; give each task once")
+        seen[identity] = pair
         parsed.append((task, classifier))
     return parsed
 

@@ -243,6 +243,11 @@ class Explainer(ABC):
             if targets is not None:
                 chunk_targets = torch.tensor([classifier.label_id(targets[i]) for i in indices], device=classifier.device)
             attribution = self.explain_batch(classifier, batch, chunk_targets)
+            if not torch.isfinite(attribution.logits).all():  # every score of such a model is meaningless
+                raise ExpnetError(
+                    f"the classifier's logits are not finite (NaN or infinite) on {len(indices)} texts here: its weights "
+                    "are broken (a fine-tune that diverged, or a half-precision overflow: try --dtype float32)"
+                )
             if chunk_targets is not None and not self.reads_the_target():
                 self._refuse_another_class(classifier, attribution.logits.detach().float(), chunk_targets)
             for i, explanation in zip(indices, self._unbatch(classifier, batch, attribution, chunk_targets), strict=True):

@@ -158,6 +158,7 @@ def finetune(
     schedule = get_linear_schedule_with_warmup(optimiser, int(settings.warmup_ratio * total_steps), total_steps)
     started = time.perf_counter()
     bar = tqdm(total=total_steps, desc="fine-tune", disable=not progress)
+    step = 0
     for _ in range(settings.epochs):
         model.train()
         order = torch.randperm(len(train), generator=generator)
@@ -169,6 +170,13 @@ def finetune(
             if batch.token_type_ids is not None:
                 inputs["token_type_ids"] = batch.token_type_ids
             loss = model(**inputs, labels=labels).loss
+            step += 1
+            if not torch.isfinite(loss):  # a diverged model would be saved, and explained, as if it worked
+                bar.close()
+                raise ExpnetError(
+                    f"fine-tuning diverged: the loss became {loss.item()} at step {step} of {total_steps}; lower "
+                    f"--learning-rate (it is {settings.learning_rate:g}; the default is 5e-5). Nothing was saved"
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
