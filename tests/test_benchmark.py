@@ -346,7 +346,10 @@ def test_quick_preset_and_config_errors(tmp_path):
         ("seed = -3\n", "seed = -3: give a whole number from 0"),
         ("report_examples = -1\n", "report_examples = -1: give 0 or more"),
         ("[faithfulness]\nbins = [0.5, 0.1]\n", "bins must be increasing"),
-        ("[tasks.sst2]\nmax_examples = '5'\n[tasks.movies]\n", r"\[tasks.sst2\] max_examples must be a positive whole number, got '5'"),
+        ("[tasks.sst2]\nmax_examples = '5'\n[tasks.movies]\n", r"\[tasks.sst2\] max_examples = '5': give a whole number"),
+        # Checked only when used, once: after every classifier was fine-tuned, or as a TypeError.
+        ("[expnet]\nmax_epochs = 'x'\n", r"\[expnet\] with \[variants.last\]: max_epochs must be a whole number"),
+        ("[tasks.sst2]\neval_fraction = '0.3'\n[tasks.movies]\n", r"\[tasks.sst2\] eval_fraction = '0.3': give a number"),
     ]:
         path.write_text(text)
         with pytest.raises(ExpnetError, match=fragment):
@@ -364,6 +367,21 @@ def test_bad_explainer_names_get_one_line(capsys, tmp_path, tiny_classifier_dir)
     bad.write_text(Path(config).read_text().replace("perturbations_per_eval = 8", "n_sample = 8"))
     code = main(["benchmark", "--config", str(bad), "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2 and "no setting 'n_sample'" in capsys.readouterr().err
+    # Every other place that names an explainer or its settings, and layers the classifier lacks:
+    # once accepted silently, or refused mid-run (the explainer skipped) or after the fine-tunes.
+    text = Path(config).read_text()
+    for change, fragment in [
+        (("explainers = [", "exclude_explainers = [\"no_such\"]\nexplainers = ["), "unknown explainer 'no_such' in the benchmark config's exclude_explainers"),
+        (("[faithfulness]", "[explainer_settings.no_such]\nn_samples = 1\n[faithfulness]"), "unknown explainer 'no_such' in the benchmark config's [explainer_settings]"),
+        (("perturbations_per_eval = 8", "perturbations_per_eval = -8"), "[explainer_settings.occlusion] in the benchmark config: perturbations_per_eval must be"),
+        (("layers = \"last\"", "layers = [99]"), "[variants.last] layers [99] do not exist in the "),
+    ]:
+        assert change[0] in text, change
+        bad.write_text(text.replace(*change, 1))
+        code = main(["benchmark", "--config", str(bad), "--out", str(tmp_path / "o"), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_attention_x_gradient_expnet_saves_and_loads(tmp_path, tiny_classifier_dir):

@@ -1081,6 +1081,23 @@ sys.exit(main(["explainers"]))
     assert err.strip() == "expnet: interrupted; nothing half-written was kept"
 
 
+def test_an_interrupted_command_says_whether_a_rerun_goes_on_from_its_finished_steps(capsys):
+    from argparse import Namespace
+
+    from expnet.cli.main import exit_status, resumes
+
+    for args, resumable in (
+        (Namespace(command="benchmark"), True),
+        (Namespace(command="explain", input="texts.txt"), True),
+        (Namespace(command="explain", input=None), False),
+        (Namespace(command="finetune"), False),
+    ):
+        assert resumes(args) == resumable
+        assert exit_status(f"expnet {args.command}", KeyboardInterrupt(), resumes(args)) == 130
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("rerun the same command to go on from them" if resumable else "nothing half-written was kept"), err
+
+
 # --- 12. file outputs are checked before any work ------------------------------------------------------
 @pytest.mark.parametrize("command", ["explain", "evaluate"])
 @pytest.mark.parametrize("problem", ["under a file", "read-only folder", "link to nothing"])

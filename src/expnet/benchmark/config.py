@@ -180,7 +180,10 @@ def read_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ExpnetError(f"config file {path} not found; give a .toml or .yaml file (see benchmarks/full.toml)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ExpnetError(f"config file {path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
@@ -239,6 +242,7 @@ def _task(name: str, data: dict) -> TaskConfig:
         raise ExpnetError(f"{where} must be a table of settings, got {data!r}")
     _known(data, TaskConfig, where)
     task = TaskConfig(**{**data, "name": name})  # the table's name, not a "name" key in it
+    _check_types(task, f"{where} ")  # before the range checks, which would compare a string
     for limit in ("max_examples", "slow_max_examples", "expnet_train_max_examples"):
         setattr(task, limit, _optional_int(getattr(task, limit), f"{where} {limit}"))
     task.classifier = task.classifier or None
@@ -367,6 +371,11 @@ def _check(config: BenchmarkConfig) -> None:
     unknown = sorted(set(config.expnet) - set(ExpNetSettings.__dataclass_fields__))
     if unknown:
         raise ExpnetError(f"unknown [expnet] setting {unknown[0]!r}; use ExpNetSettings fields")
+    for name in config.variants:  # the values too, before any classifier is fine-tuned
+        try:
+            config.expnet_settings(name)
+        except ExpnetError as error:
+            raise ExpnetError(f"[expnet] with [variants.{name}]: {error}") from None
     if isinstance(config.explainers, str) and config.explainers != "all":
         config.explainers = [n.strip() for n in config.explainers.split(",") if n.strip()]
     config.backbone = config.backbone or None

@@ -56,6 +56,7 @@ from expnet.data import rationale_rate, resolve_data_dir
 from expnet.errors import ExpnetError
 from expnet.explainers import get_explainer, list_explainers
 from expnet.io import atomic_write_json
+from expnet.models.classifier import default_backbone, load_config
 from expnet.models.finetune import describe_accuracy
 from expnet.seeding import seed_everything
 
@@ -82,6 +83,7 @@ class BenchmarkRunner:
         infos = {info.name: info for info in list_explainers()}
         self.families = {name: info.family for name, info in infos.items()}
         self.explainer_names = self._explainer_names(infos)
+        self._check_variant_layers()
         self.skipped: dict[str, dict[str, str]] = {}
         self.bars = bars
         self.explain = ExplainStep(self.cache, config.batch_size, bars)
@@ -89,15 +91,47 @@ class BenchmarkRunner:
         self.faithfulness = FaithfulnessStep(config.faithfulness, self.cache, self.say, bars)
         self.started = time.perf_counter()
 
+    def _check_variant_layers(self) -> None:
+        """A variant's layer numbers must exist in every task's classifier: refused now, not after
+        the fine-tunes (a classifier fine-tuned here has its backbone's layers)."""
+        for task in self.config.tasks:
+            source = task.classifier or self.config.backbone or default_backbone()
+            try:
+                num_layers = load_config(source).num_hidden_layers
+            except ExpnetError:
+                continue  # no such model: the classifier step says so in its own words
+            for name in self.config.variants:
+                layers = self.config.expnet_settings(name).layers
+                if isinstance(layers, list) and not all(-num_layers <= i < num_layers for i in layers):
+                    raise ExpnetError(
+                        f"[variants.{name}] layers {layers} do not exist in the {task.name} classifier, which has "
+                        f"{num_layers} layers (0..{num_layers - 1}, or -1 for the last)"
+                    )
+
     def _explainer_names(self, infos) -> list[str]:
-        wanted = sorted(infos) if self.config.explainers == "all" else list(self.config.explainers)
-        unknown = [n for n in wanted if n not in infos]
+        config = self.config
+        wanted = sorted(infos) if config.explainers == "all" else list(config.explainers)
+        # Every place that names an explainer: a typo there would be run, or lose its budget, unseen.
+        named = [
+            *(("explainers", n) for n in wanted),
+            *(("exclude_explainers", n) for n in config.exclude_explainers),
+            *(("[explainer_settings]", n) for n in config.explainer_settings),
+            *((f"[tasks.{t.name}] explainer_settings", n) for t in config.tasks for n in t.explainer_settings),
+        ]
+        unknown = [(where, n) for where, n in named if n not in infos]
         if unknown:
-            raise ExpnetError(f"unknown explainer {unknown[0]!r} in the benchmark config; registered: {', '.join(sorted(infos))}")
-        names = [n for n in dict.fromkeys(wanted) if n not in self.config.exclude_explainers]
+            where, name = unknown[0]
+            raise ExpnetError(f"unknown explainer {name!r} in the benchmark config's {where}; registered: {', '.join(sorted(infos))}")
+        names = [n for n in dict.fromkeys(wanted) if n not in config.exclude_explainers]
+        if not names:
+            raise ExpnetError("the benchmark config leaves no explainer to compare ExpNet with: name some under explainers, or \"all\"")
         for name in names:
-            for task in self.config.tasks:
-                get_explainer(name, **self.config.explainer_kwargs(name, task))  # unknown settings: one-line error
+            for task in config.tasks:
+                try:  # unknown settings and values out of range: one line, before any work
+                    get_explainer(name, **config.explainer_kwargs(name, task))
+                except ExpnetError as error:
+                    where = f"[tasks.{task.name}] explainer_settings.{name}" if name in task.explainer_settings else f"[explainer_settings.{name}]"
+                    raise ExpnetError(f"{where} in the benchmark config: {error}") from None
         return names
 
     def is_slow(self, name: str) -> bool:

@@ -107,11 +107,15 @@ def user_error(error: Exception) -> str | None:
 
 
 def one_line_warnings(name: str, fallback):
-    """expnet's own warnings as one line ('expnet explain: warning: ...'); others as Python shows them."""
+    """expnet's own warnings as one line ('expnet explain: warning: ...'), each once whichever
+    line of code gave it (evaluate explains from two places); others as Python shows them."""
+    shown: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, ExpnetWarning):
-            print(f"{name}: warning: {message}", file=sys.stderr)
+            if str(message) not in shown:
+                shown.add(str(message))
+                print(f"{name}: warning: {message}", file=sys.stderr)
         else:
             fallback(message, category, filename, lineno, file, line)
 
@@ -121,7 +125,7 @@ def one_line_warnings(name: str, fallback):
 def main(argv: list[str] | None = None) -> int:
     # Everything, the parser included, runs inside the try: building the parser imports every
     # subcommand and torch with them, seconds in which a Ctrl-C is likely.
-    name = "expnet"
+    name, args = "expnet", None
     try:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -133,15 +137,25 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = one_line_warnings(name, warnings.showwarning)
             return int(args.func(args) or 0)
     except (ExpnetError, OSError, UnicodeDecodeError, KeyboardInterrupt) as error:
-        return exit_status(name, error)
+        return exit_status(name, error, args is not None and resumes(args))
 
 
-def exit_status(name: str, error: BaseException) -> int:
+# Commands that keep their finished steps (a cache, cached classifiers, finished parts) and go on
+# from them when rerun; explain only in corpus mode.
+RESUMING = frozenset({"benchmark", "diagnose", "demo"})
+
+
+def resumes(args) -> bool:
+    return args.command in RESUMING or (args.command == "explain" and bool(getattr(args, "input", None)))
+
+
+def exit_status(name: str, error: BaseException, resumable: bool = False) -> int:
     """Say what stopped command ``name`` in one line and give its exit status; an error that is
     not the user's (a bug) is raised again, traceback and all."""
     if isinstance(error, KeyboardInterrupt):
         how = "terminated" if isinstance(error, Terminated) else "interrupted"
-        print(f"{name}: {how}; nothing half-written was kept", file=sys.stderr)
+        kept = "finished steps were kept: rerun the same command to go on from them" if resumable else "nothing half-written was kept"
+        print(f"{name}: {how}; {kept}", file=sys.stderr)
         return 143 if isinstance(error, Terminated) else 130
     message = user_error(error) if isinstance(error, Exception) else None
     if message is None:

@@ -75,6 +75,7 @@ def explain_corpus(
         else:
             from expnet.corpus.ray_engine import explain_on_ray
 
+            explainer.validate_settings()
             explainer.check(classifier)  # its refusal or warning reaches the user from here, not from the actors
             del classifier  # the actors load their own
             results = explain_on_ray(job, pending, store.folder, num_workers, address, gpus_per_worker)

@@ -47,7 +47,8 @@ class AttentionShapley(Explainer):
         super().__init__(batch_size=batch_size, seed=seed)
         self.layers = layers
 
-    def check(self, classifier) -> None:
+    def validate_settings(self) -> None:
+        super().validate_settings()
         # A string would be read digit by digit ("12" as layers 1 and 2), a bare number not at all.
         layers = self.layers
         if layers is not None and (

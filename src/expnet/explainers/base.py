@@ -206,6 +206,13 @@ class Explainer(ABC):
         """A CPU generator of its own for this text's random draws."""
         return torch.Generator().manual_seed(self.text_seed(words))
 
+    def validate_settings(self) -> None:
+        """Refuse a setting out of its range in one line (the constructor only stores them, as in
+        scikit-learn); ``explain`` runs it first, and the benchmark before any work."""
+        from expnet.errors import require_whole
+
+        require_whole("batch_size", self.batch_size)
+
     def check(self, classifier: Classifier) -> None:  # noqa: B027 - a hook: most explainers read any classifier
         """Refuse a classifier this explainer cannot read, or warn that its scores on it are
         unmeasured; ``explain`` runs it first, and a Ray corpus job in its driver, where warnings
@@ -225,11 +232,11 @@ class Explainer(ABC):
         progress: bool = False,
     ) -> list[Explanation]:
         """Explain texts (raw strings are split on whitespace) for target classes."""
-        from expnet.errors import ExpnetError, require_whole  # local: this method's checks are their only user here
+        from expnet.errors import ExpnetError  # local: this method's checks are its only user here
 
         if isinstance(texts, str):  # iterating it would explain each character as a text
             raise ExpnetError("texts is one string; pass a list of texts, e.g. explain(classifier, [text])")
-        require_whole("batch_size", self.batch_size)
+        self.validate_settings()
         self.check(classifier)
         all_words = [split_text(t) if isinstance(t, str) else list(t) for t in texts]
         if targets is not None and len(targets) != len(all_words):

@@ -33,7 +33,7 @@ from dataclasses import replace
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
 
-from expnet.errors import ExpnetError, IncompleteAttributionWarning
+from expnet.errors import ExpnetError, IncompleteAttributionWarning, require_number, require_whole
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
@@ -46,6 +46,8 @@ from expnet.words import EncodedBatch, pool_to_words
 # means too few steps.
 COMPLETENESS_TOLERANCE = 0.1
 COMPLETENESS_FLOOR = 0.01
+IG_BASELINES = ("pad", "zero")
+SMOOTHGRAD_BASES = {"saliency": Saliency, "input_x_gradient": InputXGradient}
 
 
 def logit_function(classifier: Classifier, batch: EncodedBatch):
@@ -101,8 +103,8 @@ def baseline_embeddings(classifier: Classifier, batch: EncodedBatch, kind: str =
     words = batch.word_tokens.to(embeddings.device).unsqueeze(-1)
     if kind == "zero":
         return torch.where(words, torch.zeros_like(embeddings), embeddings)
-    if kind != "pad":
-        raise ExpnetError(f"unknown IG baseline {kind!r}: use 'pad' or 'zero'")
+    if kind not in IG_BASELINES:
+        raise ExpnetError(f"unknown IG baseline {kind!r}: use one of {', '.join(IG_BASELINES)}")
     pad_id = classifier.tokenizer.pad_token_id
     if pad_id is None:
         return torch.where(words, torch.zeros_like(embeddings), embeddings)
@@ -174,9 +176,14 @@ class IntegratedGradientsExplainer(Explainer):
         self.baseline = baseline
         self.internal_batch_size = internal_batch_size
 
+    def validate_settings(self) -> None:
+        super().validate_settings()
+        require_whole("n_steps", self.n_steps)
+        require_whole("internal_batch_size", self.internal_batch_size)
+        if self.baseline not in IG_BASELINES:
+            raise ExpnetError(f"unknown IG baseline {self.baseline!r}: use one of {', '.join(IG_BASELINES)}")
+
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        if self.n_steps < 1:
-            raise ExpnetError(f"n_steps must be at least 1 (got {self.n_steps})")
         logits = classifier.predict_logits(batch)
         chosen = resolve_targets(logits, targets)
         embeddings = input_embeddings(classifier, batch)
@@ -250,18 +257,21 @@ class SmoothGradExplainer(Explainer):
         self.base = base
         self.internal_batch_size = internal_batch_size
 
+    def validate_settings(self) -> None:
+        super().validate_settings()
+        require_whole("n_samples", self.n_samples)
+        require_whole("internal_batch_size", self.internal_batch_size)
+        require_number("noise", self.noise, 0)
+        if self.base not in SMOOTHGRAD_BASES:
+            raise ExpnetError(f"unknown SmoothGrad base {self.base!r}: use one of {', '.join(SMOOTHGRAD_BASES)}")
+
     def explain_batch(self, classifier, batch, targets) -> BatchAttribution:
-        if self.n_samples < 1:
-            raise ExpnetError(f"n_samples must be at least 1 (got {self.n_samples})")
-        bases = {"saliency": Saliency, "input_x_gradient": InputXGradient}
-        if self.base not in bases:
-            raise ExpnetError(f"unknown SmoothGrad base {self.base!r}: use one of {', '.join(bases)}")
         logits = classifier.predict_logits(batch)
         chosen = resolve_targets(logits, targets)
         scores = torch.zeros(batch.batch_size, batch.max_words)
         for i in range(batch.batch_size):
             row = batch.row(i)
-            token_scores = l2_pool(self._smoothed(bases[self.base], classifier, row, int(chosen[i])))
+            token_scores = l2_pool(self._smoothed(SMOOTHGRAD_BASES[self.base], classifier, row, int(chosen[i])))
             scores[i, : row.max_words] = pool_to_words(token_scores, row, "sum")[0].cpu()
         return BatchAttribution(scores, logits)
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from captum.attr import FeatureAblation, KernelShap, Lime, ShapleyValueSampling
 
-from expnet.errors import ExpnetError
+from expnet.errors import ExpnetError, require_whole
 from expnet.explainers.base import BatchAttribution, Explainer, resolve_targets, seeded_torch
 from expnet.explainers.registry import register
 from expnet.models.classifier import Classifier
@@ -158,9 +158,9 @@ class WordPerturbationExplainer(Explainer):
         """Attributions [1, P] for one text's pieces (equal within each word)."""
         raise NotImplementedError
 
-    def _check_budget(self, name: str, value: int, minimum: int = 1) -> None:
-        if value < minimum:
-            raise ExpnetError(f"{name} must be at least {minimum} (got {value})")
+    def validate_settings(self) -> None:
+        super().validate_settings()
+        require_whole("perturbations_per_eval", self.perturbations_per_eval)
 
 
 class SampledWordExplainer(WordPerturbationExplainer):
@@ -174,8 +174,11 @@ class SampledWordExplainer(WordPerturbationExplainer):
         """The Captum attribution object for one text's probability function."""
         raise NotImplementedError
 
+    def validate_settings(self) -> None:
+        super().validate_settings()
+        require_whole("n_samples", self.n_samples)
+
     def attribute_text(self, text, target, baseline):
-        self._check_budget("n_samples", self.n_samples)
         return self.captum_method(text).attribute(
             text.pieces,
             baselines=baseline,
@@ -252,7 +255,6 @@ class KernelShapExplainer(SampledWordExplainer):
 
     def attribute_text(self, text, target, baseline):
         if text.num_features == 1:  # Captum's coalition-size distribution is undefined for one feature
-            self._check_budget("n_samples", self.n_samples)
             return leave_one_word_out(text, target, baseline, self.perturbations_per_eval)
         return super().attribute_text(text, target, baseline)
 
@@ -345,9 +347,12 @@ class PartitionShapExplainer(WordPerturbationExplainer):
         super().__init__(perturbations_per_eval=perturbations_per_eval, batch_size=batch_size, seed=seed)
         self.max_evals = max_evals
 
+    def validate_settings(self) -> None:
+        super().validate_settings()
+        require_whole("max_evals", self.max_evals, minimum=3)
+
     def attribute_text(self, text, target, baseline):
         shap = _import_shap()
-        self._check_budget("max_evals", self.max_evals, minimum=3)
         if text.num_features == 1:
             return leave_one_word_out(text, target, baseline, self.perturbations_per_eval)
         piece_features = text.features[0]

@@ -45,7 +45,8 @@ def pretrained_folder(name: str) -> Path:
 
 def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
     """An explainer by registered name, a shipped ExpNet by name, or a trained ExpNet from its
-    folder, with constructor ``settings``; a setting the explainer does not have is an error."""
+    folder, with constructor ``settings``; a setting the explainer does not have, or a value out
+    of its range, is an error."""
     from expnet.explainers.learned import LOAD_SETTINGS, ExpNetExplainer, is_expnet_folder
 
     name = str(name_or_dir)
@@ -55,13 +56,17 @@ def get_explainer(name_or_dir: str | Path, **settings) -> Explainer:
             f"{name!r} is both {'a shipped ExpNet' if name in PRETRAINED else 'a registered explainer'} and an ExpNet "
             f"folder here; write ./{name} for the folder, or rename it"
         )
+    explainer: Explainer
     if name in _REGISTRY:
         cls = _REGISTRY[name]
         _check_settings(name, settings, init_parameters(cls))
-        return cls(**settings)
-    folder = _expnet_folder(name)
-    _check_settings(name, settings, LOAD_SETTINGS)
-    return ExpNetExplainer.from_pretrained(folder, **settings)
+        explainer = cls(**settings)
+    else:
+        folder = _expnet_folder(name)
+        _check_settings(name, settings, LOAD_SETTINGS)
+        explainer = ExpNetExplainer.from_pretrained(folder, **settings)
+    explainer.validate_settings()  # a value out of range: refused now, not after a model loads
+    return explainer
 
 
 def _expnet_folder(name: str) -> Path:
