@@ -172,6 +172,7 @@ def _edit(config: dict, path: str, value) -> dict:
         ("feature_names", None, "corrupt or incompatible"),
         ("feature_names", ["a"], "feature_names do not match"),
         ("threshold", "high", r"threshold must be a number in \[0, 1\]"),
+        ("threshold", [0.5], r"e/config.json: threshold must be a number in \[0, 1\], got \[0.5\]"),  # which file
         ("training.bogus", 1, "unknown training setting"),
         ("training.dropout", 2.0, "dropout"),
         # Edits that gave a traceback, or changed the rationale silently (0: one word, -1: every word).

@@ -295,6 +295,15 @@ def test_diagnose_refuses_its_classifier_folder(capsys, tiny_classifier_dir, toy
     assert (classifier / "model.safetensors").is_file()
 
 
+def test_diagnose_refuses_an_expnet_folder_without_an_expnet_before_any_work(capsys, tiny_classifier_dir, toy_data, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for expnet, fragment in ((tmp_path / "empty", "holds no ExpNet"), (tiny_classifier_dir, "holds no ExpNet"), (tmp_path / "none", "is not a folder")):
+        code, _, err = run_cli(capsys, "diagnose", "--classifier", tiny_classifier_dir, "--data", toy_data, "--expnet", expnet,
+                               "--out", tmp_path / "d", "--diagnostics", "uniform")  # fmt: skip
+        assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "d").exists()
+
+
 def test_out_that_is_a_file_or_under_a_file_is_refused(capsys, tiny_classifier_dir, toy_data, tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")

@@ -20,6 +20,7 @@ from expnet.diagnostics import adversarial, correlation, permutation, uniform
 from expnet.diagnostics.intervention import check_supported, resolve_layer
 from expnet.diagnostics.report import html_page, interpret, make_plots
 from expnet.errors import ExpnetError, require_whole
+from expnet.explainers.learned import is_expnet_folder
 from expnet.io import atomic_directory, atomic_write_json, atomic_write_text, folder_state, json_digest
 from expnet.models.classifier import Classifier
 
@@ -47,8 +48,9 @@ class DiagnosticsSettings:
             raise ExpnetError(f"--diagnostics {','.join(self.diagnostics)!r}: choose from {', '.join(DIAGNOSTICS)}")
         for name in ("permutations", "adversarial_steps", "batch_size"):
             require_whole(name, getattr(self, name))
-        if self.expnet and not Path(self.expnet).is_dir():
-            raise ExpnetError(f"--expnet {self.expnet} is not a folder; give a folder made by 'expnet train'")
+        if self.expnet and not is_expnet_folder(Path(self.expnet)):  # refused before the first diagnostic runs
+            what = "holds no ExpNet (its config.json)" if Path(self.expnet).is_dir() else "is not a folder"
+            raise ExpnetError(f"--expnet {self.expnet} {what}; give a folder made by 'expnet train'")
         # The canonical order, so that the same choice in another order is the same setting.
         object.__setattr__(self, "diagnostics", tuple(name for name in DIAGNOSTICS if name in self.diagnostics))
 

@@ -315,8 +315,9 @@ class ExpNetExplainer(Explainer):
                 f"{folder} picks its rationale by the perplexity rule (trained with the {settings.loss} loss), "
                 "so a threshold would be recorded but never used; leave threshold out"
             )
+        where = "threshold" if "threshold" in overrides else f"{folder}/{CONFIG_NAME}: threshold"
         threshold = overrides.pop("threshold", config.get("threshold", 0.5))
-        require_number("threshold", threshold, 0, 1)
+        require_number(where, threshold, 0, 1)
         history = config.get("history", {})
         if not isinstance(history, dict):
             raise ExpnetError(f"{folder}/{CONFIG_NAME}: history must be a mapping; retrain it with 'expnet train'")
