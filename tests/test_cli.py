@@ -440,6 +440,8 @@ def test_benchmark_and_demo_recognise_their_output_only_when_it_holds_nothing_el
     (stopped / "config.json").write_text(config)
     assert benchmark(stopped)
     (stopped / "classifiers" / ".hatexplain.staging-999999-x").mkdir()  # and while saving the next
+    (stopped / "classifiers" / ".movies.finetune-checkpoint").mkdir()  # or while fine-tuning it
+    (stopped / "classifiers" / ".movies.finetune-checkpoint" / "state.json").write_text("{}")
     assert benchmark(stopped)
     finished = with_classifier(folder("b2", "cache/explain/ab.json", "results.json", "results.csv", "plots/f1.png", "expnets/sst2/last/config.json"))
     (finished / "config.json").write_text(config)

@@ -218,6 +218,49 @@ def test_finetune_into_its_backbone_is_refused_before_training(capsys, monkeypat
     assert (classifier / "model.safetensors").is_file()
 
 
+def test_a_killed_fine_tune_resumes_from_its_checkpoint_to_the_same_weights(monkeypatch, tiny_classifier_dir, toy_data, tmp_path):
+    from safetensors.torch import load_file
+
+    import expnet.models.finetune as finetuning
+    from expnet.data import load_examples
+    from expnet.models.checkpoint import checkpoint_folder
+
+    examples = load_examples(str(toy_data))
+    settings = finetuning.FinetuneSettings(epochs=3, batch_size=4, max_length=16)  # 3 x 4 steps
+
+    def run(out, **changed):
+        return finetuning.finetune(tiny_classifier_dir, examples, examples[:4], examples[0].label_names, out,
+                                   finetuning.FinetuneSettings(**{**settings.__dict__, **changed}), seed=0, progress=False)  # fmt: skip
+
+    run(tmp_path / "whole")
+    monkeypatch.setattr(finetuning, "CHECKPOINT_SECONDS", -1)  # a checkpoint after every step
+    real_save, saves = finetuning.save_checkpoint, []
+
+    def killed_after_five(*args):
+        real_save(*args)
+        saves.append(args[-1].steps_done)
+        if len(saves) == 5:  # in the second epoch, mid-way
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetuning, "save_checkpoint", killed_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed")
+    assert not (tmp_path / "resumed").exists() and checkpoint_folder(tmp_path / "resumed").is_dir()
+    monkeypatch.setattr(finetuning, "save_checkpoint", real_save)
+    metrics = run(tmp_path / "resumed")
+    assert metrics["resumed_at_step"] == 5
+    whole, resumed = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert not checkpoint_folder(tmp_path / "resumed").exists()  # done: nothing left beside it
+    # A checkpoint of another training (another learning rate) is not resumed from.
+    monkeypatch.setattr(finetuning, "save_checkpoint", killed_after_five)
+    saves.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "other")
+    monkeypatch.setattr(finetuning, "save_checkpoint", real_save)
+    assert run(tmp_path / "other", learning_rate=1e-4)["resumed_at_step"] is None
+
+
 def test_a_diverged_fine_tune_saves_nothing_and_a_broken_classifier_is_not_explained(capsys, tiny_classifier_dir, toy_data, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
@@ -722,7 +765,7 @@ def test_finetune_gives_its_dev_accuracy_an_interval_and_warns_when_it_is_not_ab
 
     from expnet.data import JSONL_EVAL_FRACTION, jsonl_split, load_examples, task_name
     from expnet.models.classifier import Classifier
-    from expnet.models.finetune import dev_metrics, warn_if_not_above_chance
+    from expnet.models.finetune import describe_accuracy, dev_metrics, warn_if_not_above_chance
 
     def wilson(correct, n, z=1.959964):  # by hand, to check scipy's
         p = correct / n
@@ -738,6 +781,8 @@ def test_finetune_gives_its_dev_accuracy_an_interval_and_warns_when_it_is_not_ab
     assert metrics["dev_accuracy"] == correct / len(examples)
     assert metrics["dev_majority_accuracy"] == max(labels.count(0), labels.count(1)) / len(examples)
     assert metrics["dev_accuracy_interval"] == pytest.approx(wilson(correct, len(examples)), abs=1e-4)
+    shown = describe_accuracy({**metrics, "dev_examples": 1922})  # the demo's line fits 80 columns
+    assert len(f"classifier hatexplain: dev accuracy {shown}") <= 80 and shown.startswith(f"{metrics['dev_accuracy']:.3f} [")
     # 22 of 40 right on a balanced set could be chance; 30 of 40 could not.
     for right, warns in ((22, True), (30, False)):
         given = {"dev_accuracy": right / 40, "dev_accuracy_interval": wilson(right, 40), "dev_majority_accuracy": 0.5, "dev_examples": 40}
@@ -1099,7 +1144,8 @@ def test_an_interrupted_command_says_whether_a_rerun_goes_on_from_its_finished_s
         (Namespace(command="benchmark"), True),
         (Namespace(command="explain", input="texts.txt"), True),
         (Namespace(command="explain", input=None), False),
-        (Namespace(command="finetune"), False),
+        (Namespace(command="finetune"), True),
+        (Namespace(command="train"), False),
     ):
         assert resumes(args) == resumable
         assert exit_status(f"expnet {args.command}", KeyboardInterrupt(), resumes(args)) == 130

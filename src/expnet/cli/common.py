@@ -17,6 +17,7 @@ from expnet.data.splits import seeded_draw
 from expnet.errors import ExpnetError
 from expnet.explainers.learned import holds_only_expnet_files
 from expnet.io import is_leftover, json_digest, recover_directory, write_target
+from expnet.models.checkpoint import is_checkpoint
 from expnet.models.classifier import DTYPES, Classifier, check_labels, default_backbone, read_metrics
 from expnet.seeding import seed_everything
 
@@ -248,7 +249,7 @@ def _tree_of(root: Path, written: Callable[[Path], bool]) -> bool:
     """Every folder under ``root`` that holds files is one ``written`` recognises (what interrupted
     writes leave aside): a file of the user's anywhere in it would be replaced or deleted."""
     for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if not is_leftover(name)]
+        subfolders[:] = [name for name in subfolders if not (is_leftover(name) or is_checkpoint(name))]
         if any(not is_leftover(name) for name in files) and not written(Path(folder)):
             return False
     return True
@@ -278,7 +279,7 @@ def _written_tree(folder: Path, tree: dict[str, Callable[[Path], bool] | None]) 
     """``folder`` holds only the files and subfolders of ``tree`` (and leftovers of interrupted
     writes), each subfolder only what its check recognises."""
     for entry in folder.iterdir():
-        if is_leftover(entry.name):
+        if is_leftover(entry.name) or is_checkpoint(entry.name):
             continue
         if entry.name not in tree or (tree[entry.name] is None) == entry.is_dir():
             return False

@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         return exit_status(name, error, args is not None and resumes(args))
 
 
-# Commands that keep their finished steps (a cache, cached classifiers, finished parts) and go on
-# from them when rerun; explain only in corpus mode.
-RESUMING = frozenset({"benchmark", "diagnose", "demo"})
+# Commands that keep their finished steps (a cache, cached classifiers, finished parts, a
+# fine-tune's checkpoint) and go on from them when rerun; explain only in corpus mode.
+RESUMING = frozenset({"benchmark", "diagnose", "demo", "finetune"})
 
 
 def resumes(args) -> bool:

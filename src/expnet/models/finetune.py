@@ -25,7 +25,8 @@ from transformers import (
 
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError, NotAboveChanceWarning, require_number, require_whole
-from expnet.io import atomic_directory, atomic_write_json
+from expnet.io import atomic_directory, atomic_write_json, json_digest
+from expnet.models.checkpoint import Resumed, checkpoint_folder, clear_checkpoint, load_checkpoint, save_checkpoint
 from expnet.models.classifier import (
     Classifier,
     load_config,
@@ -37,6 +38,9 @@ from expnet.models.classifier import (
 from expnet.models.readout import align_padding
 from expnet.seeding import seed_everything
 from expnet.words import encode_words
+
+# A kill loses at most this much training (a MiniLM checkpoint takes about a second to write).
+CHECKPOINT_SECONDS = 300
 
 
 @dataclass
@@ -79,14 +83,15 @@ def dev_metrics(classifier: Classifier, examples: Sequence[RationaleExample], ba
 
 
 def describe_accuracy(metrics: dict) -> str:
-    """'0.550 [0.398, 0.693] on 40, commonest class 0.500' (the accuracy alone for a classifier
-    saved before the interval was measured)."""
+    """'0.550 [0.398, 0.693] of 40, majority 0.500': the 95% interval, the dev examples and the
+    commonest class's rate, short enough for an 80-column line (the accuracy alone for a
+    classifier saved before the interval was measured)."""
     if "dev_accuracy_interval" not in metrics:
         return f"{metrics['dev_accuracy']:.3f}"
     low, high = metrics["dev_accuracy_interval"]
     return (
-        f"{metrics['dev_accuracy']:.3f} [{low:.3f}, {high:.3f}] on {metrics['dev_examples']}, "
-        f"commonest class {metrics['dev_majority_accuracy']:.3f}"
+        f"{metrics['dev_accuracy']:.3f} [{low:.3f}, {high:.3f}] of {metrics['dev_examples']}, "
+        f"majority {metrics['dev_majority_accuracy']:.3f}"
     )
 
 
@@ -156,13 +161,26 @@ def finetune(
     total_steps = steps_per_epoch * settings.epochs
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimiser, int(settings.warmup_ratio * total_steps), total_steps)
-    started = time.perf_counter()
-    bar = tqdm(total=total_steps, desc="fine-tune", disable=not progress)
-    step = 0
-    for _ in range(settings.epochs):
+    # What decides the training: a checkpoint of anything else is not resumed from.
+    fingerprint = json_digest(
+        {"backbone": str(backbone), "settings": asdict(settings), "seed": seed, "labels": list(label_names), "train": [[e.id, e.label] for e in train]}
+    )
+    checkpoint = checkpoint_folder(out)
+    resumed = load_checkpoint(checkpoint, fingerprint, model, optimiser, schedule)
+    if resumed is not None:  # the shuffle of the epoch it stopped in is drawn again, the same
+        generator.set_state(resumed.epoch_generator_state)
+    first_epoch = resumed.epoch if resumed else 0
+    step = resumed.steps_done if resumed else 0
+    started = last_saved = time.perf_counter()
+    bar = tqdm(total=total_steps, initial=step, desc="fine-tune", disable=not progress)
+    for epoch in range(first_epoch, settings.epochs):
         model.train()
+        epoch_generator_state = generator.get_state()
         order = torch.randperm(len(train), generator=generator)
-        for start in range(0, len(train), settings.batch_size):
+        skip = resumed.batches_done if resumed and epoch == resumed.epoch else 0
+        for batch_index, start in enumerate(range(0, len(train), settings.batch_size)):
+            if batch_index < skip:
+                continue
             rows = [train[i] for i in order[start : start + settings.batch_size].tolist()]
             batch = encode_words(tokenizer, [e.words for e in rows], settings.max_length).to(target)
             labels = torch.tensor([e.label for e in rows], device=target)
@@ -173,6 +191,7 @@ def finetune(
             step += 1
             if not torch.isfinite(loss):  # a diverged model would be saved, and explained, as if it worked
                 bar.close()
+                clear_checkpoint(checkpoint)  # a rerun from it would diverge again
                 raise ExpnetError(
                     f"fine-tuning diverged: the loss became {loss.item()} at step {step} of {total_steps}; lower "
                     f"--learning-rate (it is {settings.learning_rate:g}; the default is 5e-5). Nothing was saved"
@@ -184,6 +203,10 @@ def finetune(
             optimiser.zero_grad()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
+            if time.perf_counter() - last_saved > CHECKPOINT_SECONDS and step < total_steps:
+                done = Resumed(epoch, batch_index + 1, step, epoch_generator_state)
+                save_checkpoint(checkpoint, fingerprint, model, optimiser, schedule, done)
+                last_saved = time.perf_counter()
     bar.close()
     train_seconds = time.perf_counter() - started
     model.eval()
@@ -192,7 +215,8 @@ def finetune(
         **(dev_metrics(classifier, dev) if dev else {"dev_accuracy": None}),
         "dev_examples": len(dev),
         "train_examples": len(train),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(train_seconds, 1),  # this run's: a resumed one counts from its checkpoint
+        "resumed_at_step": resumed.steps_done if resumed else None,
         "backbone": backbone,
         "label_names": list(label_names),
         "seed": seed,
@@ -204,6 +228,7 @@ def finetune(
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         atomic_write_json(staging / "metrics.json", metrics)
+    clear_checkpoint(checkpoint)
     if dev:
         warn_if_not_above_chance(metrics)
     return metrics
