@@ -59,8 +59,8 @@ def save_checkpoint(folder: Path, fingerprint: str, model, optimiser, schedule, 
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.epoch_generator"] = resumed.epoch_generator_state
     if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
+        for i, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = cuda_state
     state = {
         "fingerprint": fingerprint,
         "epoch": resumed.epoch,
