@@ -91,7 +91,7 @@ def test_the_demo_records_the_budget_each_explainer_ran_at():
     # results.json once recorded the shared budgets only: shapley_sampling read as 50 samples, not 3.
     protocol = DemoProtocol()
     assert protocol.budgets_for("shapley_sampling") == {"n_samples": 3}
-    assert protocol.budgets_for("lime") == {"n_samples": 50} and protocol.budgets_for("integrated_gradients") == {"n_steps": 20}
+    assert protocol.budgets_for("lime") == {"n_samples": 50} and protocol.budgets_for("integrated_gradients") == {}
     assert protocol.budgets_for("raw_attention") == {}
     assert protocol.explainer("shapley_sampling", seed=0).settings()["n_samples"] == 3
 
