@@ -322,6 +322,8 @@ def test_quick_preset_and_config_errors(tmp_path):
     path.write_text("[tasks.hatexplain]\nmax_examples = 5\n[tasks.sst2]\n")
     merged = load_config(path, quick=True)
     assert merged.tasks[0].max_examples == 5 and merged.tasks[0].slow_max_examples == 6
+    path.write_text("[tasks.hatexplain]\nmax_examples = ''\n[tasks.sst2]\n")  # TOML has no null: "" is no limit
+    assert load_config(path, quick=True).tasks[0].max_examples is None
     yaml_path = tmp_path / "c.yaml"
     yaml_path.write_text("tasks:\n  hatexplain: {max_examples: 7}\n  sst2: {}\nseed: 4\n")
     pytest.importorskip("yaml")
@@ -346,7 +348,7 @@ def test_quick_preset_and_config_errors(tmp_path):
         ("seed = -3\n", "seed = -3: give a whole number from 0"),
         ("report_examples = -1\n", "report_examples = -1: give 0 or more"),
         ("[faithfulness]\nbins = [0.5, 0.1]\n", "bins must be increasing"),
-        ("[tasks.sst2]\nmax_examples = '5'\n[tasks.movies]\n", r"\[tasks.sst2\] max_examples = '5': give a whole number"),
+        ("[tasks.sst2]\nmax_examples = '5'\n[tasks.movies]\n", r"\[tasks.sst2\] max_examples must be a positive whole number, got '5'"),
         # Checked only when used, once: after every classifier was fine-tuned, or as a TypeError.
         ("[expnet]\nmax_epochs = 'x'\n", r"\[expnet\] with \[variants.last\]: max_epochs must be a whole number"),
         ("[tasks.sst2]\neval_fraction = '0.3'\n[tasks.movies]\n", r"\[tasks.sst2\] eval_fraction = '0.3': give a number"),

@@ -401,6 +401,7 @@ def test_explainer_settings_reach_the_explainer_and_the_record(capsys, tiny_clas
         ("globenc", "second_norm=maybe", "second_norm is true or false"),
         ("lime,kernel_shap", "lime.n_samples=5,kernel_shap.n_samples=6", "n_samples is a whole number"),
         ("no_such_method", "n_steps=5", "unknown explainer"),
+        ("attention_shapley_max", "layers=--1", "layers must be a list of layer indices"),  # once int()'s traceback
     ],
 )
 def test_a_bad_explainer_setting_is_one_line(capsys, tiny_classifier_dir, tmp_path, explainers, setting, fragment):

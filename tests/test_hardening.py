@@ -219,6 +219,8 @@ def test_finetune_into_its_backbone_is_refused_before_training(capsys, monkeypat
 
 
 def test_a_killed_fine_tune_resumes_from_its_checkpoint_to_the_same_weights(monkeypatch, tiny_classifier_dir, toy_data, tmp_path):
+    from dataclasses import replace
+
     from safetensors.torch import load_file
 
     import expnet.models.finetune as finetuning
@@ -259,6 +261,23 @@ def test_a_killed_fine_tune_resumes_from_its_checkpoint_to_the_same_weights(monk
         run(tmp_path / "other")
     monkeypatch.setattr(finetuning, "save_checkpoint", real_save)
     assert run(tmp_path / "other", learning_rate=1e-4)["resumed_at_step"] is None
+    # Nor one of other texts under the same ids and labels, nor a damaged one (cut short): both
+    # train from the start, to the weights of a run never stopped.
+    for damage in ("texts", "cut"):
+        monkeypatch.setattr(finetuning, "save_checkpoint", killed_after_five)
+        saves.clear()
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path / damage)
+        monkeypatch.setattr(finetuning, "save_checkpoint", real_save)
+        if damage == "cut":
+            tensors = checkpoint_folder(tmp_path / damage) / "tensors.safetensors"
+            tensors.write_bytes(tensors.read_bytes()[:1000])
+            assert run(tmp_path / damage)["resumed_at_step"] is None
+            again = load_file(tmp_path / damage / "model.safetensors")
+            assert all(torch.equal(whole[k], again[k]) for k in whole)
+        else:
+            examples[:] = [replace(e, words=[w.upper() for w in e.words]) for e in examples]
+            assert run(tmp_path / damage)["resumed_at_step"] is None
 
 
 def test_a_diverged_fine_tune_saves_nothing_and_a_broken_classifier_is_not_explained(capsys, tiny_classifier_dir, toy_data, tmp_path):
@@ -268,13 +287,18 @@ def test_a_diverged_fine_tune_saves_nothing_and_a_broken_classifier_is_not_expla
                            "--learning-rate", "1e6", "--epochs", "5", "--out", tmp_path / "clf")  # fmt: skip
     assert_one_line_error(code, err, "fine-tuning diverged: the loss became nan")
     assert not (tmp_path / "clf").exists()
+    # One step only: its loss was finite, the weights it left are not usable.
+    code, _, err = run_cli(capsys, "finetune", "--task", toy_data, "--backbone", tiny_classifier_dir, "--max-length", "16",
+                           "--learning-rate", "1e12", "--epochs", "1", "--batch-size", "64", "--out", tmp_path / "clf")  # fmt: skip
+    assert_one_line_error(code, err, "fine-tuning diverged: the")
+    assert "after the last step" in err and not (tmp_path / "clf").exists()
     broken = copy_classifier(tiny_classifier_dir, tmp_path / "broken")
     model = AutoModelForSequenceClassification.from_pretrained(broken)
     with torch.no_grad():
         model.classifier.weight.fill_(float("nan"))
     model.save_pretrained(broken)
     capsys.readouterr()
-    for explainer in ("raw_attention", "saliency", "random"):
+    for explainer in ("raw_attention", "saliency", "random", "lime", "kernel_shap"):  # LIME's own regression failed first
         code, out, err = run_cli(capsys, "explain", "--classifier", broken, "--explainer", explainer, "a good movie")
         assert_one_line_error(code, err, "the classifier's logits are not finite")
         assert "nan" not in out
@@ -1135,16 +1159,20 @@ sys.exit(main(["explainers"]))
     assert err.strip() == "expnet: interrupted; nothing half-written was kept"
 
 
-def test_an_interrupted_command_says_whether_a_rerun_goes_on_from_its_finished_steps(capsys):
+def test_an_interrupted_command_says_whether_a_rerun_goes_on_from_its_finished_steps(capsys, tmp_path):
     from argparse import Namespace
 
     from expnet.cli.main import exit_status, resumes
+    from expnet.models.checkpoint import checkpoint_folder
+
+    checkpoint_folder(tmp_path / "resumable").mkdir()
 
     for args, resumable in (
         (Namespace(command="benchmark"), True),
         (Namespace(command="explain", input="texts.txt"), True),
         (Namespace(command="explain", input=None), False),
-        (Namespace(command="finetune"), True),
+        (Namespace(command="finetune", out=str(tmp_path / "clf")), False),  # no checkpoint yet
+        (Namespace(command="finetune", out=str(tmp_path / "resumable")), True),
         (Namespace(command="train"), False),
     ):
         assert resumes(args) == resumable

@@ -242,9 +242,9 @@ def _task(name: str, data: dict) -> TaskConfig:
         raise ExpnetError(f"{where} must be a table of settings, got {data!r}")
     _known(data, TaskConfig, where)
     task = TaskConfig(**{**data, "name": name})  # the table's name, not a "name" key in it
-    _check_types(task, f"{where} ")  # before the range checks, which would compare a string
-    for limit in ("max_examples", "slow_max_examples", "expnet_train_max_examples"):
+    for limit in ("max_examples", "slow_max_examples", "expnet_train_max_examples"):  # "" or 0: no limit
         setattr(task, limit, _optional_int(getattr(task, limit), f"{where} {limit}"))
+    _check_types(task, f"{where} ")  # before the range checks, which would compare a string
     task.classifier = task.classifier or None
     if not 0 < task.eval_fraction < 1:
         raise ExpnetError(f"{where} eval_fraction must be between 0 and 1, got {task.eval_fraction}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Sequence
 
 from expnet.errors import ExpnetError
@@ -78,6 +79,6 @@ def _value(pair: str, key: str, text: str, default: object) -> object:
         parts = [part.strip() for part in text.split(",")]
         if text.lower() == "none":
             return None
-        if all(part.lstrip("-").isdigit() for part in parts):
+        if all(re.fullmatch(r"-?[0-9]+", part) for part in parts):
             return [int(part) for part in parts]
     return text

@@ -142,10 +142,14 @@ def main(argv: list[str] | None = None) -> int:
 
 # Commands that keep their finished steps (a cache, cached classifiers, finished parts, a
 # fine-tune's checkpoint) and go on from them when rerun; explain only in corpus mode.
-RESUMING = frozenset({"benchmark", "diagnose", "demo", "finetune"})
+RESUMING = frozenset({"benchmark", "diagnose", "demo"})
 
 
 def resumes(args) -> bool:
+    if args.command == "finetune":  # only once it has written a checkpoint (every few minutes)
+        from expnet.models.checkpoint import checkpoint_folder  # local: torch loads inside main's try
+
+        return bool(getattr(args, "out", None)) and checkpoint_folder(args.out).is_dir()
     return args.command in RESUMING or (args.command == "explain" and bool(getattr(args, "input", None)))
 
 

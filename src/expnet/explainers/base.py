@@ -167,6 +167,12 @@ class ExplainerInfo:
     settings: dict = field(default_factory=dict)
 
 
+NOT_FINITE = (
+    "the classifier's logits are not finite (NaN or infinite): its weights are broken (a fine-tune that "
+    "diverged, or a half-precision overflow: try --dtype float32)"
+)
+
+
 class Explainer(ABC):
     """Base class: subclasses set the class attributes and implement ``explain_batch``."""
 
@@ -249,12 +255,14 @@ class Explainer(ABC):
             chunk_targets = None
             if targets is not None:
                 chunk_targets = torch.tensor([classifier.label_id(targets[i]) for i in indices], device=classifier.device)
-            attribution = self.explain_batch(classifier, batch, chunk_targets)
+            try:
+                attribution = self.explain_batch(classifier, batch, chunk_targets)
+            except (ValueError, RuntimeError):  # an explainer's own code may fail on NaN first (LIME's regression)
+                if not torch.isfinite(classifier.predict_logits(batch)).all():
+                    raise ExpnetError(NOT_FINITE) from None
+                raise
             if not torch.isfinite(attribution.logits).all():  # every score of such a model is meaningless
-                raise ExpnetError(
-                    f"the classifier's logits are not finite (NaN or infinite) on {len(indices)} texts here: its weights "
-                    "are broken (a fine-tune that diverged, or a half-precision overflow: try --dtype float32)"
-                )
+                raise ExpnetError(NOT_FINITE)
             if chunk_targets is not None and not self.reads_the_target():
                 self._refuse_another_class(classifier, attribution.logits.detach().float(), chunk_targets)
             for i, explanation in zip(indices, self._unbatch(classifier, batch, attribution, chunk_targets), strict=True):

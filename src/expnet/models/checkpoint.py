@@ -76,27 +76,35 @@ def save_checkpoint(folder: Path, fingerprint: str, model, optimiser, schedule, 
 
 def load_checkpoint(folder: Path, fingerprint: str, model, optimiser, schedule) -> Resumed | None:
     """Restore the training state saved in ``folder`` for this ``fingerprint``, or None (no
-    checkpoint, an unreadable one, or one of another training)."""
+    checkpoint, a damaged one, or one of another training). Everything is read and checked
+    against the model before anything is changed, so a None leaves the fresh state as it was."""
     try:
         state = json.loads((folder / STATE_NAME).read_text(encoding="utf-8"))
-        if state.get("fingerprint") != fingerprint:
+        if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
             return None
         tensors = load_file(str(folder / TENSORS_NAME))
-    except (OSError, ValueError):
+        weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        moments: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimiser."):
+                _, param, name = key.split(".", 2)
+                moments.setdefault(int(param), {})[name] = value
+        expected = model.state_dict()
+        if weights.keys() != expected.keys() or any(weights[k].shape != expected[k].shape for k in weights):
+            return None
+        resumed = Resumed(int(state["epoch"]), int(state["batches_done"]), int(state["steps_done"]), tensors["rng.epoch_generator"])
+        random_state = tensors["rng.torch"]
+        param_groups, schedule_state = state["param_groups"], state["schedule"]
+    except Exception:  # noqa: BLE001 (unreadable, cut short, of another layout: train from the start)
         return None
-    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-    moments: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimiser."):
-            _, param, name = key.split(".", 2)
-            moments.setdefault(int(param), {})[name] = value
-    optimiser.load_state_dict({"state": moments, "param_groups": state["param_groups"]})
-    schedule.load_state_dict(state["schedule"])
-    torch.set_rng_state(tensors["rng.torch"])
+    model.load_state_dict(weights)
+    optimiser.load_state_dict({"state": moments, "param_groups": param_groups})
+    schedule.load_state_dict(schedule_state)
+    torch.set_rng_state(random_state)
     cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
     if cuda_states and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
-    return Resumed(state["epoch"], state["batches_done"], state["steps_done"], tensors["rng.epoch_generator"])
+    return resumed
 
 
 def clear_checkpoint(folder: Path) -> None:

@@ -23,9 +23,10 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from expnet import __version__
 from expnet.data.records import RationaleExample
 from expnet.errors import ExpnetError, NotAboveChanceWarning, require_number, require_whole
-from expnet.io import atomic_directory, atomic_write_json, json_digest
+from expnet.io import atomic_directory, atomic_write_json, folder_state, json_digest
 from expnet.models.checkpoint import Resumed, checkpoint_folder, clear_checkpoint, load_checkpoint, save_checkpoint
 from expnet.models.classifier import (
     Classifier,
@@ -80,6 +81,13 @@ def dev_metrics(classifier: Classifier, examples: Sequence[RationaleExample], ba
         "dev_accuracy_interval": [round(float(interval.low), 4), round(float(interval.high), 4)],
         "dev_majority_accuracy": commonest / len(examples),
     }
+
+
+def diverged(what: str, settings: FinetuneSettings) -> str:
+    return (
+        f"fine-tuning diverged: {what}; lower --learning-rate (it is {settings.learning_rate:g}; the default is 5e-5). "
+        "Nothing was saved"
+    )
 
 
 def describe_accuracy(metrics: dict) -> str:
@@ -163,7 +171,15 @@ def finetune(
     schedule = get_linear_schedule_with_warmup(optimiser, int(settings.warmup_ratio * total_steps), total_steps)
     # What decides the training: a checkpoint of anything else is not resumed from.
     fingerprint = json_digest(
-        {"backbone": str(backbone), "settings": asdict(settings), "seed": seed, "labels": list(label_names), "train": [[e.id, e.label] for e in train]}
+        {
+            "expnet_version": __version__,
+            "backbone": str(backbone),
+            "backbone_files": folder_state(backbone),
+            "settings": asdict(settings),
+            "seed": seed,
+            "labels": list(label_names),
+            "train": [[e.id, e.label, e.words] for e in train],
+        }
     )
     checkpoint = checkpoint_folder(out)
     resumed = load_checkpoint(checkpoint, fingerprint, model, optimiser, schedule)
@@ -192,10 +208,7 @@ def finetune(
             if not torch.isfinite(loss):  # a diverged model would be saved, and explained, as if it worked
                 bar.close()
                 clear_checkpoint(checkpoint)  # a rerun from it would diverge again
-                raise ExpnetError(
-                    f"fine-tuning diverged: the loss became {loss.item()} at step {step} of {total_steps}; lower "
-                    f"--learning-rate (it is {settings.learning_rate:g}; the default is 5e-5). Nothing was saved"
-                )
+                raise ExpnetError(diverged(f"the loss became {loss.item()} at step {step} of {total_steps}", settings))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
@@ -210,7 +223,15 @@ def finetune(
     bar.close()
     train_seconds = time.perf_counter() - started
     model.eval()
+    # The last update is checked here: its loss was finite, its result need not be.
+    if not all(torch.isfinite(parameter).all() for parameter in model.parameters()):
+        clear_checkpoint(checkpoint)
+        raise ExpnetError(diverged("the weights are not finite after the last step", settings))
     classifier = Classifier.from_parts(model, tokenizer, settings.max_length)
+    probe = [e.words for e in list(dev or train)[:16]]  # finite weights can still overflow
+    if not torch.isfinite(classifier.predict_logits(classifier.encode(probe))).all():
+        clear_checkpoint(checkpoint)
+        raise ExpnetError(diverged("the logits are not finite after the last step", settings))
     metrics = {
         **(dev_metrics(classifier, dev) if dev else {"dev_accuracy": None}),
         "dev_examples": len(dev),
