@@ -147,6 +147,11 @@ def test_small_sets_still_leave_texts_out_for_every_cavs_auroc(planted):
     assert all(np.isfinite(layer["cav_heldout_auroc"]) for layer in data["random_vs_random"].values())
 
 
+def test_a_cav_budget_of_a_few_tokens_is_refused(planted):
+    with pytest.raises(ExpnetError, match="max_tokens 9: a CAV needs at least 10 token states per side"):
+        run_tcav(planted.classifier, {"planted": planted.concept}, planted.random, planted.inputs, target=1, n_cavs=3, max_tokens=9)
+
+
 def test_directional_derivatives_by_hand():
     grad = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     alpha = np.array([0.5, 0.3, 0.2])
@@ -255,6 +260,8 @@ def test_cli_writes_json_plot_and_escaped_html(capsys, tiny_classifier_dir, conc
         (lambda a, f: a + ["--layers", "7"], "layer 7 does not exist"),
         (lambda a, f: a + ["--layers", "x"], "--layers"),
         (lambda a, f: [*a[:-5], "1", *a[-4:]], "--n-cavs 1: the t-tests need at least 2 CAVs"),
+        # One token per side: every CAV fit on one pair, every held-out AUROC 0.000.
+        (lambda a, f: a + ["--max-tokens", "1"], "--max-tokens 1: a CAV needs at least 10 token states per side"),
         (lambda a, f: a + ["--data", "sst2"], "exactly one of --inputs"),
         (lambda a, f: a + ["--concept", f"awful={f.concept}"], "given twice"),
     ],

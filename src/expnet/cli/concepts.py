@@ -10,7 +10,7 @@ import numpy as np
 from expnet.cli import common
 from expnet.concepts.cavs import read_texts, shipped_sets
 from expnet.concepts.report import heat_page, plot_scores
-from expnet.concepts.tcav import run_tcav
+from expnet.concepts.tcav import MIN_TOKENS, run_tcav
 from expnet.errors import ExpnetError
 from expnet.io import atomic_write_json, atomic_write_text
 
@@ -112,6 +112,8 @@ def run(args) -> int:
         raise ExpnetError(f"--alpha {args.alpha} must be between 0 and 1")
     if args.n_cavs < 2:
         raise ExpnetError(f"--n-cavs {args.n_cavs}: the t-tests need at least 2 CAVs (50 in the paper)")
+    if args.max_tokens < MIN_TOKENS:
+        raise ExpnetError(f"--max-tokens {args.max_tokens}: a CAV needs at least {MIN_TOKENS} token states per side (default 1000)")
     concept_files = [spec.partition("=")[2] or spec for spec in args.concept]
     out = common.check_out_folder(
         args, [args.classifier, *concept_files, args.random, args.inputs, common.data_file(args.data), args.data_dir]

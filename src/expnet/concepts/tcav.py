@@ -39,6 +39,9 @@ from expnet.errors import ExpnetError
 from expnet.models.classifier import Classifier
 from expnet.models.gradients import input_embeddings
 
+# Token states per side below which a CAV is fit on noise (one pair gave held-out AUROC 0.000).
+MIN_TOKENS = 10
+
 
 @dataclass
 class TargetGradients:
@@ -252,6 +255,11 @@ def run_tcav(
         raise ExpnetError("no input texts of the target class to score the concepts on")
     if n_cavs < 2:
         raise ExpnetError(f"n_cavs {n_cavs}: the t-tests need at least 2 CAVs (50 in the paper)")
+    if max_tokens < MIN_TOKENS:
+        raise ExpnetError(
+            f"max_tokens {max_tokens}: a CAV needs at least {MIN_TOKENS} token states per side, or it is fit on "
+            "noise and its held-out AUROC rests on a pair or two (default 1000)"
+        )
     chosen = check_layers(layers, classifier.num_layers)
     states = {name: token_states(classifier, texts, chosen, batch_size) for name, texts in concepts.items()}
     random_states = token_states(classifier, random_texts, chosen, batch_size)
