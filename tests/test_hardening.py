@@ -338,7 +338,7 @@ def test_an_empty_name_in_a_list_of_inputs_is_not_the_current_folder(capsys, tin
     (tmp_path / "e.json").write_text("{}")
     code, _, err = run_cli(capsys, "evaluate", "--classifier", tiny_classifier_dir, "--data", "sst2", "--explainers", "raw_attention,",
                            "--out", "e.json", "--overwrite", "--max-examples", "3")  # fmt: skip
-    assert "overlaps the input" not in err
+    assert code == 0 and "overlaps the input" not in err, err
 
 
 def test_out_holding_the_working_directory_is_refused(capsys, monkeypatch, tiny_classifier_dir, toy_data, tmp_path):
@@ -801,6 +801,7 @@ def test_finetune_gives_its_dev_accuracy_an_interval_and_warns_when_it_is_not_ab
     predicted = classifier.predict_logits(classifier.encode([e.words for e in examples])).argmax(-1).tolist()
     correct = sum(p == e.label for p, e in zip(predicted, examples, strict=True))
     metrics = dev_metrics(classifier, examples, batch_size=5)
+    assert metrics is not None
     labels = [e.label for e in examples]
     assert metrics["dev_accuracy"] == correct / len(examples)
     assert metrics["dev_majority_accuracy"] == max(labels.count(0), labels.count(1)) / len(examples)

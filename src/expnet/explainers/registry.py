@@ -92,23 +92,23 @@ def setting_defaults(name_or_dir: str | Path) -> dict[str, object]:
     from expnet.explainers.learned import LOAD_SETTINGS, ExpNetExplainer
 
     name = str(name_or_dir)
-    if name not in _REGISTRY:
-        _expnet_folder(name)
-    cls: type = _REGISTRY.get(name, ExpNetExplainer)
-    accepted = init_parameters(cls) if name in _REGISTRY else set(LOAD_SETTINGS)
-    defaults: dict[str, object] = {}
-    for klass in reversed(cls.__mro__):  # a subclass's default overrides its base's
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            defaults |= {k: p.default for k, p in inspect.signature(init).parameters.items() if k in accepted}
-    return defaults
+    if name in _REGISTRY:
+        return _init_defaults(_REGISTRY[name])
+    _expnet_folder(name)  # neither: refused as get_explainer refuses it
+    return {k: v for k, v in _init_defaults(ExpNetExplainer).items() if k in LOAD_SETTINGS}
 
 
 def init_parameters(cls: type) -> set[str]:
     """Every constructor parameter of ``cls`` and its bases (the settings it accepts)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
+    return set(_init_defaults(cls))
+
+
+def _init_defaults(cls: type) -> dict[str, object]:
+    """Every constructor parameter of ``cls`` and its bases, with its default (a subclass's first)."""
+    defaults: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
         init = klass.__dict__.get("__init__")
         if init is not None:
-            names |= set(inspect.signature(init).parameters) - {"self", "args", "kwargs"}
-    return names
+            parameters = inspect.signature(init).parameters.items()
+            defaults |= {k: p.default for k, p in parameters if k not in ("self", "args", "kwargs")}
+    return defaults

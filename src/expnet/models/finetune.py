@@ -40,7 +40,7 @@ from expnet.models.readout import align_padding
 from expnet.seeding import seed_everything
 from expnet.words import encode_words
 
-# A kill loses at most this much training (a MiniLM checkpoint takes about a second to write).
+# A kill loses at most this much training (a MiniLM checkpoint: 260 MB, about 0.5 s to write here).
 CHECKPOINT_SECONDS = 300
 
 
@@ -65,13 +65,16 @@ class FinetuneSettings:
 
 
 @torch.no_grad()
-def dev_metrics(classifier: Classifier, examples: Sequence[RationaleExample], batch_size: int = 64) -> dict:
+def dev_metrics(classifier: Classifier, examples: Sequence[RationaleExample], batch_size: int = 64) -> dict | None:
     """Accuracy on ``examples``, its Wilson 95% interval, and the accuracy of always predicting
-    their commonest class: on a few dozen texts, 0.55 may be no better than that."""
+    their commonest class: on a few dozen texts, 0.55 may be no better than that. None when some
+    logit is not finite (a diverged model, whose argmax would pass for predictions)."""
     correct = 0
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         logits = classifier.predict_logits(classifier.encode([e.words for e in chunk]))
+        if not torch.isfinite(logits).all():
+            return None
         labels = torch.tensor([e.label for e in chunk], device=logits.device)
         correct += int((logits.argmax(-1) == labels).sum())
     interval = binomtest(correct, len(examples)).proportion_ci(confidence_level=0.95, method="wilson")
@@ -228,12 +231,14 @@ def finetune(
         clear_checkpoint(checkpoint)
         raise ExpnetError(diverged("the weights are not finite after the last step", settings))
     classifier = Classifier.from_parts(model, tokenizer, settings.max_length)
-    probe = [e.words for e in list(dev or train)[:16]]  # finite weights can still overflow
-    if not torch.isfinite(classifier.predict_logits(classifier.encode(probe))).all():
+    # Finite weights can still overflow: the dev pass checks the logits (a few training texts
+    # when there is no dev split).
+    measured = dev_metrics(classifier, dev or train[:16])
+    if measured is None:
         clear_checkpoint(checkpoint)
         raise ExpnetError(diverged("the logits are not finite after the last step", settings))
     metrics = {
-        **(dev_metrics(classifier, dev) if dev else {"dev_accuracy": None}),
+        **(measured if dev else {"dev_accuracy": None}),
         "dev_examples": len(dev),
         "train_examples": len(train),
         "train_seconds": round(train_seconds, 1),  # this run's: a resumed one counts from its checkpoint
